@@ -1,0 +1,1 @@
+"""Networks used by the pipeline: feature extractors and landmark detectors."""

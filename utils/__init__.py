@@ -1,0 +1,1 @@
+"""Library code for the RRPS pipeline: one concern per module."""

@@ -1,0 +1,78 @@
+"""Image files <-> float tensors (3, H, W) in [0, 1], RGB, at every interface."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from utils.errors import InputError
+from utils.files import atomic_path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def read_image_array(path):
+    """Read an image file as an RGB float32 array (H, W, 3) in [0, 1].
+
+    Grayscale is replicated to three channels, alpha is composited over white,
+    8- and 16-bit files are both scaled to [0, 1].
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: image not found")
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.size == 0:
+        raise InputError(f"{path}: not a readable image; save it as PNG or JPEG")
+    scale = float(np.iinfo(raw.dtype).max) if np.issubdtype(raw.dtype, np.integer) else 1.0
+    img = raw.astype(np.float32) / scale
+    if img.ndim == 2:
+        img = img[:, :, None]
+    channels = img.shape[2]
+    if channels == 1:
+        img = np.repeat(img, 3, axis=2)
+    elif channels == 2:  # gray + alpha
+        gray, alpha = img[:, :, :1], img[:, :, 1:2]
+        img = np.repeat(gray * alpha + (1 - alpha), 3, axis=2)
+    elif channels == 4:
+        alpha = img[:, :, 3:4]
+        img = img[:, :, :3] * alpha + (1 - alpha)
+    elif channels != 3:
+        raise InputError(f"{path}: {channels} channels not supported; save it as an RGB image")
+    rgb = np.ascontiguousarray(img[:, :, ::-1])  # OpenCV stores BGR
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def load_image(path, device="cpu"):
+    """Load an image file as a float tensor (3, H, W) in [0, 1], RGB."""
+    array = read_image_array(path)
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous().to(device)
+
+
+def to_uint8_array(image):
+    """Tensor (3, H, W) or array (H, W, 3) in [0, 1] -> uint8 array (H, W, 3), RGB."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        if image.dim() == 3 and image.shape[0] in (1, 3):
+            image = image.permute(1, 2, 0)
+        image = image.numpy()
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_image(path, image):
+    """Write a tensor (3, H, W) or array (H, W, 3) in [0, 1] to ``path`` atomically."""
+    rgb = to_uint8_array(image)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(rgb[:, :, ::-1])):
+            raise InputError(f"{path}: could not write the image (check the folder is writable)")
+
+
+def list_images(folder):
+    """Sorted image files directly inside ``folder`` (temporary files excluded)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and ".tmp-" not in p.name) if folder.is_dir() else []

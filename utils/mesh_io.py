@@ -1,0 +1,232 @@
+"""Mesh files: .obj (vertex colours or UV texture) and .ply in, .obj with vertex colours out.
+
+Vertex order and the face list are preserved exactly (polygons are split into
+triangle fans in place), so an output mesh matches its input vertex for vertex.
+"""
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from utils.errors import InputError
+from utils.files import atomic_path
+from utils.images import read_image_array
+
+MESH_SUFFIXES = (".obj", ".ply")
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh with either per-vertex colours or a UV texture.
+
+    verts: (V, 3) float32; faces: (F, 3) int64 indices into verts;
+    colors: (V, 3) float32 in [0, 1] or None;
+    verts_uvs: (T, 2) float32, faces_uvs: (F, 3) int64, texture: (H, W, 3) float32 in [0, 1], or None.
+    """
+
+    verts: torch.Tensor
+    faces: torch.Tensor
+    colors: Optional[torch.Tensor] = None
+    verts_uvs: Optional[torch.Tensor] = None
+    faces_uvs: Optional[torch.Tensor] = None
+    texture: Optional[torch.Tensor] = None
+
+    def with_verts(self, verts):
+        """The same mesh (faces, colours, texture) with new vertex positions (V, 3)."""
+        return replace(self, verts=verts)
+
+    def vertex_colors(self):
+        """(V, 3) colours: the stored ones, sampled from the texture, or mid-grey."""
+        if self.colors is not None:
+            return self.colors
+        if self.texture is not None:
+            return _sample_texture_at_vertices(self)
+        return torch.full_like(self.verts, 0.7)
+
+    def bbox_diagonal(self):
+        """Length of the bounding-box diagonal (float)."""
+        return float((self.verts.max(0).values - self.verts.min(0).values).norm())
+
+
+def load_mesh(path):
+    """Load a .obj or .ply file as a ``Mesh``; bad files raise ``InputError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: mesh file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".obj":
+        mesh = _load_obj(path)
+    elif suffix == ".ply":
+        mesh = _load_ply(path)
+    else:
+        raise InputError(f"{path}: unsupported mesh format '{suffix}'; use .obj or .ply")
+    _validate(mesh, path)
+    return mesh
+
+
+def save_obj(path, mesh):
+    """Write ``mesh`` as .obj with vertex colours ("v x y z r g b", colours in [0, 1]), atomically.
+
+    MeshLab, Blender (4.x importer) and trimesh read this form. A textured mesh
+    is written with colours sampled from its texture.
+    """
+    verts = mesh.verts.detach().cpu().double().numpy()
+    colors = mesh.vertex_colors().detach().cpu().double().clamp(0, 1).numpy()
+    faces = mesh.faces.detach().cpu().numpy() + 1
+    vertex_block = np.concatenate([verts, colors], axis=1)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write("# written by rrps: vertex colours in [0, 1]\n")
+            np.savetxt(f, vertex_block, fmt="v %.7g %.7g %.7g %.5f %.5f %.5f")
+            np.savetxt(f, faces, fmt="f %d %d %d")
+
+
+def list_meshes(folder):
+    """Sorted mesh files (.obj, .ply) directly inside ``folder``."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in MESH_SUFFIXES and ".tmp-" not in p.name) if folder.is_dir() else []
+
+
+def _parse_index(token, count, path, line_no):
+    """One 1-based (or negative, relative) OBJ index -> 0-based."""
+    try:
+        index = int(token)
+    except ValueError:
+        raise InputError(f"{path}:{line_no}: bad index '{token}' in a face line") from None
+    if index == 0 or index > count or -index > count:
+        raise InputError(f"{path}:{line_no}: face index {index} is out of range")
+    return index - 1 if index > 0 else count + index
+
+
+def _load_obj(path):
+    """Parse an OBJ file: v (optionally with r g b), vt, f (v, v/vt, v/vt/vn, v//vn), mtllib/map_Kd."""
+    verts, colors, uvs, faces, faces_uv = [], [], [], [], []
+    mtllib = None
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.strerror})") from None
+    for line_no, line in enumerate(lines, 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        key = tokens[0]
+        try:
+            if key == "v":
+                values = [float(t) for t in tokens[1:]]
+                if len(values) < 3:
+                    raise ValueError
+                verts.append(values[:3])
+                if len(values) >= 6:
+                    colors.append(values[3:6])
+            elif key == "vt":
+                uvs.append([float(t) for t in tokens[1:3]])
+            elif key == "f":
+                corners = [t.split("/") for t in tokens[1:]]
+                if len(corners) < 3:
+                    raise ValueError
+                vi = [_parse_index(c[0], len(verts), path, line_no) for c in corners]
+                has_uv = all(len(c) > 1 and c[1] for c in corners)
+                ti = [_parse_index(c[1], len(uvs), path, line_no) for c in corners] if has_uv else [-1] * len(vi)
+                for k in range(1, len(vi) - 1):  # triangle fan, in order
+                    faces.append([vi[0], vi[k], vi[k + 1]])
+                    faces_uv.append([ti[0], ti[k], ti[k + 1]])
+            elif key == "mtllib" and len(tokens) > 1:
+                mtllib = line.split(None, 1)[1].strip()
+        except ValueError:
+            raise InputError(f"{path}:{line_no}: malformed '{key}' line: {line.strip()[:60]}") from None
+    if not verts:
+        raise InputError(f"{path}: no vertices; is this an .obj mesh?")
+    if not faces:
+        raise InputError(f"{path}: no faces; the pipeline needs a triangle or polygon mesh, not a point cloud")
+    mesh = Mesh(verts=torch.tensor(verts, dtype=torch.float32), faces=torch.tensor(faces, dtype=torch.int64))
+    if colors:
+        if len(colors) != len(verts):
+            raise InputError(f"{path}: only {len(colors)} of {len(verts)} vertices have colours; give all or none")
+        rgb = torch.tensor(colors, dtype=torch.float32)
+        mesh.colors = rgb / 255.0 if float(rgb.max()) > 1.0 else rgb
+    texture_path = _texture_from_mtl(path, mtllib) if mtllib else None
+    if texture_path is not None and uvs:
+        faces_uvs = torch.tensor(faces_uv, dtype=torch.int64)
+        if bool((faces_uvs < 0).any()):
+            raise InputError(f"{path}: some faces have texture coordinates and some do not; give all or none")
+        mesh.verts_uvs = torch.tensor(uvs, dtype=torch.float32)
+        mesh.faces_uvs = faces_uvs
+        mesh.texture = torch.from_numpy(read_image_array(texture_path))
+    return mesh
+
+
+def _texture_from_mtl(obj_path, mtllib):
+    """Path of the first ``map_Kd`` image named in the material library, or None."""
+    mtl_path = obj_path.parent / mtllib
+    if not mtl_path.is_file():
+        raise InputError(f"{obj_path}: material library '{mtllib}' not found beside it; "
+                         "put it there or remove the mtllib line")
+    for line in mtl_path.read_text(errors="replace").splitlines():
+        tokens = line.split()
+        if tokens and tokens[0] == "map_Kd" and len(tokens) > 1:
+            texture = mtl_path.parent / tokens[-1]
+            if not texture.is_file():
+                raise InputError(f"{mtl_path}: texture image '{tokens[-1]}' not found beside it")
+            return texture
+    return None
+
+
+def _load_ply(path):
+    """Read a .ply (ascii or binary) with PyTorch3D's reader, keeping vertex colours."""
+    from pytorch3d.io.ply_io import _load_ply as load_ply_data
+
+    try:
+        with open(path, "rb") as f:
+            data = load_ply_data(f, path_manager=None)
+    except Exception as err:  # PyTorch3D raises ValueError/IndexError on malformed headers and bodies
+        raise InputError(f"{path}: not a readable PLY mesh ({err})") from None
+    if data.faces is None or len(data.faces) == 0:
+        raise InputError(f"{path}: no faces; the pipeline needs a triangle or polygon mesh, not a point cloud")
+    mesh = Mesh(verts=data.verts.float(), faces=data.faces.long())
+    if data.verts_colors is not None:
+        mesh.colors = data.verts_colors.float()
+    return mesh
+
+
+def _validate(mesh, path):
+    """Reject meshes the pipeline cannot use, naming the file and the problem."""
+    if not bool(torch.isfinite(mesh.verts).all()):
+        raise InputError(f"{path}: some vertex coordinates are NaN or infinite; repair the mesh")
+    if mesh.faces.numel() == 0:
+        raise InputError(f"{path}: no faces")
+    if int(mesh.faces.min()) < 0 or int(mesh.faces.max()) >= len(mesh.verts):
+        raise InputError(f"{path}: face indices out of range (mesh has {len(mesh.verts)} vertices)")
+    if mesh.colors is not None and not bool(torch.isfinite(mesh.colors).all()):
+        raise InputError(f"{path}: some vertex colours are NaN or infinite")
+
+
+def _sample_texture_at_vertices(mesh):
+    """(V, 3) colours: the texture sampled (nearest texel) at each vertex's UVs, averaged over its corners."""
+    tex = mesh.texture
+    h, w = tex.shape[:2]
+    corner_uv = mesh.verts_uvs[mesh.faces_uvs.reshape(-1)]  # (3F, 2)
+    col = (corner_uv[:, 0].clamp(0, 1) * (w - 1)).round().long()
+    row = ((1 - corner_uv[:, 1].clamp(0, 1)) * (h - 1)).round().long()
+    corner_rgb = tex[row, col]  # (3F, 3)
+    vertex = mesh.faces.reshape(-1)
+    sums = torch.zeros_like(mesh.verts).index_add_(0, vertex, corner_rgb)
+    counts = torch.zeros(len(mesh.verts)).index_add_(0, vertex, torch.ones(len(vertex)))
+    return torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], torch.full_like(sums, 0.7))
+
+
+def to_pytorch3d(mesh, device="cpu"):
+    """A PyTorch3D ``Meshes`` (batch of one) with TexturesUV or TexturesVertex."""
+    from pytorch3d.renderer import TexturesUV, TexturesVertex
+    from pytorch3d.structures import Meshes
+
+    verts, faces = mesh.verts.to(device), mesh.faces.to(device)
+    if mesh.texture is not None and mesh.colors is None:
+        textures = TexturesUV(maps=mesh.texture[None].to(device), faces_uvs=[mesh.faces_uvs.to(device)],
+                              verts_uvs=[mesh.verts_uvs.to(device)])
+    else:
+        textures = TexturesVertex(verts_features=[mesh.vertex_colors().to(device)])
+    return Meshes(verts=[verts], faces=[faces], textures=textures)

@@ -1,0 +1,118 @@
+"""68-point face landmark files: one loader for the formats found in the wild, one writer.
+
+Inside the code landmarks are (68, 2) float64 arrays of pixel (x, y), origin at
+the top-left pixel centre. Files come as "x y" (dlib, this project), "x, y" and
+"row, col" (Face-of-Art, comma separated, row first); ``load_landmarks``
+converts them at the file boundary and ``save_landmarks`` always writes "x y".
+"""
+import re
+from pathlib import Path
+
+import numpy as np
+
+from utils.errors import InputError
+from utils.files import save_text
+
+LANDMARK_COUNT = 68
+JAW_LEFT, JAW_RIGHT = 0, 16  # the jaw's ends: in (x, y) order they differ mostly horizontally
+OUTER_EYE_CORNERS = (36, 45)  # the usual normaliser of landmark errors (inter-ocular distance)
+ORDERS = ("auto", "xy", "rowcol")
+BOUNDS_TOLERANCE = 0.05  # points may lie this fraction of the image size outside it
+FORMAT_HINT = f'{LANDMARK_COUNT} lines "x y" (pixel coordinates, origin at the top-left pixel)'
+_SEPARATORS = re.compile(r"[,;\s]+")
+
+
+def load_landmarks(path, order="auto", image_size=None):
+    """Read a 68-point landmark file and return a (68, 2) float64 array of pixel (x, y).
+
+    order: "xy" (columns are x, y), "rowcol" (columns are row, col, Face-of-Art)
+    or "auto" (swap the columns when that makes the jaw's ends, points 0 and 16,
+    differ more horizontally than vertically, as on an upright face).
+    image_size: None, an int (square side) or (height, width); when given, every
+    point must lie inside the image up to a tolerance of ``BOUNDS_TOLERANCE``.
+    Raises InputError naming the file (and the line) for anything malformed.
+    """
+    path = Path(path)
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    columns, line_numbers = _parse_columns(path)
+    if order == "rowcol" or (order == "auto" and _looks_like_rowcol(columns)):
+        columns = columns[:, ::-1]
+    points = np.ascontiguousarray(columns, dtype=np.float64)
+    if image_size is not None:
+        _check_inside(path, points, line_numbers, image_size)
+    return points
+
+
+def save_landmarks(path, points):
+    """Write (68, 2) pixel (x, y) points (array or tensor) to ``path`` as 68 lines "x y", atomically."""
+    if hasattr(points, "detach"):
+        points = points.detach().cpu().numpy()
+    points = np.asarray(points, dtype=np.float64)
+    if points.shape != (LANDMARK_COUNT, 2) or not np.isfinite(points).all():
+        raise ValueError(f"expected {LANDMARK_COUNT} finite (x, y) points, got shape {points.shape}")
+    save_text(path, "".join(f"{x:.3f} {y:.3f}\n" for x, y in points))
+
+
+def landmark_error(predicted, reference):
+    """Mean point distance between two (68, 2) landmark sets over the outer-eye-corner distance of ``reference``."""
+    predicted, reference = np.asarray(predicted, np.float64), np.asarray(reference, np.float64)
+    interocular = np.linalg.norm(reference[OUTER_EYE_CORNERS[1]] - reference[OUTER_EYE_CORNERS[0]])
+    return float(np.linalg.norm(predicted - reference, axis=1).mean() / interocular)
+
+
+def _parse_columns(path):
+    """The file's numbers as a (68, 2) array in file column order and their line numbers (68,).
+
+    InputError on anything else; blank lines are skipped.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: landmark file not found; write {FORMAT_HINT}")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; a landmark file has {FORMAT_HINT}") from None
+    rows, line_numbers = [], []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        fields = [field for field in _SEPARATORS.split(line.strip()) if field]
+        if not fields:
+            continue
+        rows.append(_parse_point(path, line_number, line, fields))
+        line_numbers.append(line_number)
+    if len(rows) != LANDMARK_COUNT:
+        found = "no points (empty file)" if not rows else f"{len(rows)} points"
+        raise InputError(f"{path}: found {found}, expected {FORMAT_HINT}")
+    return np.array(rows, dtype=np.float64), np.array(line_numbers)
+
+
+def _parse_point(path, line_number, line, fields):
+    """One line's two finite numbers; InputError naming the file and the line otherwise."""
+    where = f"{path}, line {line_number} ({line.strip()[:40]!r})"
+    if len(fields) != 2:
+        raise InputError(f"{where}: expected two numbers per line, {FORMAT_HINT}")
+    try:
+        point = [float(field) for field in fields]
+    except ValueError:
+        raise InputError(f"{where}: not a number; expected {FORMAT_HINT}") from None
+    if not np.isfinite(point).all():
+        raise InputError(f"{where}: not a finite number; expected {FORMAT_HINT}")
+    return point
+
+
+def _looks_like_rowcol(columns):
+    """True when the first column varies less than the second between the jaw's ends (row, col order)."""
+    first, second = np.abs(columns[JAW_RIGHT] - columns[JAW_LEFT])
+    return second > first
+
+
+def _check_inside(path, points, line_numbers, image_size):
+    """InputError when a point lies outside the image (height, width) by more than the tolerance."""
+    height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
+    size = np.array([width, height], dtype=np.float64)
+    margin = BOUNDS_TOLERANCE * size
+    outside = ((points < -0.5 - margin) | (points > size - 0.5 + margin)).any(axis=1)
+    if outside.any():
+        index = int(np.argmax(outside))
+        x, y = points[index]
+        raise InputError(f"{path}, line {line_numbers[index]}: point ({x:g}, {y:g}) lies outside the {width}x{height} image; "
+                         f"expected {FORMAT_HINT} (for row/col files pass order='rowcol')")

@@ -1,0 +1,77 @@
+"""Triangulation reproduces exact projections; the harmonic fill moves unseen vertices with their neighbours."""
+import pytest
+import torch
+from pytorch3d.utils import ico_sphere
+
+from utils.cameras import make_cameras, project, world_to_pixel
+from utils.mesh_fill import harmonic_fill
+from utils.triangulate import triangulate
+
+
+def _views(count, image_size=256):
+    """(K, 3, 4) pixel matrices of ``count`` cameras spread over 60 degrees of azimuth."""
+    cameras = make_cameras(torch.linspace(-30, 30, count), torch.full((count,), 10.0), 3.0, 40, torch.zeros(3))
+    return world_to_pixel(cameras, image_size)
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_triangulation_reproduces_exact_projections(count):
+    generator = torch.Generator().manual_seed(count)
+    points = torch.rand(500, 3, generator=generator) - 0.5
+    P = _views(count)
+    pixels, _ = project(points.double(), P.double())
+    mask = torch.ones(500, count, dtype=torch.bool)
+    solved_points, solved = triangulate(pixels, P, mask)
+    assert bool(solved.all())
+    reprojected, _ = project(solved_points, P.double())
+    assert float((reprojected - pixels).norm(dim=-1).max()) < 1e-3
+    assert float((solved_points - points.double()).norm(dim=1).max()) < 1e-6
+
+
+def test_triangulation_uses_only_masked_views_and_needs_two():
+    points = torch.tensor([[0.1, -0.2, 0.05], [0.0, 0.3, -0.1], [0.2, 0.2, 0.2]], dtype=torch.float64)
+    P = _views(3)
+    pixels, _ = project(points, P.double())
+    pixels[0, 2] += 40.0  # a wrong observation in a view the mask excludes
+    mask = torch.tensor([[True, True, False], [True, False, False], [True, True, True]])
+    solved_points, solved = triangulate(pixels, P, mask)
+    assert solved.tolist() == [True, False, True]
+    assert torch.allclose(solved_points[0], points[0], atol=1e-6)
+    assert bool(torch.isnan(solved_points[1]).all())
+
+
+@pytest.mark.parametrize("weights", ["uniform", "cotangent"])
+def test_harmonic_fill_reproduces_a_constant_displacement(weights):
+    sphere = ico_sphere(2)
+    verts, faces = sphere.verts_packed(), sphere.faces_packed()
+    known = verts[:, 2] > 0.3
+    shift = torch.tensor([0.1, -0.2, 0.3])
+    displacement = shift.expand_as(verts).clone()
+    displacement[~known] = float("nan")
+    filled = harmonic_fill(displacement, known, faces, verts, weights)
+    assert float((filled - shift).abs().max()) < 1e-6
+
+
+def test_unseen_vertex_moves_with_its_neighbours():
+    sphere = ico_sphere(2)
+    verts, faces = sphere.verts_packed(), sphere.faces_packed()
+    known = torch.ones(len(verts), dtype=torch.bool)
+    known[0] = False
+    displacement = 0.1 * verts  # a smooth field: the unseen vertex should get its neighbours' mean
+    filled = harmonic_fill(displacement, known, faces, verts)
+    neighbours = faces[(faces == 0).any(1)].unique()
+    neighbours = neighbours[neighbours != 0]
+    assert torch.allclose(filled[0], displacement[neighbours].mean(0), atol=1e-6)
+    assert torch.equal(filled[1:], displacement[1:])
+
+
+def test_component_without_known_vertices_gets_the_default():
+    first, second = ico_sphere(1), ico_sphere(1)
+    offset = len(first.verts_packed())
+    faces = torch.cat([first.faces_packed(), second.faces_packed() + offset])
+    values = torch.ones(2 * offset, 1)
+    known = torch.zeros(2 * offset, dtype=torch.bool)
+    known[:5] = True
+    filled = harmonic_fill(values, known, faces)
+    assert torch.equal(filled[:offset], torch.ones(offset, 1))
+    assert torch.equal(filled[offset:], torch.zeros(offset, 1))

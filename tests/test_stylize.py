@@ -1,0 +1,195 @@
+"""Style transfer step (run.py, utils/stylize.py and friends): mechanics on tiny synthetic views."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import run
+from models.features import FeatureNetwork
+from utils.style_view import apply_homography, rotate_exemplar, rotation_homography, umeyama
+from utils.stylize import ConsistencyTerm, StylizeSettings, stylize_views
+from utils.stylize_io import load_content_views, load_style, prepare_inputs
+from utils.warp import LandmarkWarp
+
+SIZE = 64
+
+
+def tiny_network():
+    """Two random conv stages: the loss's arithmetic at a fraction of the cost."""
+    torch.manual_seed(0)
+    stages = [nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()),
+              nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())]
+    return FeatureNetwork(stages, "tiny", "tests")
+
+
+def face_points(size, squash=1.0, shift=(0.0, 0.0)):
+    """68 points on a few ellipses (jaw, eyes, nose, mouth) inside a size x size image: (68, 2) (x, y)."""
+    t = np.linspace(0, 1, 68)
+    angle = 2 * np.pi * t * 5
+    radius = np.where(t < 0.25, 0.32, np.where(t < 0.6, 0.12, 0.2)) * size
+    centre = np.array([size / 2 + shift[0], size / 2 + shift[1]])
+    return centre + np.stack([radius * np.cos(angle) * squash, radius * np.sin(angle) / squash], 1)
+
+
+def smooth_image(size, seed):
+    """A smooth random colour image (H, W, 3) in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    coarse = torch.from_numpy(rng.random((1, 3, 6, 6))).float()
+    image = nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+    return image[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def write_image(path, array):
+    from utils.images import save_image
+    save_image(path, array)
+
+
+@pytest.fixture
+def example(tmp_path):
+    """tmp/content/face (2 views, 64 px, a vertex grid) and tmp/style/toon (with landmarks)."""
+    content = tmp_path / "content" / "face"
+    views = []
+    for k in range(2):
+        write_image(content / f"view_{k}.png", smooth_image(SIZE, k))
+        np.savetxt(content / f"landmarks_{k}.txt", face_points(SIZE, shift=(2 * k - 1, 0)), fmt="%.3f")
+        views.append({"azimuth": 10.0 * (2 * k - 1), "elevation": 0.0, "fov": 15.0})
+    (content / "cameras.json").write_text(json.dumps({"image_size": SIZE, "views": views}))
+    grid = np.stack(np.meshgrid(np.linspace(12, 52, 9), np.linspace(12, 52, 9)), -1).reshape(-1, 2)
+    np.save(content / "verts2d.npy", np.stack([grid - 1, grid + 1], 1).astype(np.float32))
+    visible = np.ones((len(grid), 2), bool)
+    visible[:5, 1] = False
+    np.save(content / "visible.npy", visible)
+    style = tmp_path / "style"
+    write_image(style / "toon.png", smooth_image(SIZE + 16, 7))
+    np.savetxt(style / "toon.txt", face_points(SIZE + 16, squash=1.25), fmt="%.3f")
+    return tmp_path
+
+
+def quick_settings(**changes):
+    base = dict(image_size=SIZE, scales=2, iterations=8, pyramid_levels=3, optimizer="adam", learning_rate=0.02,
+                warp_lr_factor=50.0, result_samples=256, style_samples=256, field_size=32, checkpoint_every=0)
+    return StylizeSettings(**{**base, **changes})
+
+
+def load_inputs(example):
+    content = load_content_views(example / "content" / "face")
+    return prepare_inputs(content, load_style(example / "style" / "toon.png"))
+
+
+def test_umeyama_recovers_a_similarity():
+    rng = np.random.default_rng(0)
+    source = rng.random((20, 2)) * 100
+    angle, scale, shift = 0.4, 1.7, np.array([5.0, -3.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    target = scale * source @ rotation.T + shift
+    matrix = umeyama(source, target)
+    np.testing.assert_allclose(matrix[:2, :2], scale * rotation, atol=1e-9)
+    np.testing.assert_allclose(matrix[:2, 2], shift, atol=1e-8)
+
+
+def test_rotation_by_zero_degrees_is_the_identity():
+    np.testing.assert_allclose(rotation_homography(0.0, 80, 60, 15.0), np.eye(3), atol=1e-12)
+    image, points = smooth_image(SIZE, 1), face_points(SIZE)
+    turned, moved = rotate_exemplar(image, points, 0.0, 15.0)
+    np.testing.assert_allclose(turned, image, atol=1e-6)
+    np.testing.assert_allclose(moved, points, atol=1e-9)
+
+
+def test_rotation_grows_the_side_that_comes_nearer():
+    matrix = rotation_homography(20.0, 100, 100, 30.0)
+    left, right = apply_homography(matrix, np.array([[10.0, 50.0], [89.0, 50.0]]))
+    centre = apply_homography(matrix, np.array([[49.5, 49.5]]))[0]
+    assert right[0] - centre[0] > centre[0] - left[0]
+
+
+def test_warp_moves_a_drawn_dot_to_the_warped_landmark():
+    landmarks = torch.tensor(face_points(SIZE), dtype=torch.float32).round()[None]
+    displacements = torch.zeros_like(landmarks)
+    index = 10  # a dot drawn there moves by (2.5, -2) in the warped image (a backward map would move it by -d)
+    displacements[0, index] = torch.tensor([2.5, -2.0])
+    warp = LandmarkWarp(landmarks, SIZE, border_per_side=8, field_size=SIZE)
+    x, y = landmarks[0, index].round().long().tolist()
+    image = torch.zeros(1, 1, SIZE, SIZE)
+    image[0, 0, y - 1:y + 2, x - 1:x + 2] = 1.0
+    field = warp.displacement_field(displacements)
+    warped = warp.warp_images(image, warp.inverse_field(field))[0, 0]
+    ys, xs = torch.meshgrid(torch.arange(float(SIZE)), torch.arange(float(SIZE)), indexing="ij")
+    centroid = torch.stack([(warped * xs).sum(), (warped * ys).sum()]) / warped.sum()
+    expected = torch.tensor([x, y], dtype=torch.float32) + displacements[0, index]
+    assert torch.linalg.norm(centroid - expected) < 0.5
+    moved = warp.move_points(landmarks, displacements)
+    torch.testing.assert_close(moved, landmarks + displacements, atol=1e-3, rtol=0)
+
+
+def test_consistency_term_is_zero_for_agreeing_views_only():
+    verts = torch.tensor([[[10.0, 10.0], [20.0, 20.0]], [[30.0, 5.0], [5.0, 30.0]]])  # (V=2, K=2, 2)
+    term = ConsistencyTerm(verts, torch.ones(2, 2, dtype=torch.bool))
+    flat = torch.full((2, 3, SIZE, SIZE), 0.5)
+    assert float(term(flat, term.points, SIZE)) == 0.0
+    flat[1] = 0.25
+    assert float(term(flat, term.points, SIZE)) == pytest.approx(0.25)
+
+
+def test_optimisation_lowers_the_loss_and_pulls_landmarks_to_targets(example):
+    inputs = load_inputs(example)
+    result = stylize_views(inputs, tiny_network(), quick_settings(iterations=15), progress=False)
+    history = result.history
+    assert np.mean(history["total"][-3:]) < np.mean(history["total"][:3])
+    start = (inputs.landmarks - inputs.targets).norm(dim=-1).mean()
+    end = (result.landmarks_warped - inputs.targets).norm(dim=-1).mean()
+    assert end < 0.5 * start
+    assert result.stylized.shape == result.unwarped.shape == (2, 3, SIZE, SIZE)
+    assert result.verts2d_warped.shape == inputs.verts2d.shape
+
+
+def test_consistency_weight_makes_views_agree(example):
+    inputs = load_inputs(example)
+    only_consistency = quick_settings(style_weight=0.0, warp_weight=0.0, tv_weight=0.0, consistency_weight=1.0,
+                                      iterations=10)
+    history = stylize_views(inputs, tiny_network(), only_consistency, progress=False).history["consistency"]
+    assert history[-1] < 0.5 * history[0]
+
+
+def test_same_seed_gives_the_same_output(example):
+    inputs = load_inputs(example)
+    first = stylize_views(inputs, tiny_network(), quick_settings(iterations=3), progress=False)
+    second = stylize_views(inputs, tiny_network(), quick_settings(iterations=3), progress=False)
+    assert torch.equal(first.stylized, second.stylized)
+    assert torch.equal(first.verts2d_warped, second.verts2d_warped)
+
+
+def test_run_writes_the_contract_outputs(example, monkeypatch):
+    monkeypatch.setattr(run, "load_feature_network", lambda *args, **kwargs: tiny_network())
+    run.main(["--content-dir", str(example / "content"), "--style-dir", str(example / "style"),
+              "--output", str(example / "output"), "--device", "cpu", "--image-size", str(SIZE),
+              "--iterations", "2", "--checkpoint-every", "1", "--result-samples", "128", "--style-samples", "128"])
+    out = example / "output" / "face" / "toon"
+    for k in range(2):
+        assert (out / f"stylized_{k}.png").is_file() and (out / f"unwarped_{k}.png").is_file()
+        assert (out / "intermediate" / f"keypoints_view{k}.png").is_file()
+    assert (out / "intermediate" / "loss_curves.png").is_file()
+    assert (out / "intermediate" / "scale3_iter0002_view1.png").is_file()
+    assert np.load(out / "verts2d_warped.npy").shape == (81, 2, 2)
+    params = json.loads((out / "params.json").read_text())
+    assert params["network"] == "tiny" and params["settings"]["image_size"] == SIZE
+    assert not list(out.rglob("*.tmp-*"))
+
+
+@pytest.mark.parametrize("breakage, expected", [
+    (lambda root: (root / "content" / "face" / "landmarks_1.txt").unlink(), "landmarks_1.txt"),
+    (lambda root: (root / "style" / "toon.txt").unlink(), "toon.txt"),
+    (lambda root: (root / "style" / "toon.png").write_bytes(b"not an image"), "toon.png"),
+    (lambda root: write_image(root / "content" / "face" / "view_1.png", smooth_image(SIZE + 8, 3)), "size"),
+])
+def test_bad_input_gets_one_line_before_any_work(example, capsys, monkeypatch, breakage, expected):
+    breakage(example)
+    monkeypatch.setattr(run, "stylize_views", lambda *a, **k: pytest.fail("optimisation started"))
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--content-dir", str(example / "content"), "--style-dir", str(example / "style"),
+                  "--output", str(example / "output"), "--device", "cpu"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and expected in error and "\n" not in error
+    assert not (example / "output").exists()

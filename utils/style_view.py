@@ -1,0 +1,71 @@
+"""The style exemplar seen from each content view, and its landmarks aligned to the content's.
+
+A flat exemplar is "rotated" by the view's azimuth: the homography of a plane turned about its vertical
+axis, seen by a pinhole camera with the content view's field of view (positive azimuth: the camera moves
+towards the image's right side, which comes nearer and grows). The rotated exemplar's landmarks are then
+aligned to the content landmarks by a similarity transform (Umeyama 1991); the aligned points are the
+targets the warp pulls the content landmarks towards.
+"""
+import math
+
+import cv2
+import numpy as np
+
+
+def rotation_homography(azimuth_degrees, width, height, fov_degrees):
+    """3x3 homography (pixel (x, y) -> pixel) of a fronto-parallel image plane turned by ``azimuth_degrees``
+    about the vertical line through the image centre; the focal length follows from ``fov_degrees`` and the
+    longer side."""
+    theta = math.radians(azimuth_degrees)
+    focal = max(width, height) / 2.0 / math.tan(math.radians(fov_degrees) / 2.0)
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    to_centre = np.array([[1.0, 0.0, -cx], [0.0, 1.0, -cy], [0.0, 0.0, 1.0]])
+    turn = np.array([[math.cos(theta), 0.0, 0.0], [0.0, 1.0, 0.0], [-math.sin(theta) / focal, 0.0, 1.0]])
+    return np.linalg.inv(to_centre) @ turn @ to_centre
+
+
+def apply_homography(matrix, points):
+    """(3, 3) homography applied to (N, 2) points -> (N, 2)."""
+    homogeneous = np.concatenate([points, np.ones((len(points), 1))], axis=1) @ matrix.T
+    return homogeneous[:, :2] / homogeneous[:, 2:]
+
+
+def rotate_exemplar(image, landmarks, azimuth_degrees, fov_degrees):
+    """The exemplar as seen from a camera turned by ``azimuth_degrees``.
+
+    image: (H, W, 3) float array; landmarks: (N, 2) pixel (x, y). Returns (image (H, W, 3), landmarks (N, 2)).
+    """
+    height, width = image.shape[:2]
+    matrix = rotation_homography(azimuth_degrees, width, height, fov_degrees)
+    turned = cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REPLICATE)
+    return turned, apply_homography(matrix, np.asarray(landmarks, dtype=np.float64))
+
+
+def umeyama(source, target):
+    """Least-squares similarity (scale, rotation, translation) taking ``source`` onto ``target`` (Umeyama 1991).
+
+    source, target: (N, D) corresponding points. Returns a (D + 1, D + 1) homogeneous matrix.
+    """
+    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    dim = source.shape[1]
+    source_mean, target_mean = source.mean(0), target.mean(0)
+    source_centred, target_centred = source - source_mean, target - target_mean
+    u, singular, vt = np.linalg.svd(target_centred.T @ source_centred / len(source))
+    signs = np.ones(dim)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:  # no reflections
+        signs[-1] = -1.0
+    rotation = u @ np.diag(signs) @ vt
+    scale = (singular * signs).sum() / source_centred.var(0).sum()
+    matrix = np.eye(dim + 1)
+    matrix[:dim, :dim] = scale * rotation
+    matrix[:dim, dim] = target_mean - scale * rotation @ source_mean
+    return matrix
+
+
+def aligned_targets(style_landmarks, content_landmarks, image_size, margin=5.0):
+    """Style landmarks moved onto the content landmarks by the best similarity, kept ``margin`` px inside
+    the image: (N, 2) x2 -> (N, 2) warp targets in content pixels."""
+    matrix = umeyama(style_landmarks, content_landmarks)
+    targets = apply_homography(matrix, np.asarray(style_landmarks, np.float64))
+    return np.clip(targets, margin, image_size - 1 - margin)

@@ -1,0 +1,242 @@
+"""Step 4a: deformable style transfer of K content views at once (DST + STROTSS, views as the batch).
+
+Each view's output is a Laplacian pyramid (optimised from coarse to fine over ``scales``), warped by a
+thin-plate spline driven by that view's landmark displacements. Per view: STROTSS style loss on the warped
+and the unwarped output, STROTSS content loss, warp loss (displaced landmarks to their targets), total
+variation of the warp field. Across views: the colours of the warped outputs at the warped projections of
+every vertex seen in two views agree.
+"""
+import itertools
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from utils.pyramid import laplacian_pyramid, synthesize
+from utils.strotss import (content_loss, hypercolumns, pixel_to_grid, sample_positions, style_loss,
+                           style_target)
+from utils.warp import LandmarkWarp, warp_smoothness
+
+LOSS_NAMES = ("total", "style", "content", "warp", "tv", "consistency")
+
+
+@dataclass
+class StylizeSettings:
+    """Parameters of the joint optimisation (run.py's constants; defaults are RRPS's)."""
+
+    image_size: int = 512  # final side in pixels
+    scales: int = 3  # coarse-to-fine scales, each half the next
+    iterations: int = 150  # per scale
+    pyramid_levels: int = 5
+    style_weight: float = 20.0
+    content_weight: float = 0.0
+    warp_weight: float = 5.0
+    tv_weight: float = 30.0
+    consistency_weight: float = 20.0
+    optimizer: str = "adadelta"  # "adadelta" or "adam"
+    learning_rate: float = 1.0
+    warp_lr_factor: float = 10.0
+    result_samples: int = 2048  # hypercolumns sampled from each output per iteration
+    style_samples: int = 5000  # hypercolumns sampled from each style exemplar per scale
+    covariance: str = "full"  # "full" hypercolumn covariance or per-"layers" blocks (cheaper)
+    border_points_per_side: int = 16  # fixed TPS points along each image edge
+    field_size: int = 128  # side of the grid the warp field is evaluated on
+    checkpoint_every: int = 50  # iterations between checkpoint images
+    seed: int = 0
+
+    def as_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class ViewInputs:
+    """One mesh's content views and a style exemplar prepared for each view (K views, L landmarks, V vertices).
+
+    content: (K, 3, S, S) in [0, 1]; style: (K, 3, Hs, Ws) exemplar turned to each view; landmarks,
+    targets: (K, L, 2) pixel (x, y); verts2d: (V, K, 2) pixel (x, y); visible: (V, K) bool.
+    """
+
+    content: torch.Tensor
+    style: torch.Tensor
+    landmarks: torch.Tensor
+    targets: torch.Tensor
+    verts2d: torch.Tensor
+    visible: torch.Tensor
+
+
+@dataclass
+class StylizeResult:
+    """What the optimisation produced.
+
+    stylized, unwarped: (K, 3, S, S) in [0, 1]; verts2d_warped: (V, K, 2); landmarks_warped: (K, L, 2);
+    history: {loss name: list of floats per iteration}; checkpoints: list of (label, (K, 3, s, s) warped images).
+    """
+
+    stylized: torch.Tensor
+    unwarped: torch.Tensor
+    verts2d_warped: torch.Tensor
+    landmarks_warped: torch.Tensor
+    history: dict
+    checkpoints: list = field(default_factory=list)
+
+
+class ConsistencyTerm:
+    """Colour agreement between views at the warped projections of vertices visible in two views.
+
+    verts2d: (V, K, 2), visible: (V, K) bool. Only vertices visible in at least two views are tracked.
+    """
+
+    def __init__(self, verts2d, visible):
+        shared = visible.sum(1) >= 2
+        self.points = verts2d[shared].transpose(0, 1).contiguous()  # (K, P, 2)
+        pairs = torch.tensor(list(itertools.combinations(range(visible.shape[1]), 2)), dtype=torch.long)
+        self.first, self.second = pairs.reshape(-1, 2).unbind(1)
+        seen = visible[shared].T  # (K, P)
+        self.mask = (seen[self.first] & seen[self.second]).float()  # (pairs, P)
+
+    def __call__(self, warped, moved_points, image_size):
+        """Mean absolute colour difference over view pairs and shared vertices (a scalar).
+
+        warped: (K, 3, s, s); moved_points: (K, P, 2) full-resolution pixels.
+        """
+        if self.mask.sum() == 0:
+            return warped.new_zeros(())
+        grid = pixel_to_grid(moved_points, image_size, image_size).unsqueeze(1)  # (K, 1, P, 2)
+        colors = F.grid_sample(warped, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        colors = colors.squeeze(2)  # (K, 3, P)
+        difference = (colors[self.first] - colors[self.second]).abs().mean(1)  # (pairs, P)
+        return (difference * self.mask).sum() / self.mask.sum()
+
+
+def _resize(images, size):
+    """Bilinear (antialiased) resize of (B, C, H, W) to ``size`` = (H', W')."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _style_size(style, side):
+    """(H, W) of the style exemplar with its longer edge at ``side`` pixels."""
+    height, width = style.shape[-2:]
+    factor = side / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def _make_optimizer(settings, pyramid, displacements):
+    """One optimizer over all pyramid levels and the warp displacements (faster learning rate for the warp)."""
+    groups = [{"params": pyramid, "lr": settings.learning_rate},
+              {"params": [displacements], "lr": settings.learning_rate * settings.warp_lr_factor}]
+    if settings.optimizer == "adadelta":
+        return torch.optim.Adadelta(groups)
+    if settings.optimizer == "adam":
+        return torch.optim.Adam(groups)
+    raise ValueError(f"optimizer '{settings.optimizer}' is not 'adadelta' or 'adam'")
+
+
+class _ScaleProblem:
+    """Everything fixed while optimising at one scale: sizes, style statistics, content hypercolumn source."""
+
+    def __init__(self, inputs, network, settings, scale, generator):
+        self.level = settings.scales - 1 - scale
+        self.size = settings.image_size // 2 ** self.level
+        self.content_weight = settings.content_weight * 2 ** self.level
+        self.color_weight = 1.0 / max(self.content_weight, 1.0)
+        with torch.no_grad():
+            style = _resize(inputs.style, _style_size(inputs.style, self.size))
+            target = style_target(network(style), style.shape[-2:], settings.style_samples, generator,
+                                  settings.covariance)
+            self.target = target.repeat(2)  # warped and unwarped outputs share their view's target
+            content = _resize(inputs.content, (self.size, self.size))
+            self.content_features = network(content) if settings.content_weight > 0 else None
+
+
+class DeformableStyleTransfer:
+    """The joint optimisation of K views; ``run()`` returns a ``StylizeResult``."""
+
+    def __init__(self, inputs, network, settings, progress=True):
+        self.inputs, self.network, self.settings, self.progress = inputs, network, settings, progress
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.views, self.num_landmarks = inputs.landmarks.shape[:2]
+        content = _resize(inputs.content, (settings.image_size, settings.image_size))
+        self.pyramid = [level.clone().requires_grad_(True)
+                        for level in laplacian_pyramid(content, settings.pyramid_levels)]
+        self.displacements = torch.zeros_like(inputs.landmarks, requires_grad=True)
+        self.consistency = ConsistencyTerm(inputs.verts2d, inputs.visible)
+        self.warp = LandmarkWarp(inputs.landmarks, settings.image_size, settings.border_points_per_side,
+                                 settings.field_size, self.consistency.points)
+        self.optimizer = _make_optimizer(settings, self.pyramid, self.displacements)
+        self.history = {name: [] for name in LOSS_NAMES}
+        self.checkpoints = []
+
+    def render(self, level):
+        """Unwarped and warped outputs at pyramid ``level`` plus the forward field: ((K,3,s,s), (K,3,s,s), field)."""
+        unwarped = synthesize(self.pyramid[level:])
+        field = self.warp.displacement_field(self.displacements)
+        warped = self.warp.warp_images(unwarped, self.warp.inverse_field(field))
+        return unwarped, warped, field
+
+    def losses(self, problem):
+        """All loss terms for one iteration: {name: scalar tensor}."""
+        s, k = self.settings, self.views
+        unwarped, warped, field = self.render(problem.level)
+        positions = sample_positions(problem.size, problem.size, s.result_samples, self.generator)
+        columns = hypercolumns(self.network(torch.cat([warped, unwarped])), positions, (problem.size,) * 2)
+        style = style_loss(columns, problem.target, problem.color_weight).sum()
+        content = warped.new_zeros(())
+        if problem.content_features is not None:
+            content_columns = hypercolumns(problem.content_features, positions, (problem.size,) * 2)
+            content = content_loss(columns[k:], content_columns).sum()
+        moved = self.inputs.landmarks + self.displacements
+        warp = (moved - self.inputs.targets).norm(dim=-1).mean(1).sum()
+        tv = warp_smoothness(field, s.image_size).sum()
+        consistency = self.consistency(warped, self.warp.move_tracked(self.displacements), s.image_size)
+        total = (s.style_weight * style + problem.content_weight * content + s.warp_weight * warp
+                 + s.tv_weight * tv + s.consistency_weight * consistency)
+        return dict(total=total, style=style, content=content, warp=warp, tv=tv, consistency=consistency)
+
+    def step(self, problem):
+        """One optimiser step; records and returns the loss values (floats)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = self.losses(problem)
+        terms["total"].backward()
+        self.optimizer.step()
+        values = {name: float(value.detach()) for name, value in terms.items()}
+        for name, value in values.items():
+            self.history[name].append(value)
+        return values
+
+    def checkpoint(self, label, level):
+        """Keep the current warped outputs (K, 3, s, s) under ``label``."""
+        with torch.no_grad():
+            _, warped, _ = self.render(level)
+        self.checkpoints.append((label, warped.clamp(0, 1).cpu()))
+
+    def run_scale(self, scale):
+        """Optimise at one scale (0 = coarsest) with a progress bar showing the current loss."""
+        problem = _ScaleProblem(self.inputs, self.network, self.settings, scale, self.generator)
+        bar = tqdm(range(self.settings.iterations), desc=f"scale {scale + 1}/{self.settings.scales} "
+                   f"({problem.size}px)", disable=not self.progress, leave=True)
+        for iteration in bar:
+            values = self.step(problem)
+            bar.set_postfix(loss=f"{values['total']:.4g}")
+            every = self.settings.checkpoint_every
+            if iteration + 1 == self.settings.iterations or (every and (iteration + 1) % every == 0):
+                self.checkpoint(f"scale{scale + 1}_iter{iteration + 1:04d}", problem.level)
+
+    def run(self):
+        """All scales, then the final full-resolution outputs and the warped vertex projections."""
+        for scale in range(self.settings.scales):
+            self.run_scale(scale)
+        with torch.no_grad():
+            unwarped, warped, _ = self.render(0)
+            verts = self.inputs.verts2d.transpose(0, 1)  # (K, V, 2)
+            verts_warped = self.warp.move_points(verts, self.displacements).transpose(0, 1)
+            landmarks = self.inputs.landmarks + self.displacements
+        return StylizeResult(warped.clamp(0, 1), unwarped.clamp(0, 1), verts_warped.contiguous(),
+                             landmarks.detach().clone(), self.history, self.checkpoints)
+
+
+def stylize_views(inputs, network, settings, progress=True):
+    """Stylize K content views jointly with their style exemplars (see ``ViewInputs``); returns a ``StylizeResult``."""
+    return DeformableStyleTransfer(inputs, network, settings, progress).run()

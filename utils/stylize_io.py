@@ -1,0 +1,137 @@
+"""Files of the style transfer step: its inputs, checked before any optimisation, and its outputs.
+
+Content folder (written by rendering.py): view_<k>.png, cameras.json, verts2d.npy (V, K, 2),
+visible.npy (V, K), landmarks_<k>.txt. Style: <style>.png|jpg with <style>.txt beside it.
+Outputs: output/<name>/<style>/ (see ``save_result``).
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from utils.errors import InputError
+from utils.files import load_json, save_json, save_npy
+from utils.images import load_image, read_image_array, save_image
+from utils.landmarks import load_landmarks
+from utils.plots import save_keypoint_overlay, save_loss_curves
+from utils.stylize import ViewInputs
+from utils.style_view import aligned_targets, rotate_exemplar
+
+DEFAULT_FOV = 15.0  # degrees, when cameras.json gives none
+
+
+@dataclass
+class ContentViews:
+    """One mesh's K content views. images: (K, 3, S, S); landmarks: (K, 68, 2); verts2d: (V, K, 2);
+    visible: (V, K) bool; azimuths, fovs: lists of K floats (degrees)."""
+
+    name: str
+    images: torch.Tensor
+    landmarks: torch.Tensor
+    verts2d: torch.Tensor
+    visible: torch.Tensor
+    azimuths: list
+    fovs: list
+
+
+@dataclass
+class StyleExemplar:
+    """A style image (H, W, 3) float array in [0, 1] and its 68 landmarks (68, 2) pixel (x, y)."""
+
+    name: str
+    image: np.ndarray
+    landmarks: np.ndarray
+
+
+def _load_array(path, what):
+    """np.load with an InputError for a missing or unreadable file."""
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found; re-run rendering.py for this mesh")
+    try:
+        return np.load(path)
+    except (ValueError, OSError) as err:
+        raise InputError(f"{path}: unreadable ({err}); re-run rendering.py for this mesh") from None
+
+
+def _require_landmarks(path, image_size, fix):
+    """Landmarks at ``path`` or an InputError that says how to make them."""
+    if not path.is_file():
+        raise InputError(f"{path}: landmarks missing; {fix}")
+    return load_landmarks(path, order="auto", image_size=image_size)
+
+
+def load_content_views(folder, device="cpu"):
+    """Read and check one content folder. Returns ``ContentViews``."""
+    folder = Path(folder)
+    views = load_json(folder / "cameras.json").get("views") or []
+    if not views:
+        raise InputError(f"{folder / 'cameras.json'}: no views listed; re-run rendering.py")
+    images = [load_image(folder / f"view_{k}.png", device) for k in range(len(views))]
+    sizes = {tuple(image.shape[-2:]) for image in images}
+    if len(sizes) != 1 or len(set(next(iter(sizes)))) != 1:
+        raise InputError(f"{folder}: content views must be square and of one size (found {sorted(sizes)}); "
+                         "re-run rendering.py")
+    size = images[0].shape[-1]
+    fix = "run correspondences.py to detect content landmarks"
+    landmarks = [_require_landmarks(folder / f"landmarks_{k}.txt", size, fix) for k in range(len(views))]
+    verts2d = _load_array(folder / "verts2d.npy", "vertex projections")
+    visible = _load_array(folder / "visible.npy", "vertex visibility")
+    if verts2d.ndim != 3 or verts2d.shape[1:] != (len(views), 2) or visible.shape != verts2d.shape[:2]:
+        raise InputError(f"{folder}: verts2d.npy {verts2d.shape} / visible.npy {visible.shape} do not match "
+                         f"{len(views)} views (expected (V, K, 2) and (V, K)); re-run rendering.py")
+    return ContentViews(folder.name, torch.stack(images),
+                        torch.tensor(np.stack(landmarks), dtype=torch.float32, device=device),
+                        torch.as_tensor(verts2d, dtype=torch.float32, device=device),
+                        torch.as_tensor(visible, dtype=torch.bool, device=device),
+                        [float(v.get("azimuth", 0.0)) for v in views],
+                        [float(v.get("fov", DEFAULT_FOV)) for v in views])
+
+
+def load_style(path):
+    """Read and check a style exemplar and its landmarks (<style>.txt beside it). Returns ``StyleExemplar``."""
+    path = Path(path)
+    image = read_image_array(path)
+    fix = "run correspondences.py (it detects them) or write 68 lines \"x y\""
+    landmarks = _require_landmarks(path.with_suffix(".txt"), image.shape[:2], fix)
+    return StyleExemplar(path.stem, image, landmarks)
+
+
+def prepare_inputs(content, style, device="cpu"):
+    """The exemplar turned to each content view and its landmarks aligned to the view's: ``ViewInputs``."""
+    size = content.images.shape[-1]
+    turned, targets = [], []
+    for azimuth, fov, landmarks in zip(content.azimuths, content.fovs, content.landmarks.cpu().numpy()):
+        image, points = rotate_exemplar(style.image, style.landmarks, azimuth, fov)
+        turned.append(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
+        targets.append(aligned_targets(points, landmarks, size))
+    return ViewInputs(content.images, torch.stack(turned).float().to(device), content.landmarks,
+                      torch.tensor(np.stack(targets), dtype=torch.float32, device=device),
+                      content.verts2d, content.visible)
+
+
+def output_dir(output_root, content_name, style_name):
+    """output/<name>/<style>/."""
+    return Path(output_root) / content_name / style_name
+
+
+def save_result(folder, result, inputs, params):
+    """Write the step's outputs into ``folder`` (all atomically): stylized_<k>.png, unwarped_<k>.png,
+    verts2d_warped.npy, intermediate/ (checkpoints, loss curves, keypoint overlays, turned exemplars),
+    and params.json last."""
+    folder = Path(folder)
+    intermediate = folder / "intermediate"
+    for label, images in result.checkpoints:
+        for k, image in enumerate(images):
+            save_image(intermediate / f"{label}_view{k}.png", image)
+    save_loss_curves(intermediate / "loss_curves.png", {name: values for name, values in result.history.items()
+                                                         if any(v != 0 for v in values)})
+    for k in range(len(result.stylized)):
+        save_image(folder / f"stylized_{k}.png", result.stylized[k])
+        save_image(folder / f"unwarped_{k}.png", result.unwarped[k])
+        save_keypoint_overlay(intermediate / f"keypoints_view{k}.png", result.stylized[k],
+                              {"source": inputs.landmarks[k].cpu(), "target": inputs.targets[k].cpu(),
+                               "current": result.landmarks_warped[k].cpu()})
+        save_image(intermediate / f"style_view{k}.png", inputs.style[k])
+    save_npy(folder / "verts2d_warped.npy", result.verts2d_warped.float())
+    save_json(folder / "params.json", params)

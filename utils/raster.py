@@ -38,10 +38,10 @@ _BBOX_SLACK = 1e-3  # pixels; widens bounding boxes, the exact inside test decid
 class FastMeshRasterizer(MeshRasterizer):
     """Drop-in replacement for PyTorch3D's ``MeshRasterizer`` (hard rasterization, one face per pixel).
 
-    Same constructor, ``to(device)``, ``cameras`` attribute and ``forward(meshes_world, **kwargs)``
-    (kwargs may override ``cameras``, ``raster_settings``, R, T, ...). ``max_pairs_per_chunk``
-    bounds the candidate (face, pixel) pairs held in memory at once (at least one image row of
-    one face is always enumerated together).
+    Same constructor, ``to(device)``, ``cameras`` attribute, ``transform`` and
+    ``forward(meshes_world, **kwargs)`` (kwargs may override ``cameras``, ``raster_settings``, R, T, ...).
+    ``max_pairs_per_chunk`` bounds the candidate (face, pixel) pairs held in memory at once (a chunk
+    holds at most about twice that, and never less than one image row of one face).
     """
 
     def __init__(self, cameras=None, raster_settings=None, max_pairs_per_chunk=DEFAULT_MAX_PAIRS):
@@ -56,15 +56,15 @@ class FastMeshRasterizer(MeshRasterizer):
         perspective_correct = (settings.perspective_correct if settings.perspective_correct is not None
                                else cameras.is_perspective())
         meshes_proj = self.transform(meshes_world, **kwargs)
-        face_verts = meshes_proj.verts_packed()[meshes_proj.faces_packed()]  # (F, 3, 3) NDC x, y, view z
+        corners = face_corners(meshes_proj.verts_packed(), meshes_proj.faces_packed())
         image_size = parse_image_size(settings.image_size)
         with torch.no_grad():
-            drawable = drawable_faces(face_verts, settings.cull_backfaces,
+            drawable = drawable_faces(corners, settings.cull_backfaces,
                                       _z_clip_value(settings, cameras, perspective_correct))
-            pix_to_face = nearest_faces(face_verts, meshes_proj.faces_packed_to_mesh_idx(), drawable,
+            pix_to_face = nearest_faces(corners, meshes_proj.faces_packed_to_mesh_idx(), drawable,
                                         len(meshes_proj), image_size, perspective_correct,
                                         self.max_pairs_per_chunk)
-        return fragments_for_faces(face_verts, pix_to_face, image_size, perspective_correct)
+        return fragments_for_faces(corners, pix_to_face, image_size, perspective_correct)
 
 
 def make_rasterizer(cameras, raster_settings, backend="auto"):
@@ -103,8 +103,16 @@ def _z_clip_value(settings, cameras, perspective_correct):
     return None if znear is None else znear / 2
 
 
+def face_corners(verts, faces):
+    """(3, 3, F) face corner coordinates indexed [coordinate (x, y, z), corner, face], with autograd.
+
+    verts: (V, 3); faces: (F, 3) int64. Faces last keeps every per-face operation contiguous.
+    """
+    return verts.T.index_select(1, faces.T.reshape(-1)).view(3, 3, len(faces))
+
+
 def pixel_centres_ndc(size, other_size, dtype=torch.float32, device="cpu"):
-    """(size,) NDC coordinate of each pixel centre along an axis, index 0 at +1 side (PyTorch3D's flip).
+    """(size,) NDC coordinate of each pixel centre along an axis, index 0 at the +1 side (PyTorch3D's flip).
 
     For non-square images the shorter side spans [-1, 1] and the longer one proportionally more.
     Same float arithmetic as PyTorch3D's ``PixToNonSquareNdc`` so edge pixels agree.
@@ -120,59 +128,78 @@ def _edge(p_x, p_y, a_x, a_y, b_x, b_y):
     return (p_x - a_x) * (b_y - a_y) - (p_y - a_y) * (b_x - a_x)
 
 
-def drawable_faces(face_verts, cull_backfaces, z_clip):
+def _signed_area(x, y):
+    """(F,) PyTorch3D's face area (twice the signed area, positive for front faces). x, y: (3, F)."""
+    return _edge(x[0], y[0], x[1], y[1], x[2], y[2])
+
+
+def _corner_edges(px, py, x, y):
+    """(3, P) edge functions, row i for the edge from corner i+1 to corner i+2 (PyTorch3D's numerators).
+
+    px, py: (P,) points; x, y: (3, P) corners of the face paired with each point.
+    """
+    start_x, start_y = torch.roll(x, -1, 0), torch.roll(y, -1, 0)
+    return _edge(px, py, start_x, start_y, torch.roll(x, -2, 0), torch.roll(y, -2, 0))
+
+
+def drawable_faces(corners, cull_backfaces, z_clip):
     """(F,) bool: faces with non-zero screen area, not culled, and entirely in front of the clip depth.
 
-    face_verts: (F, 3, 3) NDC x, y and view z.
+    corners: (3, 3, F) NDC x, y and view z of each face's corners.
     """
-    x, y, z = face_verts.unbind(-1)  # each (F, 3)
-    area = _edge(x[:, 0], y[:, 0], x[:, 1], y[:, 1], x[:, 2], y[:, 2])
+    x, y, z = corners
+    area = _signed_area(x, y)
     keep = area.abs() > K_EPSILON
     if cull_backfaces:
         keep &= area >= 0
-    z_min = z.min(dim=1).values
-    keep &= z_min >= K_EPSILON
-    if z_clip is not None:
-        keep &= z_min >= z_clip
+    z_min = z.amin(dim=0)
+    keep &= z_min >= max(K_EPSILON, z_clip if z_clip is not None else K_EPSILON)
     return keep
 
 
-def _pixel_ranges(face_verts, image_size):
+def _pixel_ranges(corners, image_size):
     """Inclusive integer pixel ranges covered by each face's bounding box, clipped to the image.
 
-    face_verts: (F, 3, 3). Returns (x_lo, x_hi, y_lo, y_hi), each (F,) int64 (lo > hi when empty).
+    corners: (3, 3, F). Returns (x_lo, x_hi, y_lo, y_hi), each (F,) int64 (lo > hi when empty).
     """
     height, width = image_size
     scale = min(height, width)
-    x, y = face_verts[..., 0], face_verts[..., 1]
+    x, y = corners[0], corners[1]
     # Pixel index as a continuous function of NDC: i = (S - 1 - scale * ndc) / 2 (the axis is flipped).
-    x_lo = torch.ceil((width - 1 - scale * x.max(1).values) / 2 - _BBOX_SLACK).clamp(min=0)
-    x_hi = torch.floor((width - 1 - scale * x.min(1).values) / 2 + _BBOX_SLACK).clamp(max=width - 1)
-    y_lo = torch.ceil((height - 1 - scale * y.max(1).values) / 2 - _BBOX_SLACK).clamp(min=0)
-    y_hi = torch.floor((height - 1 - scale * y.min(1).values) / 2 + _BBOX_SLACK).clamp(max=height - 1)
+    x_lo = torch.ceil((width - 1 - scale * x.amax(0)) / 2 - _BBOX_SLACK).clamp(min=0)
+    x_hi = torch.floor((width - 1 - scale * x.amin(0)) / 2 + _BBOX_SLACK).clamp(max=width - 1)
+    y_lo = torch.ceil((height - 1 - scale * y.amax(0)) / 2 - _BBOX_SLACK).clamp(min=0)
+    y_hi = torch.floor((height - 1 - scale * y.amin(0)) / 2 + _BBOX_SLACK).clamp(max=height - 1)
     return x_lo.long(), x_hi.long(), y_lo.long(), y_hi.long()
 
 
-def _row_bands(face_ids, x_lo, x_hi, y_lo, y_hi, max_pairs):
+def _row_bands(x_lo, x_hi, y_lo, y_hi, max_pairs):
     """Split each face's pixel box into bands of whole rows holding at most ``max_pairs`` pixels.
 
-    Inputs: (B,) int64 for B faces with non-empty boxes. Returns (face, x_lo, width, y_lo, rows), each
-    (bands,) int64; a band has at least one row, so it may exceed ``max_pairs`` only if one row does.
+    Inputs: (C,) int64 for C faces with non-empty boxes. Returns a (5, bands) int64 tensor with rows
+    (face index into the inputs, x_lo, width, y_lo, rows); a band has at least one row, so it exceeds
+    ``max_pairs`` only if a single row of a face does.
     """
     width = x_hi - x_lo + 1
     height = y_hi - y_lo + 1
-    rows_per_band = (max_pairs // width).clamp(min=1)
-    bands_per_face = (height + rows_per_band - 1) // rows_per_band
-    face = torch.repeat_interleave(torch.arange(len(face_ids), device=face_ids.device), bands_per_face)
-    first_band = torch.cumsum(bands_per_face, 0) - bands_per_face
-    band_in_face = torch.arange(len(face), device=face_ids.device) - first_band[face]
-    band_y_lo = y_lo[face] + band_in_face * rows_per_band[face]
-    rows = torch.minimum(rows_per_band[face], y_hi[face] - band_y_lo + 1)
-    return face_ids[face], x_lo[face], width[face], band_y_lo, rows
+    if len(width) == 0 or int((width * height).amax()) <= max_pairs:  # the usual case: one band per face
+        return torch.stack([torch.arange(len(width), device=width.device), x_lo, width, y_lo, height])
+    rows_per_band = torch.div(max_pairs, width, rounding_mode="floor").clamp(min=1)
+    bands_per_face = torch.div(height + rows_per_band - 1, rows_per_band, rounding_mode="floor")
+    face = torch.repeat_interleave(bands_per_face)
+    per_face = torch.stack([torch.cumsum(bands_per_face, 0) - bands_per_face, x_lo, width, y_lo, y_hi,
+                            rows_per_band])
+    first_band, band_x_lo, band_width, face_y_lo, face_y_hi, band_rows = per_face.index_select(1, face)
+    band_y_lo = face_y_lo + (torch.arange(len(face), device=face.device) - first_band) * band_rows
+    rows = torch.minimum(band_rows, face_y_hi - band_y_lo + 1)
+    return torch.stack([face, band_x_lo, band_width, band_y_lo, rows])
 
 
 def _chunk_bounds(pair_counts, max_pairs):
-    """Split consecutive items into chunks of about ``max_pairs`` pairs. pair_counts: (B,). Returns [(start, end)]."""
+    """Split consecutive items into chunks of about ``max_pairs`` pairs (at most twice that when each
+    item holds at most ``max_pairs``). pair_counts: (B,) int64. Returns a list of (start, end)."""
+    if len(pair_counts) == 0:
+        return []
     ends = torch.cumsum(pair_counts, 0)
     chunk_of_item = torch.div(ends - pair_counts, max_pairs, rounding_mode="floor")
     boundaries = torch.nonzero(chunk_of_item[1:] != chunk_of_item[:-1]).flatten() + 1
@@ -180,54 +207,31 @@ def _chunk_bounds(pair_counts, max_pairs):
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _band_pixels(face, x_lo, width, y_lo, rows):
-    """Enumerate every pixel of each band. Inputs (B,) int64. Returns (face, x, y), each (P,) int64."""
+def _band_pixels(bands):
+    """Enumerate every pixel of each band. bands: (5, B) from ``_row_bands``. Returns (face, x, y), each (P,)."""
+    face, x_lo, width, y_lo, rows = bands
     counts = width * rows
-    band = torch.repeat_interleave(torch.arange(len(face), device=face.device), counts)
-    start = torch.cumsum(counts, 0) - counts
-    local = torch.arange(len(band), device=face.device) - start[band]
-    band_width = width[band]
-    return face[band], x_lo[band] + local % band_width, y_lo[band] + torch.div(local, band_width,
-                                                                                 rounding_mode="floor")
+    band = torch.repeat_interleave(counts)
+    per_band = torch.stack([torch.cumsum(counts, 0) - counts, face, x_lo, width, y_lo])
+    start, pair_face, pair_x_lo, pair_width, pair_y_lo = per_band.index_select(1, band)
+    local = torch.arange(len(band), device=band.device) - start
+    row = torch.div(local, pair_width, rounding_mode="floor")
+    return pair_face, pair_x_lo + (local - row * pair_width), pair_y_lo + row
 
 
-class _FaceTable:
-    """Per-face constants for inside tests and depth, as (F,) rows gathered per candidate pair.
+def _face_table(corners, perspective_correct):
+    """(9, 3, C) per-face constants gathered per candidate pair: corner x, corner y, depth weights.
 
-    Edge functions are computed exactly as PyTorch3D does (same operand order), with each face's
-    orientation folded in so that "inside" means all three edge values > 0.
+    "Inside" means every edge function has the sign of the face's area (all barycentrics > 0, as
+    in PyTorch3D). The depth under a pixel is sum_i e_i * weight_i (affine) or its reciprocal
+    (perspective-correct), with e_i the edge functions oriented by that sign.
+    corners: (3, 3, C) NDC x, y, view z.
     """
-
-    def __init__(self, face_verts, perspective_correct):
-        x, y, z = face_verts.unbind(-1)  # (F, 3) each
-        area = _edge(x[:, 2], y[:, 2], x[:, 0], y[:, 0], x[:, 1], y[:, 1]) + K_EPSILON
-        sign = torch.where(area < 0, -1.0, 1.0).to(x.dtype)
-        self.anchor_x, self.anchor_y = x[:, [1, 2, 0]].T, y[:, [1, 2, 0]].T  # (3, F): edge i starts here
-        self.delta_x = sign * (x[:, [2, 0, 1]] - x[:, [1, 2, 0]]).T  # (3, F)
-        self.delta_y = sign * (y[:, [2, 0, 1]] - y[:, [1, 2, 0]]).T
-        if perspective_correct:  # z = 1 / sum(e_i / (|area| z_i))
-            self.depth_weight = (1.0 / (z * area.abs()[:, None])).T
-        else:  # z = sum(e_i z_i) / |area|
-            self.depth_weight = (z / area.abs()[:, None]).T
-        self.perspective_correct = perspective_correct
-
-    def inside(self, face, px, py):
-        """(P,) bool: pixel (px, py) strictly inside face. face: (P,) int64; px, py: (P,) NDC."""
-        result = None
-        for i in range(3):
-            e = (px - self.anchor_x[i, face]) * self.delta_y[i, face] - \
-                (py - self.anchor_y[i, face]) * self.delta_x[i, face]
-            result = e > 0 if result is None else result & (e > 0)
-        return result
-
-    def depth(self, face, px, py):
-        """(P,) view-space z of the face under each pixel (interpolated as the final bary will be)."""
-        total = 0.0
-        for i in range(3):
-            e = (px - self.anchor_x[i, face]) * self.delta_y[i, face] - \
-                (py - self.anchor_y[i, face]) * self.delta_x[i, face]
-            total = total + e * self.depth_weight[i, face]
-        return 1.0 / total if self.perspective_correct else total
+    x, y, z = corners
+    area = _signed_area(x, y) + K_EPSILON
+    sign = torch.where(area < 0, -1.0, 1.0).to(x.dtype)
+    weight = 1.0 / (z * area.abs()) if perspective_correct else z / area.abs()
+    return torch.stack([x, y, sign * weight])
 
 
 def _packed_keys(depth, face):
@@ -236,85 +240,73 @@ def _packed_keys(depth, face):
     return (depth_bits << 32) | face
 
 
-def nearest_faces(face_verts, face_to_mesh, drawable, num_meshes, image_size, perspective_correct,
+def nearest_faces(corners, face_to_mesh, drawable, num_meshes, image_size, perspective_correct,
                   max_pairs=DEFAULT_MAX_PAIRS):
     """Index of the nearest face covering each pixel centre, or -1 (not differentiable).
 
-    face_verts: (F, 3, 3) packed NDC x, y, view z; face_to_mesh: (F,) int64; drawable: (F,) bool.
+    corners: (3, 3, F) packed NDC x, y, view z; face_to_mesh: (F,) int64; drawable: (F,) bool.
     Returns pix_to_face (N, H, W) int64. Ties in depth go to the lower face index, as in PyTorch3D.
     """
     height, width = image_size
-    device = face_verts.device
-    face_verts = face_verts.detach()
-    x_lo, x_hi, y_lo, y_hi = _pixel_ranges(face_verts, image_size)
-    candidate = drawable & (x_lo <= x_hi) & (y_lo <= y_hi)
-    ids = torch.nonzero(candidate).flatten()
-    bands = _row_bands(ids, x_lo[ids], x_hi[ids], y_lo[ids], y_hi[ids], max_pairs)
-    table = _FaceTable(face_verts, perspective_correct)
-    x_ndc = pixel_centres_ndc(width, height, face_verts.dtype, device)
-    y_ndc = pixel_centres_ndc(height, width, face_verts.dtype, device)
+    device = corners.device
+    corners = corners.detach()
+    x_lo, x_hi, y_lo, y_hi = _pixel_ranges(corners, image_size)
+    ids = torch.nonzero(drawable & (x_lo <= x_hi) & (y_lo <= y_hi)).flatten()
+    table = _face_table(corners.reshape(9, -1).index_select(1, ids).view(3, 3, -1), perspective_correct).view(9, -1)
+    first_pixel = face_to_mesh.index_select(0, ids) * (height * width)
+    bands = _row_bands(*(r.index_select(0, ids) for r in (x_lo, x_hi, y_lo, y_hi)), max_pairs)
+    x_ndc = pixel_centres_ndc(width, height, corners.dtype, device)
+    y_ndc = pixel_centres_ndc(height, width, corners.dtype, device)
     keys = torch.full((num_meshes * height * width,), _EMPTY_KEY, dtype=torch.int64, device=device)
     for start, end in _chunk_bounds(bands[2] * bands[4], max_pairs):
-        face, xi, yi = _band_pixels(*(b[start:end] for b in bands))
-        px, py = x_ndc[xi], y_ndc[yi]
-        hit = torch.nonzero(table.inside(face, px, py)).flatten()
-        face, px, py = face[hit], px[hit], py[hit]
-        pixel = (face_to_mesh[face] * height + yi[hit]) * width + xi[hit]
-        keys.scatter_reduce_(0, pixel, _packed_keys(table.depth(face, px, py), face), reduce="amin")
+        face, xi, yi = _band_pixels(bands[:, start:end])
+        x, y, weight = table.index_select(1, face).view(3, 3, -1)
+        edges = _corner_edges(x_ndc.index_select(0, xi), y_ndc.index_select(0, yi), x, y)
+        weighted = edges * weight  # > 0 exactly where the oriented edge function is
+        hit = torch.nonzero((weighted > 0).all(dim=0)).flatten()
+        depth = weighted.index_select(1, hit).sum(dim=0)
+        depth = 1.0 / depth if perspective_correct else depth
+        face = face.index_select(0, hit)
+        pixel = first_pixel.index_select(0, face) + yi.index_select(0, hit) * width + xi.index_select(0, hit)
+        keys.scatter_reduce_(0, pixel, _packed_keys(depth, ids.index_select(0, face)), reduce="amin")
     pix_to_face = torch.where(keys == _EMPTY_KEY, -1, keys & 0xFFFFFFFF)
     return pix_to_face.view(num_meshes, height, width)
 
 
-def _barycentrics(px, py, v):
-    """Screen-space barycentrics as PyTorch3D computes them. px, py: (P,); v: (P, 3, 3). Returns (P, 3)."""
-    x, y = v[..., 0], v[..., 1]
-    area = _edge(x[:, 2], y[:, 2], x[:, 0], y[:, 0], x[:, 1], y[:, 1]) + K_EPSILON
-    edges = [_edge(px, py, x[:, a], y[:, a], x[:, b], y[:, b]) for a, b in ((1, 2), (2, 0), (0, 1))]
-    return torch.stack(edges, dim=1) / area[:, None]
-
-
-def _perspective_correct(bary, z):
-    """World-space barycentrics from screen-space ones. bary, z: (P, 3). Returns (P, 3)."""
-    top = bary * z[:, [1, 0, 0]] * z[:, [2, 2, 1]]
-    return top / top.sum(dim=1, keepdim=True).clamp(min=K_EPSILON)
-
-
-def _squared_edge_distance(px, py, v):
-    """(P,) squared distance from (px, py) to the nearest edge of each triangle v (P, 3, 3), in NDC."""
-    p = torch.stack([px, py], dim=1)  # (P, 2)
-    start, end = v[:, :, :2], v[:, [1, 2, 0], :2]  # (P, 3, 2)
-    direction = end - start
-    length2 = (direction * direction).sum(-1)
-    t = ((p[:, None] - start) * direction).sum(-1) / length2.clamp(min=K_EPSILON)
+def _squared_edge_distance(px, py, x, y):
+    """(P,) squared NDC distance from (px, py) to the nearest edge of its triangle. x, y: (3, P) corners."""
+    dir_x, dir_y = torch.roll(x, -1, 0) - x, torch.roll(y, -1, 0) - y
+    length2 = dir_x * dir_x + dir_y * dir_y
+    t = ((px - x) * dir_x + (py - y) * dir_y) / length2.clamp(min=K_EPSILON)
     t = torch.where(length2 > K_EPSILON, t.clamp(0, 1), torch.ones_like(t))
-    offset = p[:, None] - (start + t[..., None] * direction)
-    return (offset * offset).sum(-1).min(dim=1).values
+    off_x, off_y = px - (x + t * dir_x), py - (y + t * dir_y)
+    return (off_x * off_x + off_y * off_y).amin(dim=0)
 
 
-def fragments_for_faces(face_verts, pix_to_face, image_size, perspective_correct):
+def fragments_for_faces(corners, pix_to_face, image_size, perspective_correct):
     """Differentiable bary_coords, zbuf and dists for the chosen faces, as PyTorch3D ``Fragments``.
 
-    face_verts: (F, 3, 3) packed NDC x, y, view z (with autograd); pix_to_face: (N, H, W) int64.
+    corners: (3, 3, F) packed NDC x, y, view z (with autograd); pix_to_face: (N, H, W) int64.
     """
     height, width = image_size
-    num_pixels = pix_to_face.numel()
     flat = pix_to_face.reshape(-1)
     covered = torch.nonzero(flat >= 0).flatten()
-    face = flat[covered]
+    face = flat.index_select(0, covered)
     xi, yi = covered % width, torch.div(covered, width, rounding_mode="floor") % height
-    px = pixel_centres_ndc(width, height, face_verts.dtype, face_verts.device)[xi]
-    py = pixel_centres_ndc(height, width, face_verts.dtype, face_verts.device)[yi]
-    v = face_verts[face]  # (P, 3, 3)
-    bary = _barycentrics(px, py, v)
+    px = pixel_centres_ndc(width, height, corners.dtype, corners.device).index_select(0, xi)
+    py = pixel_centres_ndc(height, width, corners.dtype, corners.device).index_select(0, yi)
+    x, y, z = corners.reshape(9, -1).index_select(1, face).view(3, 3, -1)  # (3, P) each
+    bary = _corner_edges(px, py, x, y) / (_signed_area(x, y) + K_EPSILON)  # (3, P)
     if perspective_correct:
-        bary = _perspective_correct(bary, v[..., 2])
-    zbuf = (bary * v[..., 2]).sum(dim=1)
-    dists = -_squared_edge_distance(px, py, v)
+        bary = bary * torch.roll(z, -1, 0) * torch.roll(z, -2, 0)
+        bary = bary / bary.sum(dim=0).clamp(min=K_EPSILON)
+    zbuf = (bary * z).sum(dim=0)
+    dists = -_squared_edge_distance(px, py, x, y)
 
-    def scatter(values, channels):
-        """Covered pixels' values (P, channels) into a (N, H, W, 1, channels) tensor filled with -1."""
-        out = values.new_full((num_pixels, channels), -1.0)
-        return out.index_put((covered,), values.reshape(-1, channels)).view(*pix_to_face.shape, 1, channels)
+    def scatter(values):
+        """Covered pixels' values (P, C) into a (N, H, W, 1, C) tensor filled with -1."""
+        out = values.new_full((flat.numel(), values.shape[1]), -1.0)
+        return out.index_copy(0, covered, values).view(*pix_to_face.shape, 1, values.shape[1])
 
-    return Fragments(pix_to_face=pix_to_face.unsqueeze(-1), zbuf=scatter(zbuf, 1).squeeze(-1),
-                     bary_coords=scatter(bary, 3), dists=scatter(dists, 1).squeeze(-1))
+    return Fragments(pix_to_face=pix_to_face.unsqueeze(-1), zbuf=scatter(zbuf[:, None]).squeeze(-1),
+                     bary_coords=scatter(bary.T), dists=scatter(dists[:, None]).squeeze(-1))

@@ -66,8 +66,11 @@ def project(points, P):
     return projected[..., :2] / depth.unsqueeze(-1), depth
 
 
-def save_cameras(path, cameras, image_size, azimuths, elevations, distance, fov, at):
-    """Write cameras.json: the image size and, per view, the angles, R, T and P (3x4 world-to-pixel)."""
+def save_cameras(path, cameras, image_size, azimuths, elevations, distance, fov, at, extra=None):
+    """Write cameras.json: the image size and, per view, the angles, R, T and P (3x4 world-to-pixel).
+
+    ``extra``: more top-level entries to store (a dict), e.g. what was rendered and how.
+    """
     P = world_to_pixel(cameras, image_size)
     views = []
     for k in range(len(P)):
@@ -78,7 +81,7 @@ def save_cameras(path, cameras, image_size, azimuths, elevations, distance, fov,
             "R": cameras.R[k].tolist(), "T": cameras.T[k].tolist(), "P": P[k].tolist(),
         })
     save_json(path, {"image_size": int(image_size), "convention": "pixel (x, y), origin at top-left pixel centre",
-                     "views": views})
+                     "views": views, **(extra or {})})
 
 
 def load_cameras(path, device="cpu"):

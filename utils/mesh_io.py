@@ -179,6 +179,10 @@ def _load_ply(path):
     """Read a .ply (ascii or binary) with PyTorch3D's reader, keeping vertex colours."""
     from pytorch3d.io.ply_io import _load_ply as load_ply_data
 
+    with open(path, "rb") as f:
+        header = f.read(65536)
+    if not header.startswith(b"ply") or b"end_header" not in header:  # PyTorch3D's reader loops on a cut header
+        raise InputError(f"{path}: not a PLY file (no complete 'ply ... end_header' header); re-export the mesh")
     try:
         with open(path, "rb") as f:
             data = load_ply_data(f, path_manager=None)

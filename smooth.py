@@ -1,0 +1,58 @@
+"""Step 5 of RRPS: Taubin smoothing of the stylized meshes, as MeshLab's filter (which RRPS applied by hand).
+
+    python smooth.py                       # every output/**/mesh.obj -> mesh_smooth.obj beside it
+    python smooth.py path/to/mesh.obj --steps 10
+
+Vertex colours and faces are kept; only positions change.
+"""
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from utils.errors import InputError, cli_entry
+from utils.mesh_io import load_mesh, save_obj
+from utils.smoothing import taubin_smooth
+
+# ---- parameters -------------------------------------------------------------------------------------------
+OUTPUT_DIR = "output"  # searched for **/mesh.obj when no files are named
+LAMBDA = 0.7  # shrinking step
+MU = -0.53  # inflating step
+STEPS = 20  # lambda/mu pairs, as MeshLab's "Taubin Smooth" step count
+SUFFIX = "_smooth"  # mesh.obj -> mesh_smooth.obj
+OVERWRITE = False  # smooth again meshes whose smoothed file is newer than them
+# -----------------------------------------------------------------------------------------------------------
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("meshes", nargs="*", help=f"meshes to smooth (default: {OUTPUT_DIR}/**/mesh.obj)")
+    parser.add_argument("--lambda", dest="lambd", type=float, default=LAMBDA)
+    parser.add_argument("--mu", type=float, default=MU)
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--overwrite", action="store_true", default=OVERWRITE)
+    return parser.parse_args()
+
+
+def smoothed_path(mesh_path):
+    """mesh.obj -> mesh_smooth.obj beside it."""
+    return mesh_path.with_name(f"{mesh_path.stem}{SUFFIX}.obj")
+
+
+@cli_entry
+def main():
+    args = parse_args()
+    meshes = [Path(m) for m in args.meshes] or sorted(Path(OUTPUT_DIR).glob("**/mesh.obj"))
+    if not meshes:
+        raise InputError(f"{OUTPUT_DIR}: no mesh.obj found; run run.py first or name the meshes to smooth")
+    for mesh_path in tqdm(meshes, desc="smoothing", unit="mesh"):
+        target = smoothed_path(mesh_path)
+        if not args.overwrite and target.is_file() and target.stat().st_mtime >= mesh_path.stat().st_mtime:
+            continue
+        mesh = load_mesh(mesh_path)
+        save_obj(target, mesh.with_verts(taubin_smooth(mesh.verts, mesh.faces, args.lambd, args.mu, args.steps)))
+        tqdm.write(f"{target}")
+
+
+if __name__ == "__main__":
+    main()

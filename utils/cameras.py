@@ -14,14 +14,16 @@ from utils.files import load_json, save_json
 
 
 def frame_mesh(verts, fov_degrees, margin=1.1):
-    """Look-at point and camera distance so the whole mesh fits in the frame.
+    """Look-at point and camera distance so the mesh's bounding box fills the frame, seen from the front.
 
-    verts: (V, 3). Returns (at (3,) tensor: bounding-box centre, distance: float).
+    verts: (V, 3). Returns (at (3,) tensor: bounding-box centre, distance: float). The larger of the box's
+    width and height, times ``margin``, spans the field of view at the box's front face.
     """
     lo, hi = verts.min(0).values, verts.max(0).values
     at = (lo + hi) / 2
-    radius = float((hi - lo).norm()) / 2
-    distance = margin * radius / math.sin(math.radians(fov_degrees) / 2)
+    extent = hi - lo
+    half_span = margin * float(max(extent[0], extent[1])) / 2
+    distance = half_span / math.tan(math.radians(fov_degrees) / 2) + float(extent[2]) / 2
     return at, distance
 
 

@@ -1,0 +1,72 @@
+"""Rendering K views of one mesh (unlit colours or a simple headlight) and vertex visibility.
+
+The rasterizer is a swappable piece (``utils.raster.make_rasterizer``): the
+project's fast rasterizer on CPU, PyTorch3D's own on CUDA.
+"""
+import torch
+from pytorch3d.renderer import BlendParams, DirectionalLights, HardPhongShader, RasterizationSettings
+from pytorch3d.renderer.blending import hard_rgb_blend
+
+from utils.raster import make_rasterizer
+
+
+def rasterize_views(meshes, cameras, image_size, backend="auto"):
+    """Rasterize a ``Meshes`` of batch 1 in each of the K cameras; returns PyTorch3D ``Fragments`` (K, S, S, 1)."""
+    settings = RasterizationSettings(image_size=image_size, blur_radius=0.0, faces_per_pixel=1)
+    rasterizer = make_rasterizer(cameras, settings, backend=backend)
+    return rasterizer(meshes.extend(len(cameras)))
+
+
+def render_views(meshes, cameras, image_size, backend="auto", light=None, background=(1.0, 1.0, 1.0)):
+    """Render a ``Meshes`` of batch 1 (vertex colours or UV texture) from K cameras.
+
+    light=None renders the colours unlit (what the content views and the reconstruction use);
+    a float in (0, 1] adds a headlight per view with that diffuse share (the rest ambient).
+    Differentiable with respect to vertex positions and colours.
+    Returns (images (K, 3, S, S) in [0, 1], zbuf (K, S, S) view depth, -1 on the background).
+    """
+    fragments = rasterize_views(meshes, cameras, image_size, backend)
+    batch = meshes.extend(len(cameras))
+    blend = BlendParams(background_color=tuple(background))
+    if light is None:
+        texels = batch.sample_textures(fragments)
+        rgba = hard_rgb_blend(texels, fragments, blend)
+    else:
+        lights = headlights(cameras, float(light))
+        shader = HardPhongShader(device=batch.device, cameras=cameras, lights=lights, blend_params=blend)
+        rgba = shader(fragments, batch, cameras=cameras, lights=lights)
+    return rgba[..., :3].permute(0, 3, 1, 2).clamp(0, 1), fragments.zbuf[..., 0]
+
+
+def headlights(cameras, diffuse):
+    """One directional light per view shining from the camera, ``diffuse`` share diffuse, the rest ambient."""
+    centres = cameras.get_camera_center()  # (K, 3)
+    direction = torch.nn.functional.normalize(centres, dim=1)
+    count = len(centres)
+    ambient = torch.full((count, 3), 1.0 - diffuse, device=centres.device)
+    return DirectionalLights(device=centres.device, direction=direction, ambient_color=ambient,
+                             diffuse_color=torch.full((count, 3), diffuse, device=centres.device),
+                             specular_color=torch.zeros(count, 3, device=centres.device))
+
+
+def vertex_visibility(pixels, depth, zbuf, tolerance):
+    """Depth test of every vertex in every view.
+
+    pixels: (V, K, 2) pixel (x, y); depth: (V, K) view depth; zbuf: (K, S, S) with -1 on the background;
+    tolerance: depth slack in scene units. A vertex is visible in a view when it projects inside the image
+    and is no farther than the farthest surface seen at the four pixels around it (plus the tolerance), so
+    vertices on silhouettes and occlusion edges count as visible. Returns (V, K) bool.
+    """
+    size = zbuf.shape[-1]
+    offsets = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]], device=pixels.device)
+    neighbours = pixels.floor().long().unsqueeze(2) + offsets  # (V, K, 4, 2)
+    inside = ((neighbours >= 0) & (neighbours < size)).all(-1)  # (V, K, 4)
+    x = neighbours[..., 0].clamp(0, size - 1)
+    y = neighbours[..., 1].clamp(0, size - 1)
+    view = torch.arange(zbuf.shape[0], device=zbuf.device).view(1, -1, 1).expand_as(x)
+    surface = zbuf[view, y, x]  # (V, K, 4)
+    surface = torch.where(inside & (surface > 0), surface, torch.full_like(surface, -float("inf")))
+    farthest_surface = surface.amax(-1)  # (V, K), -inf where no surface is around
+    covered = torch.isfinite(farthest_surface)
+    in_frame = inside.any(-1) & (depth > 0)
+    return in_frame & (~covered | (depth <= farthest_surface + tolerance))

@@ -124,6 +124,7 @@ def test_rendering_script_reports_a_bad_mesh_in_one_line(tmp_path, monkeypatch, 
     with pytest.raises(SystemExit) as stop:
         rendering.main()
     assert stop.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
-    assert error.startswith("error:") and "bad.obj" in error and "Traceback" not in capsys.readouterr().err
+    stderr = capsys.readouterr().err
+    error = stderr.strip().splitlines()[-1]  # after the progress bar
+    assert error.startswith("error:") and "bad.obj" in error and "Traceback" not in stderr
     assert not (tmp_path / "content" / "bad").exists()

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv (Python 3.11) and install requirements.txt into it; a no-op when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "error: Python 3.11 is needed (PyTorch3D's wheel, easypytorch3d, is built for it); set PYTHON=/path/to/python3.11" >&2
+    exit 2
+fi
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+stamp=.venv/.requirements.sha256
+wanted=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    echo "installing requirements into .venv (the first time downloads about 4 GB: PyTorch with CUDA libraries)..."
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -r requirements.txt
+    echo "$wanted" > "$stamp"
+fi

@@ -26,7 +26,7 @@ MESH_HEIGHT = 2.0  # units, y up, the face toward +z
 STYLE_SIZE = 256  # pixels a side
 STYLES = {  # name: (filter, caricature: scale factors of exaggerate_landmarks, or None)
     "astronaut_cartoon": ("cartoon", None),
-    "astronaut_caricature": ("painterly", {"eyes": 1.35, "chin": 0.3, "face_width": 0.88, "nose": 1.1}),
+    "astronaut_caricature": ("painterly", {"eyes": 1.3, "chin": 0.2, "face_width": 0.9, "nose": 1.1}),
     "astronaut_popart": ("pop_art", {"eyes": 0.85, "chin": -0.1, "face_width": 1.12, "nose": 1.3, "mouth": 1.25}),
 }
 

@@ -8,7 +8,7 @@ import torch
 
 from utils.cameras import frame_mesh, make_cameras, world_to_pixel
 from utils.errors import InputError
-from utils.example_data import (border_points, detect_landmarks, exaggerate_landmarks, relief_mesh,
+from utils.example_data import (border_points, detect_landmarks, exaggerate_landmarks, make_style, relief_mesh,
                                 require_landmarks, sample_photo, splat_views, square_face_crop,
                                 thin_plate_warp)
 from utils.images import list_images, read_image_array
@@ -89,7 +89,19 @@ def test_committed_mesh_is_what_the_script_makes(example_mesh, landmark_vertices
                                 script.MESH_HEIGHT)
     assert torch.equal(mesh.faces, example_mesh.faces)
     assert torch.allclose(mesh.verts, example_mesh.verts, atol=1e-5)
+    assert torch.allclose(mesh.colors, example_mesh.colors, atol=1e-4)
     assert np.array_equal(indices, landmark_vertices)
+
+
+def test_committed_styles_are_what_the_script_makes():
+    script = load_script()
+    astronaut = sample_photo("astronaut")
+    landmarks = require_landmarks(astronaut, "astronaut")
+    for name, (filter_name, exaggeration) in script.STYLES.items():
+        image, points = make_style(astronaut, landmarks, filter_name, exaggeration, script.STYLE_SIZE)
+        committed = read_image_array(EXAMPLE / "style" / f"{name}.png") * 255
+        assert np.abs(committed - image).mean() < 1.0, name
+        assert np.allclose(np.loadtxt(EXAMPLE / "style" / f"{name}.txt"), points, atol=0.01), name
 
 
 def test_no_face_is_an_input_error():

@@ -134,7 +134,25 @@ def grid_in_head(head, target_vertices):
     used = np.unique(faces)
     new_index = np.full(len(pixels), -1, dtype=np.int64)
     new_index[used] = np.arange(len(used))
-    return pixels[used], new_index[faces]
+    pixels, faces = pixels[used], new_index[faces]
+    return snap_rim(pixels, faces, head), faces
+
+
+def snap_rim(pixels, faces, head):
+    """Move the grid's boundary vertices onto the head outline so the rim is smooth, not a staircase.
+
+    pixels: (V, 2); faces: (F, 3). Vertices on the bottom row go to the cut under the chin, the
+    other boundary vertices radially onto the ellipse. Returns the new (V, 2) pixels.
+    """
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    unique_edges, counts = np.unique(edges, axis=0, return_counts=True)
+    rim = np.unique(unique_edges[counts == 1])
+    snapped = pixels.copy()
+    on_cut = pixels[rim, 1] >= pixels[:, 1].max() - 1e-9
+    radius = _elliptic_radius(pixels[rim], head)[:, None]
+    snapped[rim] = np.where(on_cut[:, None], pixels[rim], head.centre + (pixels[rim] - head.centre) / radius)
+    snapped[rim[on_cut], 1] = head.bottom
+    return snapped
 
 
 def face_depth(pixels, landmarks, head, dome_depth=0.95, dome_power=0.3):
@@ -305,11 +323,15 @@ def cartoon_filter(image, colors_per_channel=6, edge_strength=0.8):
     smooth = cv2.edgePreservingFilter(image, flags=cv2.RECURS_FILTER, sigma_s=40, sigma_r=0.35)
     smooth = cv2.bilateralFilter(smooth, 7, 40, 7)
     step = 256 / colors_per_channel
-    poster = (np.floor(smooth / step) * step + step / 2).astype(np.uint8)
+    poster = np.floor(smooth / step) * step + step / 2
+    return (poster * _darken_edges(image, edge_strength)).astype(np.uint8)
+
+
+def _darken_edges(image, strength, block=9, offset=5):
+    """(H, W, 1) float factors: 1 - ``strength`` on dark line-art edges of a uint8 RGB image, 1 elsewhere."""
     gray = cv2.medianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 5)
-    edges = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 9, 5)
-    darken = 1.0 - edge_strength * (edges[..., None] < 128)
-    return (poster * darken).astype(np.uint8)
+    edges = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, offset)
+    return 1.0 - strength * (edges[..., None] < 128)
 
 
 def painterly_filter(image, saturation=1.35):
@@ -334,14 +356,15 @@ def make_style(photo, landmarks, filter_name, exaggeration=None, size=256):
     return STYLE_FILTERS[filter_name](crop), points
 
 
-def pop_art_filter(image, palette=((32, 24, 80), (214, 40, 90), (250, 160, 40), (255, 236, 160))):
-    """A strong colour stylization: luminance mapped to a four-colour palette, with pencil lines."""
-    _, pencil = cv2.pencilSketch(image, sigma_s=50, sigma_r=0.08, shade_factor=0.04)
-    gray = cv2.cvtColor(cv2.bilateralFilter(image, 9, 60, 9), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-    levels = np.clip((gray * len(palette)).astype(int), 0, len(palette) - 1)
-    colored = np.asarray(palette, dtype=np.float32)[levels]
-    lines = cv2.cvtColor(pencil, cv2.COLOR_RGB2GRAY).astype(np.float32)[..., None] / 255
-    return np.clip(colored * (0.35 + 0.65 * lines), 0, 255).astype(np.uint8)
+def pop_art_filter(image, palette=((40, 30, 90), (200, 40, 100), (245, 140, 50), (255, 225, 140)),
+                   edge_strength=0.7):
+    """A strong colour stylization: smoothed luminance mapped to a palette (one colour per quantile
+    band, so every colour is used), with dark line-art edges."""
+    smooth = cv2.edgePreservingFilter(image, flags=cv2.RECURS_FILTER, sigma_s=60, sigma_r=0.4)
+    gray = cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    thresholds = np.quantile(gray, np.linspace(0, 1, len(palette) + 1)[1:-1])
+    colored = np.asarray(palette, dtype=np.float32)[np.searchsorted(thresholds, gray)]
+    return (colored * _darken_edges(image, edge_strength, block=11, offset=6)).astype(np.uint8)
 
 
 STYLE_FILTERS = {"cartoon": cartoon_filter, "painterly": painterly_filter, "pop_art": pop_art_filter}

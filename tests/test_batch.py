@@ -1,0 +1,42 @@
+"""Batch selection, skipping complete pairs, and failures that do not stop the batch."""
+import pytest
+
+from utils.batch import is_complete, read_marker, run_batch, select_pairs
+from utils.errors import InputError
+
+
+def test_select_all_pairs_and_seeded_random_pairs():
+    assert select_pairs(["a", "b"], ["x", "y"]) == [("a", "x"), ("a", "y"), ("b", "x"), ("b", "y")]
+    first = select_pairs(["a", "b", "c"], ["s1", "s2", "s3", "s4"], mode="random", styles_per_content=2, seed=3)
+    assert first == select_pairs(["a", "b", "c"], ["s1", "s2", "s3", "s4"], mode="random", styles_per_content=2, seed=3)
+    assert len(first) == 6 and all(len({s for c, s in first if c == name}) == 2 for name in "abc")
+    with pytest.raises(InputError):
+        select_pairs(["a"], ["x"], mode="sometimes")
+
+
+def test_one_broken_pair_does_not_stop_the_others_and_complete_pairs_are_skipped(tmp_path):
+    calls = []
+
+    def run_pair(pair):
+        calls.append(pair)
+        (tmp_path / pair[0] / pair[1]).mkdir(parents=True, exist_ok=True)
+        if pair[1] == "broken":
+            raise InputError("style/broken.txt: 67 points, expected 68")
+        if pair[1] == "buggy":
+            raise ValueError("nan in loss")
+        return {"score": 1}
+
+    pairs = select_pairs(["m"], ["good", "broken", "buggy", "fine"])
+    summary = run_batch(pairs, lambda p: tmp_path / p[0] / p[1], run_pair, log=lambda line: None)
+    assert summary.done == ["m x good", "m x fine"]
+    assert [name for name, _ in summary.failed] == ["m x broken", "m x buggy"]
+    assert "67 points" in summary.failed[0][1] and "ValueError" in summary.failed[1][1]
+    assert is_complete(tmp_path / "m" / "good") and not is_complete(tmp_path / "m" / "broken")
+    assert read_marker(tmp_path / "m" / "good")["score"] == 1
+
+    calls.clear()
+    again = run_batch(pairs, lambda p: tmp_path / p[0] / p[1], run_pair, log=lambda line: None)
+    assert calls == [("m", "broken"), ("m", "buggy")] and again.skipped == ["m x good", "m x fine"]
+    forced = run_batch(pairs[:1], lambda p: tmp_path / p[0] / p[1], run_pair, force=True, log=lambda line: None)
+    assert forced.done == ["m x good"]
+    assert "failed 2" in again.lines()[0]

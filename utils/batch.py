@@ -1,0 +1,106 @@
+"""Batches of (content, style) pairs that resume: selection, completion markers, failures that do not stop the rest.
+
+A pair's folder is marked complete (``COMPLETE_MARKER``) only after all of its outputs are written, each of them
+atomically; a re-run skips complete pairs and redoes any other from the start, so a run interrupted at any moment
+and run again ends with the same files as an uninterrupted one (the work is seeded per pair).
+"""
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from utils.errors import InputError
+from utils.files import load_json, save_json
+
+COMPLETE_MARKER = "complete.json"
+SELECTION_MODES = ("all", "random")
+
+
+def select_pairs(contents, styles, mode="all", styles_per_content=1, seed=0):
+    """Pairs of names to run.
+
+    mode "all": every content with every style; "random": RRPS's way, each content with ``styles_per_content``
+    distinct styles drawn at random (seeded, so the same call gives the same pairs).
+    Returns a list of (content, style) tuples.
+    """
+    if mode == "all":
+        return [(content, style) for content in contents for style in styles]
+    if mode != "random":
+        raise InputError(f"pair selection '{mode}' is not one of {', '.join(SELECTION_MODES)}")
+    rng = random.Random(seed)
+    count = min(styles_per_content, len(styles))
+    return [(content, style) for content in contents for style in sorted(rng.sample(list(styles), count))]
+
+
+def is_complete(folder):
+    """True when the pair folder carries its completion marker."""
+    return (Path(folder) / COMPLETE_MARKER).is_file()
+
+
+def mark_complete(folder, info):
+    """Write the completion marker (last file of a pair) with a small summary dict."""
+    save_json(Path(folder) / COMPLETE_MARKER, dict(info, finished=time.strftime("%Y-%m-%d %H:%M:%S")))
+
+
+def clear_marker(folder):
+    """Remove the completion marker before a pair is (re)done, so a crash mid-pair leaves it incomplete."""
+    marker = Path(folder) / COMPLETE_MARKER
+    if marker.is_file():
+        marker.unlink()
+
+
+def read_marker(folder):
+    """The completion marker's dict, or None when the pair is not complete."""
+    return load_json(Path(folder) / COMPLETE_MARKER) if is_complete(folder) else None
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did: names of pairs done and skipped, and (pair, reason) for each failure."""
+
+    done: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+
+    def lines(self):
+        """Human-readable summary lines."""
+        text = [f"done {len(self.done)}, skipped {len(self.skipped)} (already complete), failed {len(self.failed)}"]
+        text += [f"  failed {name}: {reason}" for name, reason in self.failed]
+        return text
+
+
+def run_batch(pairs, folder_of, run_pair, force=False, log=tqdm.write):
+    """Run ``run_pair(pair)`` for every pair whose folder is not complete; one failure does not stop the rest.
+
+    pairs: list of (content, style); folder_of(pair) -> Path of its output folder; run_pair writes every output
+    of a pair (the marker is written here after it returns). Bad input (InputError) is reported in one line;
+    any other error is reported with its traceback's last line and the batch goes on. KeyboardInterrupt stops
+    the batch at once, leaving the current pair unmarked.
+    """
+    summary = BatchSummary()
+    for pair in tqdm(pairs, desc="pairs", unit="pair"):
+        name, folder = " x ".join(pair), folder_of(pair)
+        if not force and is_complete(folder):
+            summary.skipped.append(name)
+            log(f"{name}: complete in {folder}, skipped (--force to redo)")
+            continue
+        clear_marker(folder)
+        start = time.time()
+        try:
+            info = run_pair(pair) or {}
+        except InputError as err:
+            summary.failed.append((name, str(err)))
+            log(f"{name}: failed: {err}")
+            continue
+        except Exception as err:  # a bug or a numerical failure in one pair: report it, keep the batch going
+            where = traceback.extract_tb(err.__traceback__)[-1]
+            reason = f"{type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})"
+            summary.failed.append((name, reason))
+            log(f"{name}: failed: {reason}")
+            continue
+        mark_complete(folder, dict(info, content=pair[0], style=pair[1], seconds=round(time.time() - start, 1)))
+        summary.done.append(name)
+    return summary

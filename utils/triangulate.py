@@ -73,3 +73,13 @@ def _depths(points, P):
     """(V, K) third homogeneous coordinate of P [X, 1]: the view depth of each point."""
     homogeneous = torch.cat([points, torch.ones_like(points[:, :1])], dim=1)
     return torch.einsum("kj,vj->vk", P[:, 2, :], homogeneous)
+
+
+def backproject(pixels, depth, P):
+    """World points at a given view depth along the rays through pixels: the inverse of ``project`` for one view.
+
+    pixels: (N, 2) pixel (x, y); depth: (N,) view depth (third homogeneous coordinate); P: (N, 3, 4), each
+    point's own view. Returns (N, 3) points X with P [X, 1] = depth [x, y, 1].
+    """
+    homogeneous = torch.cat([pixels, torch.ones_like(pixels[:, :1])], dim=1) * depth[:, None]  # (N, 3)
+    return torch.linalg.solve(P[:, :, :3], homogeneous - P[:, :, 3])

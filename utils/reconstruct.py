@@ -1,0 +1,288 @@
+"""Step 4b: the stylized mesh from the stylized views and the warped vertex projections.
+
+1. Triangulation (the RRPS way): every vertex seen in two or more views is
+   triangulated from its warped projections; the displacement of the others is
+   filled in harmonically over the mesh.
+2. Colours: each vertex samples the stylized views at its warped projection,
+   weighted by how squarely each view sees it; unseen vertices get their
+   neighbours' colours (the same harmonic fill).
+3. Refinement (optional): per-vertex offsets and colours are optimised with Adam
+   so that unlit renders from every view match the stylized images (L1 inside
+   the mesh footprint) and the projections of the visible vertices stay at the
+   warped positions, regularised by PyTorch3D's mesh losses on the displacement
+   field (Laplacian, edge) and on the surface (normal consistency).
+The topology of the input mesh is kept: same vertices, same faces.
+"""
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from pytorch3d.loss import mesh_edge_loss, mesh_laplacian_smoothing, mesh_normal_consistency
+from pytorch3d.renderer import TexturesVertex
+from pytorch3d.structures import Meshes
+from tqdm import tqdm
+
+from utils.cameras import project
+from utils.device import resolve_device
+from utils.errors import InputError
+from utils.files import save_json
+from utils.images import save_image
+from utils.mesh_fill import harmonic_fill
+from utils.mesh_io import Mesh, save_obj
+from utils.metrics import footprint_interior, reconstruction_metrics
+from utils.plots import save_loss_curves
+from utils.render import rasterize_views, render_views
+from utils.triangulate import backproject, triangulate
+
+
+@dataclass
+class ReconstructionSettings:
+    """Parameters of the reconstruction; the defaults fit a ~100k-face mesh, 2 views, on two CPU cores.
+
+    refine: run the differentiable-rendering refinement (False: triangulation + colours only, as RRPS).
+    iterations: Adam steps; render_size: refinement resolution in pixels (the stylized views are
+    resized to it); lr_offsets: step in units of the bounding-box diagonal; lr_colors: step in [0, 1].
+    weight_*: loss weights (image L1, squared reprojection in pixels, Laplacian and edge terms of the
+    offsets, normal consistency of the surface; 0 skips a term: the normal term is off by default because
+    PyTorch3D's version costs about as much as a render per iteration on a 100k-face mesh on CPU).
+    fill_weights: Laplacian for the harmonic fill ("cotangent" or "uniform"). checkpoint_every: save renders every N iterations (0: never).
+    device: "auto", "cpu", "cuda"; backend: rasterizer (``utils.raster.make_rasterizer``).
+    """
+
+    refine: bool = True
+    iterations: int = 40
+    render_size: int = 256
+    lr_offsets: float = 2e-4
+    lr_colors: float = 5e-3
+    weight_image: float = 1.0
+    weight_reprojection: float = 1e-2
+    weight_laplacian: float = 1.0
+    weight_edge: float = 10.0
+    weight_normal: float = 0.0
+    fill_weights: str = "cotangent"
+    checkpoint_every: int = 20
+    device: str = "auto"
+    backend: str = "auto"
+
+
+def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, visible, settings=None, out_dir=None):
+    """The stylized mesh: triangulation, colour initialisation and (optionally) refinement.
+
+    mesh: input ``Mesh`` (V vertices); cameras: K PyTorch3D cameras; P: (K, 3, 4) world-to-pixel;
+    image_size: S of the stylized views; stylized: (K, 3, S, S) in [0, 1]; verts2d_warped: (V, K, 2)
+    pixel (x, y); visible: (V, K) bool. out_dir: where intermediate/recon_<iter>_<k>.png and
+    intermediate/recon_loss.png go (None: nothing saved).
+    Returns (Mesh with the input's faces, new vertices and colours; metrics dict, JSON-ready).
+    """
+    settings = settings or ReconstructionSettings()
+    device = resolve_device(settings.device)
+    _check_inputs(mesh, P, stylized, verts2d_warped, visible)
+    cameras, P, stylized = cameras.to(device), P.to(device), stylized.to(device)
+    verts_in, faces = mesh.verts.to(device), mesh.faces.to(device)
+    warped, visible = verts2d_warped.to(device).float(), visible.to(device).bool()
+    visible = visible & torch.isfinite(warped).all(-1)
+
+    start = time.perf_counter()
+    verts, triangulated, single_view = triangulated_verts(verts_in, faces, P, warped, visible,
+                                                          settings.fill_weights)
+    colors = initial_colors(verts, faces, cameras, stylized, warped, visible, settings.fill_weights,
+                            settings.backend)
+    timing = {"triangulation_s": time.perf_counter() - start}
+    history = {}
+    if settings.refine and settings.iterations > 0:
+        start = time.perf_counter()
+        verts, colors, history = refine(verts, colors, faces, cameras, P, stylized, warped, visible, settings,
+                                        out_dir)
+        timing["refinement_s_per_iteration"] = (time.perf_counter() - start) / settings.iterations
+    result = Mesh(verts=verts.detach().cpu(), faces=mesh.faces, colors=colors.detach().cpu())
+    images, zbuf = render_views(_meshes(verts, faces, colors), cameras, image_size, settings.backend)
+    metrics = reconstruction_metrics(mesh, result, P.cpu(), verts2d_warped, visible.cpu(), images.cpu(),
+                                     stylized.cpu(), footprint_interior(zbuf).cpu())
+    metrics.update(timing)
+    metrics.update({"triangulated_share": float(triangulated.double().mean()),
+                    "single_view_share": float(single_view.double().mean()), "settings": asdict(settings),
+                    "final_loss": {name: values[-1] for name, values in history.items()}})
+    if out_dir is not None and history:
+        save_loss_curves(Path(out_dir) / "intermediate" / "recon_loss.png", history, title="mesh refinement")
+    return result, metrics
+
+
+def save_reconstruction(out_dir, mesh, metrics):
+    """Write out_dir/mesh.obj and out_dir/metrics.json, each atomically."""
+    save_obj(Path(out_dir) / "mesh.obj", mesh)
+    save_json(Path(out_dir) / "metrics.json", metrics)
+
+
+def triangulated_verts(verts_in, faces, P, warped, visible, fill_weights="cotangent"):
+    """New vertex positions from the warped projections, the input's topology kept.
+
+    Vertices seen in two or more views are triangulated (DLT); the displacement of the others is filled in
+    harmonically; a vertex seen in exactly one view then slides along that view's ray onto its warped
+    projection, keeping the filled depth, and the unseen vertices are filled again to follow it.
+    verts_in: (V, 3); faces: (F, 3); P: (K, 3, 4); warped: (V, K, 2) pixel (x, y); visible: (V, K) bool.
+    Returns (verts (V, 3), triangulated (V,) bool, single_view (V,) bool).
+    """
+    points, triangulated = triangulate(warped, P, visible)
+    verts = verts_in + harmonic_fill(points - verts_in, triangulated, faces, verts_in, fill_weights)
+    single_view = ~triangulated & (visible.sum(1) == 1)
+    if bool(single_view.any()):
+        view = visible[single_view].to(torch.uint8).argmax(1)  # (N,) the one view that sees it
+        _, depth = project(verts[single_view], P)  # (N, K)
+        index = single_view.nonzero()[:, 0]
+        verts[single_view] = backproject(warped[index, view], depth.gather(1, view[:, None])[:, 0], P[view])
+        anchored = triangulated | single_view
+        verts = verts_in + harmonic_fill(verts - verts_in, anchored, faces, verts_in, fill_weights)
+    return verts, triangulated, single_view
+
+
+def initial_colors(verts, faces, cameras, stylized, warped, visible, fill_weights="cotangent", backend="auto"):
+    """(V, 3) vertex colours sampled from the stylized views at the warped projections.
+
+    Each view that sees a vertex contributes with weight |cos(normal, direction to the camera)| (absolute,
+    so a mesh with inward-facing normals works too). Samples are bilinear over the pixels the mesh covers
+    in that view (normalised by the sampled coverage), so silhouette vertices take no background colour.
+    Vertices no view sees get their neighbours' colours by harmonic fill (grey where none).
+    verts: (V, 3); stylized: (K, 3, S, S); warped: (V, K, 2); visible: (V, K) bool.
+    """
+    surface = Meshes(verts=[verts], faces=[faces])
+    with torch.no_grad():
+        zbuf = rasterize_views(surface, cameras, stylized.shape[-1], backend).zbuf  # (K, S, S, 1)
+    footprint = (zbuf >= 0).permute(0, 3, 1, 2).to(stylized.dtype)  # (K, 1, S, S)
+    samples = sample_views(torch.cat([stylized * footprint, footprint], 1), warped)  # (V, K, 4)
+    coverage = samples[..., 3:]
+    normals = surface.verts_normals_packed()  # (V, 3)
+    to_camera = F.normalize(cameras.get_camera_center()[None] - verts[:, None], dim=-1)  # (V, K, 3)
+    weight = ((normals[:, None] * to_camera).sum(-1).abs() * visible * coverage[..., 0]).nan_to_num(0.0)
+    total = weight.sum(1)
+    colors = (weight[..., None] * samples[..., :3] / coverage.clamp(min=1e-6)).sum(1) / total.clamp(min=1e-12)[:, None]
+    return harmonic_fill(colors, total > 1e-6, faces, verts, fill_weights, default=0.5).clamp(0, 1)
+
+
+def sample_views(images, pixels):
+    """Bilinear samples of K images at V pixel positions each.
+
+    images: (K, C, S, S); pixels: (V, K, 2) pixel (x, y), origin at the top-left pixel centre.
+    Returns (V, K, C); positions outside the image take the nearest border value.
+    """
+    size = images.shape[-1]
+    grid = (pixels.nan_to_num(0.0) * (2.0 / (size - 1)) - 1.0).transpose(0, 1)[:, :, None]  # (K, V, 1, 2)
+    samples = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border",
+                            align_corners=True)  # (K, C, V, 1)
+    return samples[..., 0].permute(2, 0, 1)
+
+
+def refine(verts_start, colors_start, faces, cameras, P, stylized, warped, visible, settings, out_dir):
+    """Adam (cosine-decayed step) on per-vertex offsets and colours; see ``RefinementObjective`` for the loss.
+
+    verts_start, colors_start: (V, 3); stylized: (K, 3, S, S); warped: (V, K, 2); visible: (V, K) bool.
+    Returns (verts (V, 3), colors (V, 3), history {loss name: [float per iteration]}).
+    """
+    targets = F.interpolate(stylized, size=settings.render_size, mode="area")
+    objective = RefinementObjective(verts_start, faces, cameras, P, targets, warped, visible, settings)
+    offsets = torch.zeros_like(verts_start, requires_grad=True)
+    colors = colors_start.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([{"params": [offsets], "lr": settings.lr_offsets},
+                                  {"params": [colors], "lr": settings.lr_colors}])
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(settings.iterations, 1))
+    history = {}
+    progress = tqdm(range(settings.iterations + 1), desc="mesh refinement", leave=False)
+    for iteration in progress:
+        losses, renders = objective(offsets, colors)
+        total = sum(losses.values())
+        for name, value in {**losses, "total": total}.items():
+            history.setdefault(name, []).append(float(value.detach()))
+        progress.set_postfix(loss=f"{float(total.detach()):.4f}")
+        _save_checkpoint(out_dir, iteration, renders, settings)
+        if iteration == settings.iterations:
+            break
+        optimiser.zero_grad()
+        total.backward()
+        optimiser.step()
+        schedule.step()
+        with torch.no_grad():
+            colors.clamp_(0, 1)
+    return objective.verts(offsets).detach(), colors.detach(), history
+
+
+class RefinementObjective:
+    """The refinement loss of per-vertex offsets (units of the bounding-box diagonal) and colours.
+
+    Terms (each times its weight in the settings; a zero weight skips the term):
+    image: L1 between unlit renders (K, 3, R, R) and the targets inside the rendered footprint;
+    reprojection: mean squared pixel distance of the visible vertices' projections to their warped positions;
+    laplacian, edge: PyTorch3D's mesh_laplacian_smoothing (uniform) and mesh_edge_loss on the offsets seen as
+    a mesh, i.e. how unevenly neighbouring vertices move (zero at the start);
+    normal: PyTorch3D's mesh_normal_consistency of the surface.
+    The mesh topology (edges, Laplacian) is computed once and shared by every evaluation.
+    """
+
+    def __init__(self, verts_start, faces, cameras, P, targets, warped, visible, settings):
+        self.start, self.faces, self.cameras, self.P = verts_start, faces, cameras, P
+        self.targets, self.warped, self.visible, self.settings = targets, warped, visible, settings
+        self.scale = float((verts_start.amax(0) - verts_start.amin(0)).norm())
+        self.topology = Meshes(verts=[verts_start], faces=[faces])
+        self.topology.edges_packed()
+        self.topology.laplacian_packed()
+
+    def verts(self, offsets):
+        """(V, 3) vertex positions for the offsets (V, 3)."""
+        return self.start + self.scale * offsets
+
+    def __call__(self, offsets, colors):
+        """Returns ({term: weighted scalar tensor}, renders (K, 3, R, R))."""
+        settings, verts = self.settings, self.verts(offsets)
+        renders, zbuf = render_views(_meshes(verts, self.faces, colors), self.cameras, settings.render_size,
+                                     settings.backend)
+        terms = {"image": lambda: self._image_l1(renders, zbuf),
+                 "reprojection": lambda: self._reprojection(verts),
+                 "laplacian": lambda: mesh_laplacian_smoothing(self._as_mesh(offsets), method="uniform"),
+                 "edge": lambda: mesh_edge_loss(self._as_mesh(offsets)),
+                 "normal": lambda: mesh_normal_consistency(self._as_mesh(verts))}
+        weights = {name: getattr(settings, f"weight_{name}") for name in terms}
+        return {name: weights[name] * term() for name, term in terms.items() if weights[name] > 0}, renders
+
+    def _image_l1(self, renders, zbuf):
+        """Mean absolute colour difference over the interior of the mesh's footprint (silhouette pixels left out)."""
+        footprint = footprint_interior(zbuf)[:, None].to(renders.dtype)  # (K, 1, R, R)
+        return ((renders - self.targets).abs() * footprint).sum() / (3 * footprint.sum()).clamp(min=1)
+
+    def _reprojection(self, verts):
+        """Mean squared pixel distance between projections and warped positions, visible vertices only."""
+        pixels, _ = project(verts, self.P)
+        return ((pixels - self.warped) ** 2).sum(-1)[self.visible].mean() if bool(self.visible.any()) \
+            else verts.sum() * 0
+
+    def _as_mesh(self, verts):
+        """A ``Meshes`` with the given per-vertex positions (V, 3) and the cached topology."""
+        return self.topology.update_padded(verts[None])
+
+
+def _meshes(verts, faces, colors):
+    """A PyTorch3D ``Meshes`` of batch 1 with per-vertex colours."""
+    return Meshes(verts=[verts], faces=[faces], textures=TexturesVertex(verts_features=[colors]))
+
+
+def _save_checkpoint(out_dir, iteration, renders, settings):
+    """Save out_dir/intermediate/recon_<iter>_<k>.png at iteration 0, every N, and the last."""
+    every = settings.checkpoint_every
+    if out_dir is None or every <= 0 or (iteration % every and iteration != settings.iterations):
+        return
+    for k, image in enumerate(renders.detach()):
+        save_image(Path(out_dir) / "intermediate" / f"recon_{iteration:04d}_{k}.png", image)
+
+
+def _check_inputs(mesh, P, stylized, verts2d_warped, visible):
+    """Shapes must agree: V vertices and K views everywhere, square stylized views."""
+    num_verts, num_views = len(mesh.verts), len(P)
+    if tuple(verts2d_warped.shape) != (num_verts, num_views, 2):
+        raise InputError(f"verts2d_warped.npy has shape {tuple(verts2d_warped.shape)}, expected "
+                         f"({num_verts}, {num_views}, 2) for this mesh and cameras; re-run run.py for this mesh")
+    if tuple(visible.shape) != (num_verts, num_views):
+        raise InputError(f"visible.npy has shape {tuple(visible.shape)}, expected ({num_verts}, {num_views}); "
+                         "re-run rendering.py for this mesh")
+    if stylized.dim() != 4 or stylized.shape[0] != num_views or stylized.shape[1] != 3 \
+            or stylized.shape[2] != stylized.shape[3]:
+        raise InputError(f"expected {num_views} square RGB stylized views, got a tensor of shape "
+                         f"{tuple(stylized.shape)}; re-run run.py")

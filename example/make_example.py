@@ -43,6 +43,8 @@ def main():
     parser.add_argument("--vertices", type=int, default=MESH_VERTICES, help="approximate mesh vertex count")
     parser.add_argument("--style-size", type=int, default=STYLE_SIZE, help="style image side in pixels")
     args = parser.parse_args()
+    if args.vertices < 1000 or args.style_size < 64:
+        parser.error("--vertices must be at least 1000 and --style-size at least 64")
 
     hopper = sample_photo("hopper")
     mesh, landmark_vertices = relief_mesh(hopper, require_landmarks(hopper, "grace_hopper.jpg"),

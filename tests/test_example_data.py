@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from utils.cameras import frame_mesh, make_cameras, world_to_pixel
+from utils.cameras import frame_mesh, make_cameras
 from utils.errors import InputError
 from utils.example_data import (border_points, detect_landmarks, exaggerate_landmarks, make_style, relief_mesh,
-                                require_landmarks, sample_photo, splat_views, square_face_crop,
-                                thin_plate_warp)
-from utils.images import list_images, read_image_array
-from utils.mesh_io import load_mesh
+                                require_landmarks, sample_photo, square_face_crop, thin_plate_warp)
+from utils.images import list_images, read_image_array, to_uint8_array
+from utils.mesh_io import load_mesh, to_pytorch3d
+from utils.render import render_views
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example"
 MESH_PATH = EXAMPLE / "models" / "hopper.obj"
@@ -46,6 +46,9 @@ def test_mesh_size_colours_and_frame(example_mesh):
     assert float(extent[1]) > float(extent[0]) > float(extent[2]) > 0.3  # taller than wide, deeper than flat
     centre = (verts.max(0).values + verts.min(0).values) / 2
     assert float(centre[:2].abs().max()) < 0.1
+    corners = verts[example_mesh.faces]  # (F, 3, 3)
+    normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    assert float((normals[:, 2] > 0).float().mean()) > 0.9  # faces wound toward the viewer (+z)
 
 
 def test_landmark_vertices_lie_on_the_face_toward_plus_z(example_mesh, landmark_vertices):
@@ -75,11 +78,15 @@ def test_style_images_have_68_landmarks_inside():
 
 
 def test_dlib_finds_a_face_on_views_of_the_mesh(example_mesh):
-    at, distance = frame_mesh(example_mesh.verts, 30.0)
-    cameras = make_cameras([-10.0, 10.0], [0.0, 0.0], distance, 30.0, at)
-    for image in splat_views(example_mesh, world_to_pixel(cameras, 256), 256):
-        landmarks = detect_landmarks(image)
+    """The content views rendering.py makes by default: azimuth -10 and +10, 512 px, framed on the box."""
+    at, distance = frame_mesh(example_mesh.verts, 15.0)
+    cameras = make_cameras([-10.0, 10.0], [0.0, 0.0], distance, 15.0, at)
+    with torch.no_grad():
+        images, _ = render_views(to_pytorch3d(example_mesh), cameras, 512)
+    for image in images:
+        landmarks = detect_landmarks(to_uint8_array(image), upsample=0)
         assert landmarks is not None and landmarks.shape == (68, 2)
+        assert np.ptp(landmarks[:, 0]) > 150  # the face fills a good part of the view
 
 
 def test_committed_mesh_is_what_the_script_makes(example_mesh, landmark_vertices):

@@ -22,12 +22,12 @@ from scipy.spatial import cKDTree
 from utils.errors import InputError
 from utils.mesh_io import Mesh
 
-# dlib 68-point index ranges (iBUG 300-W order)
+# dlib 68-point index ranges (iBUG 300-W order; "right" is the subject's right, the image's left)
 JAW = slice(0, 17)
-RIGHT_BROW, LEFT_BROW = slice(17, 22), slice(22, 27)
-NOSE_BRIDGE, NOSE_BASE = slice(27, 31), slice(31, 36)
+BROWS, RIGHT_BROW, LEFT_BROW = slice(17, 27), slice(17, 22), slice(22, 27)
+NOSE, NOSE_BRIDGE = slice(27, 36), slice(27, 31)
 RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
-MOUTH, INNER_MOUTH = slice(48, 68), slice(60, 68)
+MOUTH = slice(48, 68)
 
 
 def sample_photo(name):
@@ -103,7 +103,7 @@ def fit_head_ellipse(landmarks, width_factor=1.25, forehead_factor=0.85, chin_ma
     it is cut ``chin_margin`` face heights under the chin point.
     """
     jaw = landmarks[JAW]
-    brow_y = float(landmarks[17:27, 1].mean())
+    brow_y = float(landmarks[BROWS, 1].mean())
     chin_y = float(landmarks[8, 1])
     face_height = chin_y - brow_y
     top = brow_y - forehead_factor * face_height
@@ -116,8 +116,9 @@ def fit_head_ellipse(landmarks, width_factor=1.25, forehead_factor=0.85, chin_ma
 def grid_in_head(head, target_vertices):
     """A regular triangle grid over the head region.
 
-    Returns (pixels (V, 2) float64 vertex positions (x, y) in the photo, faces (F, 3) int64).
-    Only triangles whose three corners lie inside the ellipse and above the cut are kept.
+    Returns (pixels (V, 2) float64 vertex positions (x, y) in the photo, faces (F, 3) int64,
+    counter-clockwise seen from the viewer). Only triangles whose three corners lie inside the
+    ellipse and above the cut are kept; the boundary vertices are then snapped onto the outline.
     """
     inside_area = np.pi * head.axes[0] * head.axes[1] * 0.85
     step = float(np.sqrt(inside_area / target_vertices))
@@ -282,12 +283,12 @@ def exaggerate_landmarks(landmarks, eyes=1.0, chin=0.0, face_width=1.0, nose=1.0
     as a fraction of the nose-to-chin distance (0 keeps it).
     """
     out = landmarks.astype(np.float64).copy()
-    axis_x = float(landmarks[27:31, 0].mean())
+    axis_x = float(landmarks[NOSE_BRIDGE, 0].mean())
     out[JAW, 0] = axis_x + face_width * (landmarks[JAW, 0] - axis_x)
     nose_tip_y, chin_y = float(landmarks[33, 1]), float(landmarks[8, 1])
     below_nose = np.clip((landmarks[:, 1] - nose_tip_y) / (chin_y - nose_tip_y), 0.0, 1.0)
     out[:, 1] += chin * (chin_y - nose_tip_y) * below_nose ** 2  # the lower face stretches down
-    for part, factor in ((RIGHT_EYE, eyes), (LEFT_EYE, eyes), (slice(27, 36), nose), (MOUTH, mouth)):
+    for part, factor in ((RIGHT_EYE, eyes), (LEFT_EYE, eyes), (NOSE, nose), (MOUTH, mouth)):
         centre = out[part].mean(0)
         out[part] = centre + factor * (out[part] - centre)
     return out
@@ -342,20 +343,6 @@ def painterly_filter(image, saturation=1.35):
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 
-def make_style(photo, landmarks, filter_name, exaggeration=None, size=256):
-    """A style exemplar from a photo: square face crop, optional caricature warp, then a filter.
-
-    photo: uint8 (H, W, 3) RGB; landmarks: (68, 2); filter_name: a key of ``STYLE_FILTERS``;
-    exaggeration: keyword arguments of ``exaggerate_landmarks`` or None (no warp).
-    Returns (image (size, size, 3) uint8, landmarks (68, 2) pixel (x, y) of the stylized face).
-    """
-    crop, points = square_face_crop(photo, landmarks, size)
-    if exaggeration:
-        target = exaggerate_landmarks(points, **exaggeration)
-        crop, points = thin_plate_warp(crop, points, target), target
-    return STYLE_FILTERS[filter_name](crop), points
-
-
 def pop_art_filter(image, palette=((40, 30, 90), (200, 40, 100), (245, 140, 50), (255, 225, 140)),
                    edge_strength=0.7):
     """A strong colour stylization: smoothed luminance mapped to a palette (one colour per quantile
@@ -370,34 +357,15 @@ def pop_art_filter(image, palette=((40, 30, 90), (200, 40, 100), (245, 140, 50),
 STYLE_FILTERS = {"cartoon": cartoon_filter, "painterly": painterly_filter, "pop_art": pop_art_filter}
 
 
-# ----------------------------------------------------------------------------- quick preview
+def make_style(photo, landmarks, filter_name, exaggeration=None, size=256):
+    """A style exemplar from a photo: square face crop, optional caricature warp, then a filter.
 
-
-def splat_views(mesh, P, image_size, background=1.0):
-    """A fast z-buffered vertex splat of a coloured mesh in K views (a preview, not a renderer).
-
-    mesh: ``Mesh``; P: (K, 3, 4) world-to-pixel matrices (utils.cameras.world_to_pixel).
-    Each vertex paints a square as wide as the mesh's median projected edge; the nearest wins.
-    Returns (K, image_size, image_size, 3) uint8 RGB images.
+    photo: uint8 (H, W, 3) RGB; landmarks: (68, 2); filter_name: a key of ``STYLE_FILTERS``;
+    exaggeration: keyword arguments of ``exaggerate_landmarks`` or None (no warp).
+    Returns (image (size, size, 3) uint8, landmarks (68, 2) pixel (x, y) of the stylized face).
     """
-    from utils.cameras import project
-
-    pixels, depth = project(mesh.verts.double(), P.double())  # (V, K, 2), (V, K)
-    pixels, depth = pixels.numpy(), depth.numpy()
-    colors = (mesh.vertex_colors().numpy() * 255 + 0.5).astype(np.uint8)
-    edges = mesh.faces[:, :2].numpy()
-    images = np.full((len(P), image_size, image_size, 3), int(background * 255), dtype=np.uint8)
-    for k, image in enumerate(images):
-        spacing = np.median(np.linalg.norm(pixels[edges[:, 0], k] - pixels[edges[:, 1], k], axis=1))
-        radius = int(np.ceil(spacing / 2))
-        offsets = np.stack(np.meshgrid(np.arange(-radius, radius + 1), np.arange(-radius, radius + 1)), -1)
-        spots = np.rint(pixels[:, k, None, :]).astype(np.int64) + offsets.reshape(1, -1, 2)  # (V, S, 2)
-        vertex = np.broadcast_to(np.arange(len(spots))[:, None], spots.shape[:2]).ravel()
-        spots = spots.reshape(-1, 2)
-        valid = ((spots >= 0) & (spots < image_size)).all(1)
-        spots, vertex = spots[valid], vertex[valid]
-        order = np.argsort(depth[vertex, k], kind="stable")  # nearest first
-        flat = spots[order, 1] * image_size + spots[order, 0]
-        flat, first = np.unique(flat, return_index=True)
-        image.reshape(-1, 3)[flat] = colors[vertex[order][first]]
-    return images
+    crop, points = square_face_crop(photo, landmarks, size)
+    if exaggeration:
+        target = exaggerate_landmarks(points, **exaggeration)
+        crop, points = thin_plate_warp(crop, points, target), target
+    return STYLE_FILTERS[filter_name](crop), points

@@ -203,3 +203,12 @@ def test_make_rasterizer_backends():
     assert type(make_rasterizer(cameras, settings, backend="pytorch3d")) is MeshRasterizer
     with pytest.raises(ValueError):
         make_rasterizer(cameras, settings, backend="opengl")
+
+
+def test_faces_crossing_the_clip_plane_are_dropped_whole():
+    cameras = FoVPerspectiveCameras(R=torch.eye(3)[None], T=torch.tensor([[0.0, 0.0, 3.0]]), znear=1.0)
+    crossing = [[-1.0, -1.0, -2.9], [1.0, -1.0, -2.9], [0.0, 1.0, 0.0]]  # view depths 0.1, 0.1 and 3
+    in_front = [[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.0, 0.5, 0.0]]
+    meshes = Meshes([torch.tensor(crossing + in_front)], [torch.tensor([[0, 1, 2], [3, 4, 5]])])
+    fast = FastMeshRasterizer(cameras, RasterizationSettings(image_size=32))(meshes)
+    assert set(fast.pix_to_face.unique().tolist()) == {-1, 1}

@@ -143,13 +143,13 @@ def _corner_edges(px, py, x, y):
 
 
 def drawable_faces(corners, cull_backfaces, z_clip):
-    """(F,) bool: faces with non-zero screen area, not culled, and entirely in front of the clip depth.
+    """(F,) bool: finite faces with non-zero screen area, not culled, entirely in front of the clip depth.
 
     corners: (3, 3, F) NDC x, y and view z of each face's corners.
     """
     x, y, z = corners
     area = _signed_area(x, y)
-    keep = area.abs() > K_EPSILON
+    keep = (area.abs() > K_EPSILON) & torch.isfinite(x.sum(0) + y.sum(0))
     if cull_backfaces:
         keep &= area >= 0
     z_min = z.amin(dim=0)
@@ -166,10 +166,11 @@ def _pixel_ranges(corners, image_size):
     scale = min(height, width)
     x, y = corners[0], corners[1]
     # Pixel index as a continuous function of NDC: i = (S - 1 - scale * ndc) / 2 (the axis is flipped).
-    x_lo = torch.ceil((width - 1 - scale * x.amax(0)) / 2 - _BBOX_SLACK).clamp(min=0)
-    x_hi = torch.floor((width - 1 - scale * x.amin(0)) / 2 + _BBOX_SLACK).clamp(max=width - 1)
-    y_lo = torch.ceil((height - 1 - scale * y.amax(0)) / 2 - _BBOX_SLACK).clamp(min=0)
-    y_hi = torch.floor((height - 1 - scale * y.amin(0)) / 2 + _BBOX_SLACK).clamp(max=height - 1)
+    # Clamped on both sides so that far-off (or non-finite) faces convert to int safely and stay empty.
+    x_lo = torch.ceil((width - 1 - scale * x.amax(0)) / 2 - _BBOX_SLACK).clamp(0, width)
+    x_hi = torch.floor((width - 1 - scale * x.amin(0)) / 2 + _BBOX_SLACK).clamp(-1, width - 1)
+    y_lo = torch.ceil((height - 1 - scale * y.amax(0)) / 2 - _BBOX_SLACK).clamp(0, height)
+    y_hi = torch.floor((height - 1 - scale * y.amin(0)) / 2 + _BBOX_SLACK).clamp(-1, height - 1)
     return x_lo.long(), x_hi.long(), y_lo.long(), y_hi.long()
 
 

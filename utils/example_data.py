@@ -54,7 +54,8 @@ def _dlib_models():
     import dlib
     import face_recognition_models
 
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    return dlib.get_frontal_face_detector(), predictor
 
 
 def detect_landmarks(image, upsample=1):

@@ -7,7 +7,8 @@ On an RRPS portrait mesh (~100k faces) seen from the two RRPS views:
      are scaled from the nearest measured one by pixels x views and marked "est.".
   2. the fast rasterizer against face count (quadric decimation and midpoint subdivision, pymeshlab).
   3. the fast rasterizer against resolution.
-Wall-clock seconds, median of several calls; the load average is printed because the machine is shared.
+Wall-clock and process-CPU seconds (all threads), median of several calls; the load average is printed
+because the machine may be shared with other work.
 
     python bench/bench_raster.py [--mesh PATH] [--quick] [--threads N]
 """
@@ -74,25 +75,30 @@ def rasterize_once(rasterizer_class, verts, faces, cameras, size, backward):
 
 
 def seconds_per_call(repeats, *args, warm_up=True):
-    """Median wall-clock seconds of ``rasterize_once(*args)`` over ``repeats`` calls (after one warm-up)."""
+    """Median (wall-clock, process CPU) seconds of ``rasterize_once(*args)`` over ``repeats`` calls.
+
+    CPU seconds add up all threads; on a shared machine they move less with other people's load.
+    """
     if warm_up:
         rasterize_once(*args)
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         rasterize_once(*args)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def pytorch3d_seconds(measured, size, views, mode):
-    """PyTorch3D's time from ``measured`` {(size, views, mode): s}, or scaled by pixels x views from
-    the nearest measured entry (same mode if any). Returns (seconds, is_estimate)."""
+    """PyTorch3D's times from ``measured`` {(size, views, mode): (wall, cpu)}, or scaled by pixels x views
+    from the nearest measured entry (same mode if any). Returns ((wall, cpu), is_estimate)."""
     if (size, views, mode) in measured:
         return measured[(size, views, mode)], False
     same_mode = [key for key in measured if key[2] == mode] or list(measured)
     base = min(same_mode, key=lambda key: (abs(key[0] - size), abs(key[1] - views)))
-    return measured[base] * (size / base[0]) ** 2 * views / base[1], True
+    scale = (size / base[0]) ** 2 * views / base[1]
+    return tuple(seconds * scale for seconds in measured[base]), True
 
 
 def first_views(cameras, views):
@@ -109,7 +115,9 @@ def comparison_table(verts, faces, cameras, sizes, pytorch3d_settings):
     for size, views, mode in sorted(pytorch3d_settings):
         measured[(size, views, mode)] = seconds_per_call(1, MeshRasterizer, verts, faces, first_views(cameras, views),
                                                          size, mode == "forward+backward", warm_up=False)
-    print(f"\n{'size':>5} {'views':>5} {'mode':>17} {'fast s':>9} {'pytorch3d s':>13} {'ratio':>8}")
+    print("\nseconds per call (wall-clock | process CPU); est. = PyTorch3D scaled from a measured entry")
+    print(f"{'size':>5} {'views':>5} {'mode':>17} {'fast wall':>10} {'fast cpu':>9} {'p3d wall':>14} {'p3d cpu':>9}"
+          f" {'ratio wall':>11} {'ratio cpu':>10}")
     for size in sizes:
         for views in VIEW_COUNTS:
             for mode in ("forward", "forward+backward"):
@@ -117,7 +125,8 @@ def comparison_table(verts, faces, cameras, sizes, pytorch3d_settings):
                                         mode == "forward+backward")
                 reference, estimated = pytorch3d_seconds(measured, size, views, mode)
                 flag = " est." if estimated else "     "
-                print(f"{size:>5} {views:>5} {mode:>17} {fast:>9.3f} {reference:>9.1f}{flag} {reference / fast:>7.0f}x",
+                print(f"{size:>5} {views:>5} {mode:>17} {fast[0]:>10.3f} {fast[1]:>9.3f} {reference[0]:>9.1f}{flag}"
+                      f" {reference[1]:>9.1f} {reference[0] / fast[0]:>10.0f}x {reference[1] / fast[1]:>9.0f}x",
                       flush=True)
 
 
@@ -139,24 +148,25 @@ def resized_mesh(verts, faces, face_count):
 def face_count_table(verts, faces, cameras, face_counts, size=512):
     """Print the fast rasterizer's seconds per call against face count (one view, given size)."""
     print(f"\nfast rasterizer vs face count ({size} px, 1 view)")
-    print(f"{'faces':>9} {'forward s':>10} {'fwd+bwd s':>10}")
+    print(f"{'faces':>9} {'fwd wall':>9} {'fwd cpu':>8} {'fwd+bwd wall':>13} {'fwd+bwd cpu':>12}")
     for face_count in face_counts:
         v, f = (verts, faces) if face_count is None else resized_mesh(verts, faces, face_count)
         forward = seconds_per_call(3, FastMeshRasterizer, v, f, first_views(cameras, 1), size, False)
         both = seconds_per_call(3, FastMeshRasterizer, v, f, first_views(cameras, 1), size, True)
-        print(f"{len(f):>9} {forward:>10.3f} {both:>10.3f}", flush=True)
+        print(f"{len(f):>9} {forward[0]:>9.3f} {forward[1]:>8.3f} {both[0]:>13.3f} {both[1]:>12.3f}", flush=True)
 
 
 def resolution_table(verts, faces, cameras, sizes):
     """Print the fast rasterizer's seconds per call against image size (one view)."""
     print(f"\nfast rasterizer vs resolution ({len(faces)} faces, 1 view)")
-    print(f"{'size':>5} {'forward s':>10} {'fwd+bwd s':>10} {'covered px':>11}")
+    print(f"{'size':>5} {'fwd wall':>9} {'fwd cpu':>8} {'fwd+bwd wall':>13} {'fwd+bwd cpu':>12} {'covered px':>11}")
     for size in sizes:
         forward = seconds_per_call(3, FastMeshRasterizer, verts, faces, first_views(cameras, 1), size, False)
         both = seconds_per_call(3, FastMeshRasterizer, verts, faces, first_views(cameras, 1), size, True)
         covered = int((rasterize_once(FastMeshRasterizer, verts, faces, first_views(cameras, 1), size, False)
                        .pix_to_face >= 0).sum())
-        print(f"{size:>5} {forward:>10.3f} {both:>10.3f} {covered:>11}", flush=True)
+        print(f"{size:>5} {forward[0]:>9.3f} {forward[1]:>8.3f} {both[0]:>13.3f} {both[1]:>12.3f} {covered:>11}",
+              flush=True)
 
 
 @cli_entry

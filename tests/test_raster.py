@@ -198,7 +198,8 @@ def test_unsupported_settings_raise():
 
 def test_make_rasterizer_backends():
     cameras, settings = two_view_cameras(), RasterizationSettings()
-    assert type(make_rasterizer(cameras, settings)) is FastMeshRasterizer
+    assert type(make_rasterizer(cameras, settings)) is FastMeshRasterizer  # CPU cameras
+    assert type(make_rasterizer(None, settings)) is FastMeshRasterizer  # cameras given at call time
     assert type(make_rasterizer(cameras, settings, backend="fast")) is FastMeshRasterizer
     assert type(make_rasterizer(cameras, settings, backend="pytorch3d")) is MeshRasterizer
     with pytest.raises(ValueError):

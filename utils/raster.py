@@ -75,7 +75,7 @@ def make_rasterizer(cameras, raster_settings, backend="auto"):
     bench/bench_raster.py on a GPU.
     """
     if backend == "auto":
-        backend = "pytorch3d" if cameras.device.type == "cuda" else "fast"
+        backend = "pytorch3d" if cameras is not None and cameras.device.type == "cuda" else "fast"
     if backend == "fast":
         return FastMeshRasterizer(cameras=cameras, raster_settings=raster_settings)
     if backend == "pytorch3d":
@@ -221,7 +221,7 @@ def _band_pixels(bands):
 
 
 def _face_table(corners, perspective_correct):
-    """(9, 3, C) per-face constants gathered per candidate pair: corner x, corner y, depth weights.
+    """(3, 3, C) per-face constants gathered per candidate pair: corner x, corner y, depth weights.
 
     "Inside" means every edge function has the sign of the face's area (all barycentrics > 0, as
     in PyTorch3D). The depth under a pixel is sum_i e_i * weight_i (affine) or its reciprocal
@@ -253,7 +253,8 @@ def nearest_faces(corners, face_to_mesh, drawable, num_meshes, image_size, persp
     corners = corners.detach()
     x_lo, x_hi, y_lo, y_hi = _pixel_ranges(corners, image_size)
     ids = torch.nonzero(drawable & (x_lo <= x_hi) & (y_lo <= y_hi)).flatten()
-    table = _face_table(corners.reshape(9, -1).index_select(1, ids).view(3, 3, -1), perspective_correct).view(9, -1)
+    candidates = corners.reshape(9, -1).index_select(1, ids).view(3, 3, -1)
+    table = _face_table(candidates, perspective_correct).view(9, -1)
     first_pixel = face_to_mesh.index_select(0, ids) * (height * width)
     bands = _row_bands(*(r.index_select(0, ids) for r in (x_lo, x_hi, y_lo, y_hi)), max_pairs)
     x_ndc = pixel_centres_ndc(width, height, corners.dtype, device)

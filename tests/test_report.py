@@ -61,6 +61,7 @@ def fake_run(tmp_path):
         save_image(done / f"stylized_{k}.png", _picture(20 + k))
         save_image(done / f"unwarped_{k}.png", _picture(30 + k))
     save_image(done / "intermediate/loss_curves.png", _picture(40))
+    save_image(done / "intermediate/keypoints_view1.png", _picture(41))
     save_json(done / "metrics.json", {"psnr_db": [30.0, 32.0], "flipped_face_share": 0.0125,
                                       "displacement_rel_bbox": {"mean": 0.01, "max": 0.05},
                                       "image_metrics_region": "footprint <eroded>"})
@@ -90,6 +91,7 @@ def test_report_links_resolve_and_shows_every_pair_in_its_state(fake_run):
     assert not any(link.startswith(("/", "http", "file:")) for link in links)
     for expected in ["../example/content/head/view_1.png", "head/ink/stylized_1.png", "head/ink/turntable.png",
                      "head/ink/turntable_smooth.png", "head/ink/intermediate/loss_curves.png",
+                     "head/ink/intermediate/keypoints_view1.png",
                      "report_files/style/ink.png", "report_files/content/head/landmarks_0.png"]:
         assert expected in links, expected
     for state in ["complete", "incomplete", "failed"]:

@@ -43,7 +43,7 @@ PAIR_FILES = ("mesh.obj", "mesh_smooth.obj", "metrics.json", "params.json", "ver
               "turntable.gif", "turntable_smooth.gif", "intermediate/")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TurntableSettings:
     """How the stylized meshes are turned around the head: K azimuths (degrees) at one elevation, one
     headlight (``light``: diffuse share), framed from the front with ``margin``; an animated GIF beside
@@ -286,16 +286,18 @@ def summary_metrics(metrics):
 def summary_html(pairs, metrics_by_pair, index_dir):
     """The table at the top: one row per pair with its state, a thumbnail and the headline figures."""
     columns = list(dict.fromkeys(key for figures in metrics_by_pair for key in figures))
-    head = "".join(f"<th>{_esc(key)}</th>" for key in ["content", "style", "state", "view 0"] + columns)
+    head = "".join(f"<th>{_esc(key)}</th>" for key in ["content", "style", "state", "stylized"] + columns)
     rows = []
     for pair, figures in zip(pairs, metrics_by_pair):
         thumb = pair.folder / "stylized_0.png"
-        image = f'<img class="thumb" src="{_href(thumb, index_dir)}" alt="" loading="lazy">' if thumb.is_file() else ""
+        image = (f'<img class="thumb" src="{_href(thumb, index_dir)}" alt="" loading="lazy">'
+                 if thumb.is_file() else "")
         cells = "".join(f"<td>{_esc(format_value(figures[key])) if key in figures else ''}</td>" for key in columns)
         rows.append(f'<tr><td><a href="#{_anchor(pair)}">{_esc(pair.content)}</a></td><td>{_esc(pair.style)}</td>'
                     f'<td><span class="state {pair.status}">{pair.status}</span></td><td>{image}</td>{cells}</tr>')
     note = "<p class=\"note\">Per-view figures are averaged over the views here; each pair's table lists them.</p>"
-    return f'<table class="summary"><tr>{head}</tr>{"".join(rows)}</table>{note if columns else ""}'
+    table = f'<div class="wide"><table class="summary"><tr>{head}</tr>{"".join(rows)}</table></div>'
+    return table + (note if columns else "")
 
 
 def _anchor(pair):
@@ -312,10 +314,11 @@ def pair_html(pair, index_dir, assets_dir, settings):
     stylized = [figure_html(folder / f"stylized_{k}.png", f"stylized view {k}", index_dir) for k in views]
     unwarped = [figure_html(folder / f"unwarped_{k}.png", f"unwarped view {k}", index_dir) for k in views]
     arc = f"azimuth {min(settings.azimuths):g}° to {max(settings.azimuths):g}°" if settings else "turntable"
-    turntables = [figure_html(folder / strip, f"{mesh} ({arc})", index_dir, link=folder / Path(strip).with_suffix(".gif"))
-                  for mesh, strip in TURNTABLES.items()]
-    plots = [figure_html(folder / plot, Path(plot).stem.replace("_", " "), index_dir)
-             for plot in INTERMEDIATE_PLOTS if (folder / plot).is_file()]
+    turntables = [figure_html(folder / strip, f"{mesh} ({arc})", index_dir,
+                              link=folder / Path(strip).with_suffix(".gif")) for mesh, strip in TURNTABLES.items()]
+    plot_paths = [folder / plot for plot in INTERMEDIATE_PLOTS]
+    plot_paths += [folder / "intermediate" / f"keypoints_view{k}.png" for k in views]
+    plots = [figure_html(path, path.stem.replace("_", " "), index_dir) for path in plot_paths if path.is_file()]
     metrics, metrics_note = read_json_or_note(folder / "metrics.json")
     params, params_note = read_json_or_note(folder / "params.json")
     marker, _ = read_json_or_note(folder / COMPLETE_MARKER)
@@ -348,14 +351,14 @@ def _content_overlay(pair, k, index_dir, assets_dir):
 
 def _style_figure(pair, index_dir, assets_dir):
     """The style exemplar with its landmarks, linking to the exemplar itself."""
-    style_dir = pair.style_image.parent if pair.style_image is not None else None
-    if style_dir is None:
+    image = pair.style_image
+    if image is None:
         return figure_html(None, pair.style, index_dir, note=f"style image {pair.style} missing")
-    path, note = landmark_overlay(pair.style_image, pair.style_image.with_suffix(".txt"),
-                                  assets_dir / "style" / f"{pair.style}.png", style_dir / "overlays" / f"{pair.style}.png")
+    path, note = landmark_overlay(image, image.with_suffix(".txt"), assets_dir / "style" / f"{pair.style}.png",
+                                  image.parent / "overlays" / f"{pair.style}.png")
     if path is None:
-        return figure_html(pair.style_image, f"{pair.style} ({note})", index_dir)
-    return figure_html(path, f"{pair.style} with its landmarks", index_dir, link=pair.style_image)
+        return figure_html(image, f"{pair.style} ({note})", index_dir)
+    return figure_html(path, f"{pair.style} with its landmarks", index_dir, link=image)
 
 
 def _file_links(folder, index_dir):
@@ -384,10 +387,11 @@ figure img { width: 200px; height: auto; display: block; border: 1px solid #ddd;
 figcaption { font-size: 0.8em; color: #555; }
 .placeholder { width: 200px; height: 120px; display: flex; align-items: center; justify-content: center;
                background: #f3f3f3; border: 1px dashed #aaa; color: #a00; font-size: 0.8em; padding: 4px;
-               box-sizing: border-box; word-break: break-all; }
+               box-sizing: border-box; overflow-wrap: anywhere; }
 .strips .placeholder { width: 100%; height: 60px; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
+.wide { overflow-x: auto; }
 table.summary img.thumb { width: 48px; height: 48px; display: block; }
 .state { padding: 1px 6px; border-radius: 4px; font-size: 0.8em; color: white; background: #888; }
 .state.complete, .state.done { background: #2e7d32; }
@@ -403,7 +407,9 @@ def page_html(pairs, index_dir, assets_dir, settings, title):
     """The whole page: summary table, then one section per content mesh with its pairs."""
     metrics = [summary_metrics(read_json_or_note(pair.folder / "metrics.json")[0]) for pair in pairs]
     counts = {state: sum(p.status == state for p in pairs) for state in ("complete", "done", "incomplete", "failed")}
-    overview = ", ".join(f"{count} {state}" for state, count in counts.items() if count) or "no pairs yet"
+    overview = ", ".join(f"{count} {state}" for state, count in counts.items() if count) or "none yet"
+    plural = "" if len(pairs) == 1 else "s"
+    written = time.strftime("%Y-%m-%d %H:%M:%S")
     sections = []
     for content in dict.fromkeys(pair.content for pair in pairs):
         body = "".join(pair_html(p, index_dir, assets_dir, settings) for p in pairs if p.content == content)
@@ -412,7 +418,7 @@ def page_html(pairs, index_dir, assets_dir, settings, title):
 <html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>
 <style>{STYLE_SHEET}</style></head>
 <body><h1>{_esc(title)}</h1>
-<p>{len(pairs)} pair{"" if len(pairs) == 1 else "s"}: {_esc(overview)}. Written {time.strftime("%Y-%m-%d %H:%M:%S")}; click a picture for the file.</p>
+<p>{len(pairs)} pair{plural}: {_esc(overview)}. Written {written}; click a picture for its file.</p>
 {summary_html(pairs, metrics, index_dir) if pairs else ""}
 {"".join(sections)}
 </body></html>

@@ -102,3 +102,78 @@ def test_real_files_in_both_orders(rrps_data):
         jaw = points[16] - points[0]
         assert abs(jaw[0]) > abs(jaw[1])
         assert points[8, 1] > points[27, 1]  # chin below the top of the nose: (x, y) with y down
+
+
+@pytest.fixture(scope="module")
+def hopper():
+    """matplotlib's Grace Hopper photo (public domain) at half size: uint8 (300, 256, 3) RGB."""
+    import matplotlib.cbook
+    from PIL import Image
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as file:
+        return np.asarray(Image.open(file).convert("RGB").resize((256, 300), Image.LANCZOS))
+
+
+def assert_face_landmarks(points, face_box):
+    """68 finite points, all inside the face's box (left, top, right, bottom), eyes above the mouth."""
+    left, top, right, bottom = face_box
+    assert points.shape == (LANDMARK_COUNT, 2) and np.isfinite(points).all()
+    assert (points[:, 0] > left).all() and (points[:, 0] < right).all()
+    assert (points[:, 1] > top).all() and (points[:, 1] < bottom).all()
+    assert points[36:48, 1].mean() < points[48:68, 1].mean()
+    assert points[36, 0] < points[45, 0]
+
+
+HOPPER_FACE = (75, 75, 200, 225)  # generous box around the face in grace_hopper.jpg
+
+
+def test_detects_hopper_in_rgb_gray_rgba_and_uint16(hopper):
+    from models.landmark_detector import detect_landmarks
+
+    reference = detect_landmarks(hopper)
+    assert_face_landmarks(reference, HOPPER_FACE)
+    gray = hopper.mean(axis=2).astype(np.uint8)
+    rgba = np.concatenate([hopper, np.full(hopper.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    uint16 = hopper.astype(np.uint16) * 257
+    for variant in (gray, rgba, uint16):
+        points = detect_landmarks(variant)
+        assert_face_landmarks(points, HOPPER_FACE)
+        assert landmark_error(points, reference) < 0.05
+
+
+def test_detects_on_small_and_large_images_in_input_pixels(hopper):
+    import cv2
+
+    from models.landmark_detector import detect_landmarks
+
+    reference = detect_landmarks(hopper)
+    for scale in (0.5, 4.0):
+        resized = cv2.resize(hopper, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        points = detect_landmarks(resized) / scale
+        assert landmark_error(points, reference) < 0.06
+
+
+def test_detects_astronaut_from_tensor():
+    import torch
+    from skimage import data
+
+    from models.landmark_detector import detect_landmarks
+
+    image = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float() / 255
+    assert_face_landmarks(detect_landmarks(image), (150, 20, 300, 220))
+
+
+def test_blank_image_raises_input_error_with_the_manual_file(tmp_path):
+    from models.landmark_detector import detect_landmarks
+
+    with pytest.raises(InputError) as info:
+        detect_landmarks(np.full((128, 128, 3), 200, np.uint8), source="blank.png", manual_path="style/blank.txt")
+    message = str(info.value)
+    assert "blank.png" in message and "style/blank.txt" in message and '"x y"' in message and "\n" not in message
+
+
+def test_mirror_index_is_an_involution():
+    from models.landmark_detector import MIRRORED_INDEX
+
+    assert sorted(MIRRORED_INDEX) == list(range(LANDMARK_COUNT))
+    np.testing.assert_array_equal(MIRRORED_INDEX[MIRRORED_INDEX], np.arange(LANDMARK_COUNT))

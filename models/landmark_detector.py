@@ -1,0 +1,226 @@
+"""dlib's 68 face landmarks, made dependable on renders, photos and artistic portraits.
+
+Offline models from ``face_recognition_models``: the 68-point shape predictor,
+the HOG face detector and the CNN (mmod) face detector. The pipeline:
+
+1. find a face: HOG on the image; then the CNN; then HOG with a relaxed
+   threshold on preprocessed versions (median-smoothed against brush strokes,
+   CLAHE contrast, grayscale, slightly rotated, downscaled) and the CNN on the
+   smoothed one; with several faces, the largest (the most confident when
+   retrying);
+2. place the landmarks: the predictor on jittered boxes, on the image and on
+   its mirror image, combined by the per-coordinate median (a test-time
+   ensemble that lowers the predictor's dependence on the exact box);
+3. map the points back to the input's pixels (x, y), origin at the top-left
+   pixel centre.
+
+The ground-truth landmarks of any data set play no part here.
+"""
+import functools
+import itertools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from utils.errors import InputError
+from utils.images import to_uint8_array
+from utils.landmarks import FORMAT_HINT
+
+DETECTION_MAX_SIDE = 800  # larger images are downscaled for detection and the points scaled back
+DETECTION_MIN_SIDE = 256  # smaller images are upsampled
+HOG_UPSAMPLE = 1  # the HOG detector's own upsampling (finds faces down to ~40 px)
+RELAXED_HOG_THRESHOLD = -0.5  # detection threshold on the preprocessed retries (0 is dlib's default)
+RETRY_ROTATIONS = (15.0, -15.0)  # degrees
+RETRY_DOWNSCALE = 0.6
+MEDIAN_BLUR = 5  # kernel (pixels at the working size) that smooths brush strokes and halftone dots
+CLAHE_CLIP, CLAHE_TILES = 2.0, 8
+BOX_SCALES = (0.95, 1.0, 1.05)  # box ensemble: sizes relative to the detected box
+BOX_SHIFTS = (-0.03, 0.0, 0.03)  # and shifts in box widths, along x and y
+CNN_BOX_TO_HOG = (1.124, 0.007, 0.029)  # an mmod box -> the HOG-like box the predictor was trained on:
+# size factor, centre shift (x, y) in box widths; the median over faces both detectors found
+
+# the 68-point scheme mirrored left <-> right (jaw, brows, nose, eyes, outer lip, inner lip)
+MIRRORED_INDEX = np.array(
+    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30, 35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
+
+
+@dataclass
+class FaceView:
+    """A preprocessed version of the working image: uint8 (H, W, 3) RGB and the (2, 3) affine to working pixels."""
+
+    image: np.ndarray
+    to_work: np.ndarray
+
+
+@functools.lru_cache(maxsize=None)
+def dlib_models():
+    """(shape predictor, HOG detector, CNN detector), loaded once on first use."""
+    import dlib
+    import face_recognition_models
+
+    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    cnn = dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location())
+    return predictor, dlib.get_frontal_face_detector(), cnn
+
+
+def detect_landmarks(image, source="image", manual_path=None):
+    """68 landmarks of the largest face in an image, as a (68, 2) float64 array of pixel (x, y).
+
+    image: tensor (3, H, W) or array (H, W), (H, W, 1|3|4) RGB(A), uint8, uint16 or float in [0, 1].
+    source and manual_path only word the error: when no face is found anywhere, InputError (one line)
+    names ``source`` and tells the user to write ``manual_path`` by hand.
+    """
+    rgb = as_rgb_uint8(image)
+    scale = working_scale(rgb.shape[:2])
+    work = rgb if scale == 1.0 else resize(rgb, scale)
+    view, box = find_face(work)
+    if view is None:
+        target = manual_path if manual_path is not None else "a landmark file beside it"
+        raise InputError(f"{source}: no face found by dlib (HOG and CNN detectors, several preprocessings); "
+                         f"write its landmarks by hand to {target}: {FORMAT_HINT}")
+    points = transform_points(view.to_work, ensemble_landmarks(view.image, box))
+    return (points + 0.5) / scale - 0.5
+
+
+def as_rgb_uint8(image):
+    """Any image the pipeline meets -> uint8 (H, W, 3) RGB; alpha composited over white, 16-bit rescaled."""
+    if hasattr(image, "detach"):
+        return to_uint8_array(image)
+    image = np.asarray(image)
+    if np.issubdtype(image.dtype, np.integer):
+        image = image.astype(np.float32) / float(np.iinfo(image.dtype).max)
+    if image.ndim == 3 and image.shape[2] == 4:
+        alpha = image[:, :, 3:4]
+        image = image[:, :, :3] * alpha + (1.0 - alpha)
+    return to_uint8_array(image)
+
+
+def working_scale(shape):
+    """The factor that brings an image of shape (H, W) into [DETECTION_MIN_SIDE, DETECTION_MAX_SIDE]."""
+    side = max(shape)
+    return float(np.clip(side, DETECTION_MIN_SIDE, DETECTION_MAX_SIDE)) / side
+
+
+def resize(image, scale):
+    """uint8 (H, W, 3) image scaled by ``scale`` (area filter to shrink, cubic to enlarge)."""
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
+
+
+def find_face(work):
+    """(FaceView, box (left, top, right, bottom) in that view) for the face in ``work``; (None, None) if none.
+
+    Cheapest first: HOG, the CNN, then relaxed HOG on preprocessed views, then the CNN on the smoothed view.
+    """
+    plain = FaceView(work, np.eye(2, 3))
+    box = largest(hog_boxes(plain.image, 0.0))
+    if box is None:
+        box = largest(cnn_boxes(plain.image))
+    if box is not None:
+        return plain, box
+    scored = [(score, view, box) for view in retry_views(work)
+              for box, score in hog_boxes(view.image, RELAXED_HOG_THRESHOLD, with_scores=True)]
+    if scored:
+        _, view, box = max(scored, key=lambda item: item[0])
+        return view, box
+    smoothed = retry_views(work)[0]
+    box = largest(cnn_boxes(smoothed.image))
+    return (smoothed, box) if box is not None else (None, None)
+
+
+def hog_boxes(image, threshold, with_scores=False):
+    """HOG detections as boxes (left, top, right, bottom); with_scores: [(box, score)] instead."""
+    _, hog, _ = dlib_models()
+    rects, scores, _ = hog.run(image, HOG_UPSAMPLE, threshold)
+    boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
+    return list(zip(boxes, scores)) if with_scores else boxes
+
+
+def cnn_boxes(image):
+    """CNN (mmod) detections, each mapped to the HOG-like box the shape predictor expects."""
+    _, _, cnn = dlib_models()
+    size_factor, shift_x, shift_y = CNN_BOX_TO_HOG
+    boxes = []
+    for detection in cnn(image, 0):
+        r = detection.rect
+        width = r.right() - r.left()
+        centre_x = (r.left() + r.right()) / 2 + shift_x * width
+        centre_y = (r.top() + r.bottom()) / 2 + shift_y * width
+        half = size_factor * width / 2
+        boxes.append((centre_x - half, centre_y - half, centre_x + half, centre_y + half))
+    return boxes
+
+
+def largest(boxes):
+    """The box (left, top, right, bottom) of largest area, or None for an empty list."""
+    return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), default=None)
+
+
+def retry_views(work):
+    """Preprocessed views of the working image for the retries; the median-smoothed one first."""
+    identity = np.eye(2, 3)
+    smoothed = cv2.medianBlur(work, MEDIAN_BLUR)
+    lab = cv2.cvtColor(work, cv2.COLOR_RGB2LAB)
+    lab[:, :, 0] = cv2.createCLAHE(CLAHE_CLIP, (CLAHE_TILES, CLAHE_TILES)).apply(lab[:, :, 0])
+    gray = np.repeat(cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+    views = [FaceView(smoothed, identity), FaceView(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), identity),
+             FaceView(gray, identity)]
+    views += [rotated_view(work, angle) for angle in RETRY_ROTATIONS]
+    views.append(scaled_view(work, RETRY_DOWNSCALE))
+    return views
+
+
+def scaled_view(work, factor):
+    """The working image scaled by ``factor`` and the affine back (pixel centres kept: x = (x' + 0.5) / f - 0.5)."""
+    offset = 0.5 / factor - 0.5
+    return FaceView(resize(work, factor), np.array([[1 / factor, 0.0, offset], [0.0, 1 / factor, offset]]))
+
+
+def rotated_view(work, degrees):
+    """The working image rotated about its centre (border replicated) and the affine back."""
+    height, width = work.shape[:2]
+    forward = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), degrees, 1.0)
+    image = cv2.warpAffine(work, forward, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return FaceView(image, cv2.invertAffineTransform(forward))
+
+
+def transform_points(affine, points):
+    """Apply a (2, 3) affine to (N, 2) points."""
+    return points @ affine[:, :2].T + affine[:, 2]
+
+
+def ensemble_landmarks(image, box):
+    """The per-coordinate median of the predictor over jittered boxes on the image and its mirror: (68, 2)."""
+    width = image.shape[1]
+    mirror = np.ascontiguousarray(image[:, ::-1])
+    mirror_box = (width - 1 - box[2], box[1], width - 1 - box[0], box[3])
+    direct = [predict(image, jittered) for jittered in jittered_boxes(box)]
+    mirrored = [predict(mirror, jittered)[MIRRORED_INDEX] for jittered in jittered_boxes(mirror_box)]
+    mirrored = np.stack(mirrored) * [-1.0, 1.0] + [width - 1.0, 0.0]
+    return np.median(np.concatenate([np.stack(direct), mirrored]), axis=0)
+
+
+def jittered_boxes(box):
+    """Boxes (left, top, right, bottom) around ``box``: every BOX_SCALES size at every BOX_SHIFTS offset."""
+    left, top, right, bottom = box
+    width, height = right - left, bottom - top
+    centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
+    boxes = []
+    for scale, shift_x, shift_y in itertools.product(BOX_SCALES, BOX_SHIFTS, BOX_SHIFTS):
+        x, y = centre_x + shift_x * width, centre_y + shift_y * width
+        half_w, half_h = scale * width / 2, scale * height / 2
+        boxes.append((x - half_w, y - half_h, x + half_w, y + half_h))
+    return boxes
+
+
+def predict(image, box):
+    """The shape predictor's 68 points (68, 2) pixel (x, y) for one box (left, top, right, bottom)."""
+    import dlib
+
+    predictor, _, _ = dlib_models()
+    rect = dlib.rectangle(*(int(round(v)) for v in box))
+    shape = predictor(image, rect)
+    return np.array([(part.x, part.y) for part in shape.parts()], dtype=np.float64)

@@ -54,7 +54,7 @@ COVARIANCE = "full"
 CHECKPOINT_EVERY = 50
 
 GPU_PROFILE = dict(network="auto")
-CPU_PROFILE = dict(network="efficientnet-lite0", image_size=256, iterations=60, result_samples=1024,
+CPU_PROFILE = dict(network="efficientnet-lite0", image_size=256, iterations=50, result_samples=1024,
                    style_samples=2048, covariance="layers", checkpoint_every=20)
 
 

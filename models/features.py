@@ -37,13 +37,6 @@ class FeatureNetwork(nn.Module):
         self.eval()
         self.requires_grad_(False)
 
-    @property
-    def channels(self):
-        """Channels of every returned layer, the image's 3 first (list of ints)."""
-        probe = torch.zeros(1, 3, 32, 32, device=self.mean.device)
-        with torch.no_grad():
-            return [f.shape[1] for f in self(probe)]
-
     def forward(self, images):
         x = (images - self.mean) / self.std
         features = [x]

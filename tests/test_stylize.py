@@ -193,3 +193,27 @@ def test_bad_input_gets_one_line_before_any_work(example, capsys, monkeypatch, b
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and expected in error and "\n" not in error
     assert not (example / "output").exists()
+
+
+def test_remd_matches_differentiating_through_the_min():
+    from utils.strotss import remd
+    torch.manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(2, 30, 5), dim=-1).requires_grad_(True)
+    y = torch.nn.functional.normalize(torch.randn(2, 40, 5), dim=-1)
+    remd(x, y).sum().backward()
+    fast_grad = x.grad.clone()
+    x.grad = None
+    cost = 1.0 - x @ y.transpose(1, 2)
+    reference = torch.maximum(cost.min(2).values.mean(1), cost.min(1).values.mean(1))
+    reference.sum().backward()
+    torch.testing.assert_close(remd(x, y), reference)
+    torch.testing.assert_close(fast_grad, x.grad)
+
+
+def test_hypercolumns_read_pixel_centres():
+    from utils.strotss import hypercolumns
+    image = torch.rand(1, 3, 8, 8)
+    coarse = torch.nn.functional.avg_pool2d(image, 2)
+    columns = hypercolumns([image, coarse], torch.tensor([[3.0, 5.0], [0.5, 0.5]]), (8, 8))
+    torch.testing.assert_close(columns[0][0, 0], image[0, :, 5, 3])
+    torch.testing.assert_close(columns[1][0, 1], coarse[0, :, 0, 0])

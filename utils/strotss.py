@@ -20,7 +20,6 @@ import torch.nn.functional as F
 RGB_TO_YUV = torch.tensor([[0.577350, 0.577350, 0.577350],
                            [-0.577350, 0.788675, -0.211325],
                            [-0.577350, -0.211325, 0.788675]])
-COLOR_CHANNELS = 3
 
 
 def pixel_to_grid(points, width, height):
@@ -45,23 +44,31 @@ def sample_positions(height, width, count, generator, max_positions=128 ** 2):
 
 
 def hypercolumns(features, positions, image_size):
-    """Bilinearly sample every layer at the same image positions and concatenate.
+    """Bilinearly sample every layer at the same image positions.
 
     features: list of (B, C_l, H_l, W_l) covering the same image extent; positions: (N, 2) or (B, N, 2)
-    pixel (x, y) in an image of ``image_size`` = (height, width). Returns (B, N, sum C_l).
+    pixel (x, y) in an image of ``image_size`` = (height, width). Returns a list of (B, N, C_l), one per
+    layer (kept apart so per-layer statistics need no slicing of the concatenation).
     """
     batch = features[0].shape[0]
     height, width = image_size
     grid = pixel_to_grid(positions.to(features[0].device), width, height)
     grid = grid.expand(batch, -1, -1).unsqueeze(1) if grid.dim() == 2 else grid.unsqueeze(1)  # (B, 1, N, 2)
-    columns = [F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
-               for f in features]
-    return torch.cat(columns, dim=1).squeeze(2).transpose(1, 2)
+    return [F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            .squeeze(2).transpose(1, 2) for f in features]
 
 
 def rgb_to_yuv(colors):
     """(..., 3) RGB -> (..., 3) YUV (STROTSS's orthonormal colour basis)."""
     return colors @ RGB_TO_YUV.to(colors).T
+
+
+def _argmax_over_rows(scores):
+    """scores.argmax(1) for (B, N, M) (a tie may pick another of the equal rows): amax and a masked index
+    are several times faster than the strided argmax on CPU. Returns (B, M) int64."""
+    rows = torch.arange(scores.shape[1], device=scores.device, dtype=torch.int32).view(1, -1, 1)
+    best = scores.amax(1, keepdim=True)
+    return torch.where(scores == best, rows, -1).amax(1).long()
 
 
 def _nearest_cosine(x, y):
@@ -71,24 +78,26 @@ def _nearest_cosine(x, y):
     """
     with torch.no_grad():
         similarity = x @ y.transpose(1, 2)
-        return similarity.argmax(2), similarity.argmax(1)
+        return similarity.argmax(2), _argmax_over_rows(similarity)
 
 
 def _nearest_euclidean(x, y):
     """Nearest neighbours under Euclidean distance, no autograd; as ``_nearest_cosine``."""
     with torch.no_grad():
-        cost = torch.cdist(x, y)
-        return cost.argmin(2), cost.argmin(1)
+        closeness = -torch.cdist(x, y)
+        return closeness.argmax(2), _argmax_over_rows(closeness)
 
 
 def _gather(rows, index):
-    """rows (B, M, D), index (B, N) -> (B, N, D)."""
-    return torch.gather(rows, 1, index.unsqueeze(-1).expand(-1, -1, rows.shape[-1]))
+    """rows (B, M, D), index (B, N) -> (B, N, D) (row lookup; much faster than torch.gather on CPU)."""
+    batch, count, dim = rows.shape
+    offsets = torch.arange(batch, device=index.device).unsqueeze(1) * count
+    return rows.reshape(batch * count, dim).index_select(0, (index + offsets).reshape(-1)).reshape(*index.shape, dim)
 
 
 def _cosine_distance(a, b):
     """Row-wise cosine distance of unit rows: (B, N, D) x2 -> (B, N)."""
-    return 1.0 - (a * b).sum(-1)
+    return 1.0 - torch.einsum("bnd,bnd->bn", a, b)
 
 
 def _euclidean_distance(a, b):
@@ -109,37 +118,27 @@ def remd(x, y, cosine=True):
     return torch.maximum(from_x, from_y)
 
 
-def covariance_blocks(x, blocks):
-    """Covariance of samples restricted to channel blocks.
+def covariance_blocks(layers, mode):
+    """Mean and covariance of hypercolumn samples.
 
-    x: (B, N, D); blocks: list of (start, stop). Returns (means (B, D), list of (B, d_i, d_i)).
+    layers: list of (B, N, C_l) per-layer samples; mode: "full" (one covariance of the whole hypercolumn)
+    or "layers" (one per layer, cross-layer terms left out). Returns (means (B, D), list of (B, d_i, d_i)).
     """
-    mean = x.mean(1)
-    centred = x - mean.unsqueeze(1)
-    covariances = [centred[..., a:b].transpose(1, 2) @ centred[..., a:b] / (x.shape[1] - 1) for a, b in blocks]
-    return mean, covariances
+    if mode not in ("full", "layers"):
+        raise ValueError(f"covariance mode '{mode}' is not 'full' or 'layers'")
+    blocks = [torch.cat(layers, dim=-1)] if mode == "full" else layers
+    centred = [b - b.mean(1, keepdim=True) for b in blocks]
+    covariances = [c.transpose(1, 2) @ c / (c.shape[1] - 1) for c in centred]
+    return torch.cat([b.mean(1) for b in blocks], dim=-1), covariances
 
 
-def moment_loss(x, target_mean, target_covariances, blocks):
-    """Mean absolute difference of means plus of covariance entries (over the given blocks). Returns (B,)."""
-    mean, covariances = covariance_blocks(x, blocks)
-    mean_term = (mean - target_mean).abs().mean(1)
-    entries = sum((b - a) ** 2 for a, b in blocks)
-    cov_term = sum((c - t).abs().sum((1, 2)) for c, t in zip(covariances, target_covariances)) / entries
+def moment_loss(layers, target):
+    """Mean absolute difference of means plus of covariance entries. layers: list of (B, N, C_l). Returns (B,)."""
+    mean, covariances = covariance_blocks(layers, target.covariance)
+    mean_term = (mean - target.mean).abs().mean(1)
+    entries = sum(c.shape[-1] ** 2 for c in covariances)
+    cov_term = sum((c - t).abs().sum((1, 2)) for c, t in zip(covariances, target.covariances)) / entries
     return mean_term + cov_term
-
-
-def channel_blocks(channels, mode):
-    """Channel blocks for the covariance: "full" (one block) or "layers" (one block per layer).
-
-    channels: list of per-layer channel counts. Returns a list of (start, stop).
-    """
-    bounds = torch.cumsum(torch.tensor([0] + list(channels)), 0).tolist()
-    if mode == "full":
-        return [(0, bounds[-1])]
-    if mode == "layers":
-        return list(zip(bounds[:-1], bounds[1:]))
-    raise ValueError(f"covariance mode '{mode}' is not 'full' or 'layers'")
 
 
 @dataclass
@@ -147,42 +146,44 @@ class StyleTarget:
     """Statistics of the style exemplars' hypercolumns, one set per view (B = views).
 
     unit: (B, M, D) unit-norm samples; yuv: (B, M, 3) colours; mean: (B, D); covariances: list of
-    (B, d_i, d_i) over ``blocks``.
+    (B, d_i, d_i), one block or one per layer (``covariance`` = "full" or "layers").
     """
     unit: torch.Tensor
     yuv: torch.Tensor
     mean: torch.Tensor
     covariances: list
-    blocks: list
+    covariance: str
 
     def repeat(self, times):
         """The same targets repeated along the batch: (B, ...) -> (times * B, ...)."""
         def tile(t):
             return t.repeat(times, *([1] * (t.dim() - 1)))
         return StyleTarget(tile(self.unit), tile(self.yuv), tile(self.mean),
-                           [tile(c) for c in self.covariances], self.blocks)
+                           [tile(c) for c in self.covariances], self.covariance)
 
 
 def style_target(features, image_size, samples, generator, covariance="full"):
-    """Sample style hypercolumns at ``samples`` random pixels and summarise them.
+    """Sample style hypercolumns at ``samples`` random pixels and summarise them (see ``StyleTarget``).
 
     features: list of (B, C_l, H_l, W_l) of the style images; image_size: (height, width).
     """
     height, width = image_size
     flat = torch.randperm(height * width, generator=generator)[:samples]
     positions = torch.stack([flat % width, flat // width], dim=1).float()
-    columns = hypercolumns(features, positions, image_size)
-    blocks = channel_blocks([f.shape[1] for f in features], covariance)
-    mean, covariances = covariance_blocks(columns, blocks)
-    return StyleTarget(F.normalize(columns, dim=-1), rgb_to_yuv(columns[..., :COLOR_CHANNELS]),
-                       mean, covariances, blocks)
+    layers = hypercolumns(features, positions, image_size)
+    mean, covariances = covariance_blocks(layers, covariance)
+    return StyleTarget(F.normalize(torch.cat(layers, dim=-1), dim=-1), rgb_to_yuv(layers[0]),
+                       mean, covariances, covariance)
 
 
-def style_loss(x, target, color_weight=1.0):
-    """STROTSS style loss per item: REMD (cosine) + moments + color_weight * colour REMD (YUV). x: (B, N, D) -> (B,)."""
-    loss = remd(F.normalize(x, dim=-1), target.unit)
-    loss = loss + moment_loss(x, target.mean, target.covariances, target.blocks)
-    color = remd(rgb_to_yuv(x[..., :COLOR_CHANNELS]), target.yuv, cosine=False)
+def style_loss(layers, target, color_weight=1.0):
+    """STROTSS style loss per item: REMD (cosine) + moments + color_weight * colour REMD (YUV).
+
+    layers: list of (B, N, C_l) result samples, the image's colours first. Returns (B,).
+    """
+    loss = remd(F.normalize(torch.cat(layers, dim=-1), dim=-1), target.unit)
+    loss = loss + moment_loss(layers, target)
+    color = remd(rgb_to_yuv(layers[0]), target.yuv, cosine=False)
     return loss + color_weight * color
 
 
@@ -193,6 +194,10 @@ def self_similarity(x):
     return distance / distance.sum(1, keepdim=True).clamp(min=1e-8)
 
 
-def content_loss(x, content):
-    """STROTSS content loss per item: mean |self-similarity(x) - self-similarity(content)| * N. -> (B,)."""
+def content_loss(layers, content_layers):
+    """STROTSS content loss per item: mean |self-similarity(x) - self-similarity(content)| * N.
+
+    layers, content_layers: lists of (B, N, C_l). Returns (B,).
+    """
+    x, content = torch.cat(layers, dim=-1), torch.cat(content_layers, dim=-1)
     return (self_similarity(x) - self_similarity(content)).abs().mean((1, 2)) * x.shape[1]

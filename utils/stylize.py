@@ -134,7 +134,7 @@ def _make_optimizer(settings, pyramid, displacements):
     raise ValueError(f"optimizer '{settings.optimizer}' is not 'adadelta' or 'adam'")
 
 
-class _ScaleProblem:
+class ScaleProblem:
     """Everything fixed while optimising at one scale: sizes, style statistics, content hypercolumn source."""
 
     def __init__(self, inputs, network, settings, scale, generator):
@@ -186,7 +186,7 @@ class DeformableStyleTransfer:
         content = warped.new_zeros(())
         if problem.content_features is not None:
             content_columns = hypercolumns(problem.content_features, positions, (problem.size,) * 2)
-            content = content_loss(columns[k:], content_columns).sum()
+            content = content_loss([c[k:] for c in columns], content_columns).sum()
         moved = self.inputs.landmarks + self.displacements
         warp = (moved - self.inputs.targets).norm(dim=-1).mean(1).sum()
         tv = warp_smoothness(field, s.image_size).sum()
@@ -214,7 +214,7 @@ class DeformableStyleTransfer:
 
     def run_scale(self, scale):
         """Optimise at one scale (0 = coarsest) with a progress bar showing the current loss."""
-        problem = _ScaleProblem(self.inputs, self.network, self.settings, scale, self.generator)
+        problem = ScaleProblem(self.inputs, self.network, self.settings, scale, self.generator)
         bar = tqdm(range(self.settings.iterations), desc=f"scale {scale + 1}/{self.settings.scales} "
                    f"({problem.size}px)", disable=not self.progress, leave=True)
         for iteration in bar:

@@ -9,6 +9,7 @@ the deformed one.
     python bench/bench_reconstruct.py [--mesh PATH] [--iterations N] [--render-size R] [--no-refine]
 """
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,13 +58,15 @@ def main():
           f"{len(AZIMUTHS)} views at {IMAGE_SIZE} px; inputs made in {time.perf_counter() - start:.1f} s")
     settings = ReconstructionSettings(refine=not args.no_refine, iterations=args.iterations,
                                       render_size=args.render_size, checkpoint_every=0 if args.out is None else 10)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result, metrics = reconstruct_mesh(mesh, cameras, world_to_pixel(cameras, IMAGE_SIZE), IMAGE_SIZE, stylized,
                                        warped, visible, settings, out_dir=args.out)
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     error = (result.verts - target.verts).norm(dim=1) / target.bbox_diagonal()
     seen = visible.any(1)
     print(f"settings: refine={settings.refine} iterations={settings.iterations} render_size={settings.render_size}")
+    print(f"machine load (1-min average) {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+          f"CPU time of this process {cpu:.1f} s")
     print(f"time: total {total:.1f} s, triangulation + colours {metrics['triangulation_s']:.2f} s, "
           f"refinement {metrics.get('refinement_s_per_iteration', 0.0):.2f} s/iteration")
     print(f"vertices seen by >= 2 views (triangulated): {metrics['triangulated_share']:.3f}; "

@@ -4,7 +4,7 @@ import torch
 
 from utils.cameras import frame_mesh, make_cameras, project, world_to_pixel
 from utils.errors import InputError
-from utils.mesh_fill import harmonic_fill
+from utils.mesh_fill import edge_weights, harmonic_fill
 from utils.mesh_io import Mesh, load_mesh
 from utils.metrics import displacement_stats, flipped_face_share, reprojection_errors
 from utils.reconstruct import (ReconstructionSettings, initial_colors, reconstruct_mesh, refine,
@@ -47,7 +47,7 @@ def _position_error(verts, target):
 
 def test_reconstruction_recovers_the_deformed_mesh_and_its_colours(scene, tmp_path):
     mesh, target, cameras, P, stylized, warped, visible = scene
-    settings = ReconstructionSettings(iterations=6, render_size=IMAGE_SIZE, checkpoint_every=3)
+    settings = ReconstructionSettings(iterations=6, render_size=IMAGE_SIZE, checkpoint_every=3, weight_normal=1e-3)
     result, metrics = reconstruct_mesh(mesh, cameras, P, IMAGE_SIZE, stylized, warped, visible, settings,
                                        out_dir=tmp_path)
     assert torch.equal(result.faces, mesh.faces)
@@ -68,11 +68,12 @@ def test_vertices_seen_once_land_on_their_warped_projection(scene):
     band = (mesh.verts[:, 0] > -0.4) & (mesh.verts[:, 0] < 0.0)
     visible = visible.clone()
     visible[band, 1] = False  # seen by view 0 only
-    verts, triangulated, single_view = triangulated_verts(mesh.verts, mesh.faces, P, warped, visible)
+    weight_matrix = edge_weights(mesh.faces, mesh.verts, "cotangent")
+    verts, triangulated, single_view = triangulated_verts(mesh.verts, P, warped, visible, weight_matrix)
     assert bool(single_view[band].all()) and not bool(triangulated[band].any())
     pixels, _ = project(verts, P)
     assert float((pixels[band, 0] - warped[band, 0]).norm(dim=-1).max()) < 1e-2
-    filled_only = mesh.verts + harmonic_fill(target.verts - mesh.verts, ~band, mesh.faces, mesh.verts, "cotangent")
+    filled_only = mesh.verts + harmonic_fill(target.verts - mesh.verts, ~band, weight_matrix)
     error = _position_error(verts, target)[band].mean()
     assert float(error) < 0.8 * float(_position_error(filled_only, target)[band].mean())
     assert float(error) < 0.005
@@ -82,7 +83,7 @@ def test_colours_come_from_the_views_and_fill_unseen_vertices(scene):
     mesh, target, cameras, _, stylized, warped, visible = scene
     visible = visible.clone()
     visible[0] = False  # a corner vertex no view sees
-    colors = initial_colors(target.verts, mesh.faces, cameras, stylized, warped, visible)
+    colors = initial_colors(target.verts, mesh.faces, cameras, stylized, warped, visible, edge_weights(mesh.faces))
     assert float((colors - target.colors).abs()[1:].mean()) < 0.01
     neighbours = mesh.faces[(mesh.faces == 0).any(1)].unique()
     assert float((colors[0] - target.colors[neighbours].mean(0)).abs().max()) < 0.05

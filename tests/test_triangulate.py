@@ -4,7 +4,7 @@ import torch
 from pytorch3d.utils import ico_sphere
 
 from utils.cameras import make_cameras, project, world_to_pixel
-from utils.mesh_fill import harmonic_fill
+from utils.mesh_fill import edge_weights, harmonic_fill
 from utils.triangulate import triangulate
 
 
@@ -48,7 +48,7 @@ def test_harmonic_fill_reproduces_a_constant_displacement(weights):
     shift = torch.tensor([0.1, -0.2, 0.3])
     displacement = shift.expand_as(verts).clone()
     displacement[~known] = float("nan")
-    filled = harmonic_fill(displacement, known, faces, verts, weights)
+    filled = harmonic_fill(displacement, known, edge_weights(faces, verts, weights))
     assert float((filled - shift).abs().max()) < 1e-6
 
 
@@ -58,7 +58,7 @@ def test_unseen_vertex_moves_with_its_neighbours():
     known = torch.ones(len(verts), dtype=torch.bool)
     known[0] = False
     displacement = 0.1 * verts  # a smooth field: the unseen vertex should get its neighbours' mean
-    filled = harmonic_fill(displacement, known, faces, verts)
+    filled = harmonic_fill(displacement, known, edge_weights(faces))
     neighbours = faces[(faces == 0).any(1)].unique()
     neighbours = neighbours[neighbours != 0]
     assert torch.allclose(filled[0], displacement[neighbours].mean(0), atol=1e-6)
@@ -72,6 +72,6 @@ def test_component_without_known_vertices_gets_the_default():
     values = torch.ones(2 * offset, 1)
     known = torch.zeros(2 * offset, dtype=torch.bool)
     known[:5] = True
-    filled = harmonic_fill(values, known, faces)
+    filled = harmonic_fill(values, known, edge_weights(faces))
     assert torch.equal(filled[:offset], torch.ones(offset, 1))
     assert torch.equal(filled[offset:], torch.zeros(offset, 1))

@@ -14,18 +14,17 @@ import torch
 COTANGENT_FLOOR = 1e-3
 
 
-def harmonic_fill(values, known, faces, verts=None, weights="uniform", default=0.0):
+def harmonic_fill(values, known, weight_matrix, default=0.0):
     """Fill the unknown rows of a per-vertex field by harmonic interpolation over the mesh.
 
     values: (V, C) tensor, rows where ``known`` is False are ignored (may be NaN); known: (V,) bool;
-    faces: (F, 3) int64; verts: (V, 3), needed for ``weights="cotangent"``; weights: "uniform"
-    (graph Laplacian) or "cotangent" (cotangents clamped to a small positive floor, so it
-    stays a maximum-principle interpolation and every edge keeps the mesh connected). Returns a (V, C) tensor like ``values``: known rows unchanged.
+    weight_matrix: (V, V) edge weights from ``edge_weights`` (compute it once per mesh and reuse it).
+    Returns a (V, C) tensor like ``values``: known rows unchanged, unknown rows harmonic, ``default`` in
+    connected components without a known vertex.
     """
     known_np = known.detach().cpu().numpy().astype(bool)
     if known_np.all():
         return values.clone()
-    weight_matrix = edge_weights(faces, verts, weights)  # (V, V) symmetric, non-negative
     reachable = _components_with_known(weight_matrix, known_np)
     unknown = ~known_np & reachable
     values_np = values.detach().cpu().double().numpy()
@@ -34,15 +33,20 @@ def harmonic_fill(values, known, faces, verts=None, weights="uniform", default=0
         laplacian = (scipy.sparse.diags(np.asarray(weight_matrix.sum(1)).ravel()) - weight_matrix).tocsr()
         system = laplacian[unknown][:, unknown].tocsc()
         rhs = -(laplacian[unknown][:, known_np] @ values_np[known_np])
-        solution = scipy.sparse.linalg.splu(system).solve(np.asarray(rhs))
-        filled[unknown] = solution
+        filled[unknown] = scipy.sparse.linalg.splu(system).solve(np.asarray(rhs))
     return torch.from_numpy(filled).to(dtype=values.dtype, device=values.device)
 
 
 def edge_weights(faces, verts=None, weights="uniform"):
-    """(V, V) scipy sparse symmetric matrix of non-negative edge weights (uniform 1 or cotangent)."""
+    """(V, V) scipy sparse symmetric matrix of positive edge weights.
+
+    faces: (F, 3) int64; verts: (V, 3), needed for ``weights="cotangent"``; weights: "uniform" (1 per edge,
+    the graph Laplacian) or "cotangent" (half the sum of the opposite angles' cotangents, clamped to a small
+    positive floor so the fill keeps a maximum principle and every edge keeps the mesh connected).
+    """
     faces_np = faces.detach().cpu().numpy()
     num_verts = int(faces_np.max()) + 1 if verts is None else len(verts)
+    verts_np = None if verts is None else verts.detach().cpu().double().numpy()
     corners = [(0, 1, 2), (1, 2, 0), (2, 0, 1)]  # edge (i, j) opposite corner o
     rows, cols, data = [], [], []
     for i, j, o in corners:
@@ -51,7 +55,7 @@ def edge_weights(faces, verts=None, weights="uniform"):
         if weights == "uniform":
             data.append(np.ones(len(faces_np)))
         elif weights == "cotangent":
-            data.append(np.clip(_cotangent_at(verts, faces_np, o, i, j), COTANGENT_FLOOR, None) / 2)
+            data.append(np.clip(_cotangent_at(verts_np, faces_np, o, i, j), COTANGENT_FLOOR, None) / 2)
         else:
             raise ValueError(f"unknown Laplacian weights '{weights}' (use 'uniform' or 'cotangent')")
     rows, cols, data = np.concatenate(rows), np.concatenate(cols), np.concatenate(data)
@@ -62,11 +66,10 @@ def edge_weights(faces, verts=None, weights="uniform"):
     return matrix
 
 
-def _cotangent_at(verts, faces_np, corner, i, j):
+def _cotangent_at(verts_np, faces_np, corner, i, j):
     """(F,) cotangent of the angle at ``corner`` of each face, opposite the edge (i, j)."""
-    v = verts.detach().cpu().double().numpy()
-    a = v[faces_np[:, i]] - v[faces_np[:, corner]]
-    b = v[faces_np[:, j]] - v[faces_np[:, corner]]
+    a = verts_np[faces_np[:, i]] - verts_np[faces_np[:, corner]]
+    b = verts_np[faces_np[:, j]] - verts_np[faces_np[:, corner]]
     cross = np.linalg.norm(np.cross(a, b), axis=1)
     return (a * b).sum(1) / np.maximum(cross, 1e-12)
 

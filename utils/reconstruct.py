@@ -29,7 +29,7 @@ from utils.device import resolve_device
 from utils.errors import InputError
 from utils.files import save_json
 from utils.images import save_image
-from utils.mesh_fill import harmonic_fill
+from utils.mesh_fill import edge_weights, harmonic_fill
 from utils.mesh_io import Mesh, save_obj
 from utils.metrics import footprint_interior, reconstruction_metrics
 from utils.plots import save_loss_curves
@@ -47,22 +47,23 @@ class ReconstructionSettings:
     weight_*: loss weights (image L1, squared reprojection in pixels, Laplacian and edge terms of the
     offsets, normal consistency of the surface; 0 skips a term: the normal term is off by default because
     PyTorch3D's version costs about as much as a render per iteration on a 100k-face mesh on CPU).
-    fill_weights: Laplacian for the harmonic fill ("cotangent" or "uniform"). checkpoint_every: save renders every N iterations (0: never).
+    fill_weights: Laplacian for the harmonic fill ("cotangent" or "uniform").
+    checkpoint_every: save renders every N iterations (0: never).
     device: "auto", "cpu", "cuda"; backend: rasterizer (``utils.raster.make_rasterizer``).
     """
 
     refine: bool = True
-    iterations: int = 40
+    iterations: int = 30
     render_size: int = 256
-    lr_offsets: float = 2e-4
-    lr_colors: float = 5e-3
+    lr_offsets: float = 1e-4
+    lr_colors: float = 2e-3
     weight_image: float = 1.0
     weight_reprojection: float = 1e-2
     weight_laplacian: float = 1.0
     weight_edge: float = 10.0
     weight_normal: float = 0.0
     fill_weights: str = "cotangent"
-    checkpoint_every: int = 20
+    checkpoint_every: int = 10
     device: str = "auto"
     backend: str = "auto"
 
@@ -85,10 +86,9 @@ def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, vis
     visible = visible & torch.isfinite(warped).all(-1)
 
     start = time.perf_counter()
-    verts, triangulated, single_view = triangulated_verts(verts_in, faces, P, warped, visible,
-                                                          settings.fill_weights)
-    colors = initial_colors(verts, faces, cameras, stylized, warped, visible, settings.fill_weights,
-                            settings.backend)
+    weight_matrix = edge_weights(mesh.faces, mesh.verts, settings.fill_weights)
+    verts, triangulated, single_view = triangulated_verts(verts_in, P, warped, visible, weight_matrix)
+    colors = initial_colors(verts, faces, cameras, stylized, warped, visible, weight_matrix, settings.backend)
     timing = {"triangulation_s": time.perf_counter() - start}
     history = {}
     if settings.refine and settings.iterations > 0:
@@ -115,17 +115,18 @@ def save_reconstruction(out_dir, mesh, metrics):
     save_json(Path(out_dir) / "metrics.json", metrics)
 
 
-def triangulated_verts(verts_in, faces, P, warped, visible, fill_weights="cotangent"):
+def triangulated_verts(verts_in, P, warped, visible, weight_matrix):
     """New vertex positions from the warped projections, the input's topology kept.
 
     Vertices seen in two or more views are triangulated (DLT); the displacement of the others is filled in
     harmonically; a vertex seen in exactly one view then slides along that view's ray onto its warped
     projection, keeping the filled depth, and the unseen vertices are filled again to follow it.
-    verts_in: (V, 3); faces: (F, 3); P: (K, 3, 4); warped: (V, K, 2) pixel (x, y); visible: (V, K) bool.
+    verts_in: (V, 3); P: (K, 3, 4); warped: (V, K, 2) pixel (x, y); visible: (V, K) bool;
+    weight_matrix: the mesh's edge weights (``utils.mesh_fill.edge_weights``).
     Returns (verts (V, 3), triangulated (V,) bool, single_view (V,) bool).
     """
     points, triangulated = triangulate(warped, P, visible)
-    verts = verts_in + harmonic_fill(points - verts_in, triangulated, faces, verts_in, fill_weights)
+    verts = verts_in + harmonic_fill(points - verts_in, triangulated, weight_matrix)
     single_view = ~triangulated & (visible.sum(1) == 1)
     if bool(single_view.any()):
         view = visible[single_view].to(torch.uint8).argmax(1)  # (N,) the one view that sees it
@@ -133,18 +134,19 @@ def triangulated_verts(verts_in, faces, P, warped, visible, fill_weights="cotang
         index = single_view.nonzero()[:, 0]
         verts[single_view] = backproject(warped[index, view], depth.gather(1, view[:, None])[:, 0], P[view])
         anchored = triangulated | single_view
-        verts = verts_in + harmonic_fill(verts - verts_in, anchored, faces, verts_in, fill_weights)
+        verts = verts_in + harmonic_fill(verts - verts_in, anchored, weight_matrix)
     return verts, triangulated, single_view
 
 
-def initial_colors(verts, faces, cameras, stylized, warped, visible, fill_weights="cotangent", backend="auto"):
+def initial_colors(verts, faces, cameras, stylized, warped, visible, weight_matrix, backend="auto"):
     """(V, 3) vertex colours sampled from the stylized views at the warped projections.
 
     Each view that sees a vertex contributes with weight |cos(normal, direction to the camera)| (absolute,
     so a mesh with inward-facing normals works too). Samples are bilinear over the pixels the mesh covers
     in that view (normalised by the sampled coverage), so silhouette vertices take no background colour.
     Vertices no view sees get their neighbours' colours by harmonic fill (grey where none).
-    verts: (V, 3); stylized: (K, 3, S, S); warped: (V, K, 2); visible: (V, K) bool.
+    verts: (V, 3); faces: (F, 3); stylized: (K, 3, S, S); warped: (V, K, 2); visible: (V, K) bool;
+    weight_matrix: the mesh's edge weights (``utils.mesh_fill.edge_weights``).
     """
     surface = Meshes(verts=[verts], faces=[faces])
     with torch.no_grad():
@@ -157,7 +159,7 @@ def initial_colors(verts, faces, cameras, stylized, warped, visible, fill_weight
     weight = ((normals[:, None] * to_camera).sum(-1).abs() * visible * coverage[..., 0]).nan_to_num(0.0)
     total = weight.sum(1)
     colors = (weight[..., None] * samples[..., :3] / coverage.clamp(min=1e-6)).sum(1) / total.clamp(min=1e-12)[:, None]
-    return harmonic_fill(colors, total > 1e-6, faces, verts, fill_weights, default=0.5).clamp(0, 1)
+    return harmonic_fill(colors, total > 1e-6, weight_matrix, default=0.5).clamp(0, 1)
 
 
 def sample_views(images, pixels):

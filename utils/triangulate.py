@@ -6,7 +6,9 @@ p3 the rows of P_k (pixel (x, y), ``utils.cameras.world_to_pixel``). The pixels
 are first mapped to about [-1, 1] (Hartley normalisation) for conditioning, the
 rows of a view are divided by that view's depth of the current estimate so that
 the algebraic residual is the pixel residual (a few reweighting rounds), and the
-smallest right singular vector of the stacked rows is the point.
+point is the least-squares solution of the stacked rows with the homogeneous
+coordinate fixed to 1 (3x3 normal equations per vertex, solved as one batch:
+much faster on CPU than a batched SVD of small matrices).
 """
 import torch
 
@@ -18,21 +20,21 @@ def triangulate(points2d, P, mask, min_views=2):
 
     points2d: (V, K, 2) pixel (x, y); P: (K, 3, 4) world-to-pixel; mask: (V, K) bool, the views to use.
     Returns (points (V, 3) in the dtype of points2d, solved (V,) bool). Points seen in fewer than
-    ``min_views`` views, or whose solution is degenerate or behind a camera, are not solved and
-    keep NaN coordinates.
+    ``min_views`` views, or whose system is singular or whose solution lies behind a camera, are not
+    solved and get NaN coordinates.
     """
     dtype = points2d.dtype
     points2d, P = points2d.double(), P.double().to(points2d.device)
     normalise = _pixel_normalisation(points2d, mask)  # (3, 3)
     rows = _dlt_rows(points2d, normalise @ P, normalise)  # (V, K, 2, 4)
     weights = mask.to(rows.dtype)  # (V, K)
-    points = None
+    points = regular = None
     for _ in range(REWEIGHT_ROUNDS):
-        points, homogeneous_w = _smallest_singular_vector(rows * weights[..., None, None])
+        points, regular = _least_squares_point(rows * weights[..., None, None])
         depth = _depths(points, P)  # (V, K)
         weights = mask.to(rows.dtype) / depth.abs().clamp(min=1e-9)
         weights = weights / weights.amax(1, keepdim=True).clamp(min=1e-30)
-    solved = (mask.sum(1) >= min_views) & (homogeneous_w.abs() > 1e-12) & torch.isfinite(points).all(1)
+    solved = (mask.sum(1) >= min_views) & regular & torch.isfinite(points).all(1)
     solved &= ((_depths(points, P) > 0) | ~mask).all(1)
     points = torch.where(solved[:, None], points, torch.full_like(points, float("nan")))
     return points.to(dtype), solved
@@ -56,17 +58,16 @@ def _dlt_rows(points2d, P, normalise):
     return xy[..., None] * third - P[None, :, :2, :]
 
 
-def _smallest_singular_vector(rows):
-    """Least-squares null vector of each vertex's stacked rows.
+def _least_squares_point(rows):
+    """Least-squares point of each vertex's stacked rows [A | b] (A X + b = 0), via the 3x3 normal equations.
 
-    rows: (V, K, 2, 4). Returns (points (V, 3) dehomogenised, w (V,) the homogeneous coordinate
-    of the unit-norm solution, near zero for points at infinity).
+    rows: (V, K, 2, 4). Returns (points (V, 3), regular (V,) bool: the normal matrix was invertible).
     """
     system = rows.reshape(rows.shape[0], -1, 4)  # (V, 2K, 4)
-    _, _, vh = torch.linalg.svd(system, full_matrices=False)
-    homogeneous = vh[:, -1, :]  # (V, 4), right singular vector of the smallest singular value
-    w = homogeneous[:, 3]
-    return homogeneous[:, :3] / w[:, None], w
+    matrix, offset = system[..., :3], system[..., 3:]
+    normal = matrix.transpose(1, 2) @ matrix  # (V, 3, 3)
+    points, info = torch.linalg.solve_ex(normal, -(matrix.transpose(1, 2) @ offset))
+    return points[..., 0], info == 0
 
 
 def _depths(points, P):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from pytorch3d.utils import ico_sphere
 
 import report as report_script
@@ -18,7 +19,7 @@ from utils.files import save_json, save_text
 from utils.images import read_image_array, save_image
 from utils.landmarks import save_landmarks
 from utils.mesh_io import Mesh, save_obj
-from utils.report import TurntableSettings, flatten, format_value, summary_metrics, write_report
+from utils.report import TurntableSettings, flatten, format_value, is_full_circle, summary_metrics, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
@@ -42,13 +43,13 @@ def _picture(seed):
 
 @pytest.fixture
 def fake_run(tmp_path):
-    """example/ and output/ of a tiny run: pair head x ink complete, head x oil interrupted after one view,
+    """example/ and output/ of a tiny run: pair head x ink complete, head x "oil paint" interrupted after one view,
     head x wax failed before writing anything (known only from the batch's failures)."""
     content, style, output = tmp_path / "example/content/head", tmp_path / "example/style", tmp_path / "output"
     for k in range(2):
         save_image(content / f"view_{k}.png", _picture(k))
         save_landmarks(content / f"landmarks_{k}.txt", _face_points(IMAGE_SIZE))
-    for seed, name in enumerate(["ink", "oil", "wax"]):
+    for seed, name in enumerate(["ink", "oil paint", "wax"]):
         save_image(style / f"{name}.png", _picture(10 + seed))
     save_landmarks(style / "ink.txt", _face_points(IMAGE_SIZE))
     done = output / "head/ink"
@@ -67,7 +68,7 @@ def fake_run(tmp_path):
                                       "image_metrics_region": "footprint <eroded>"})
     save_json(done / "params.json", {"style": "ink", "settings": {"iterations": 3}})
     save_json(done / "complete.json", {"seconds": 1.5})
-    save_image(output / "head/oil/stylized_0.png", _picture(50))
+    save_image(output / "head/oil paint/stylized_0.png", _picture(50))
     failures = {("head", "wax"): "InputError: wax.txt missing"}
     return tmp_path, failures
 
@@ -98,9 +99,10 @@ def test_report_links_resolve_and_shows_every_pair_in_its_state(fake_run):
         assert f'class="state {state}"' in page
     assert page.count('<section class="pair"') == 3
     assert "missing: unwarped_0.png" in page and "missing: turntable.png" in page
-    assert "InputError: wax.txt missing" in page and "no landmarks (oil.txt missing)" in page
+    assert "InputError: wax.txt missing" in page and "no landmarks (oil paint.txt missing)" in page
     assert "footprint &lt;eroded&gt;" in page and "<script" not in page
     assert "<th>displacement_rel_bbox.max</th><td>0.05</td>" in page
+    assert 'src="head/oil%20paint/stylized_0.png"' in page
 
 
 def test_turntable_strip_is_one_render_per_azimuth_and_is_cached(fake_run):
@@ -112,7 +114,9 @@ def test_turntable_strip_is_one_render_per_azimuth_and_is_cached(fake_run):
     frames = strip.reshape(32, 4, 32, 3).transpose(1, 0, 2, 3)
     assert all((frame < 0.95).any() for frame in frames)  # the mesh is in every view, not just background
     assert not np.allclose(frames[0], frames[1])  # the views differ
-    assert (folder / "turntable.gif").is_file() and (folder / "turntable_smooth.gif").is_file()
+    with Image.open(folder / "turntable.gif") as gif:
+        assert gif.n_frames == 4 + 2  # the arc swings back: 0 1 2 3 2 1
+    assert (folder / "turntable_smooth.gif").is_file()
     before = (folder / "turntable.png").stat().st_mtime_ns
     _report(root, failures)
     assert (folder / "turntable.png").stat().st_mtime_ns == before
@@ -142,6 +146,11 @@ def test_metric_values_are_flattened_and_formatted():
     assert summary_metrics(data) == {"psnr_db": 30.0, "share": 0.123456}
 
 
+def test_full_circle_turntables_loop_and_arcs_swing():
+    assert is_full_circle(TurntableSettings(azimuths=tuple(range(-180, 180, 45))))
+    assert not is_full_circle(TurntableSettings())
+
+
 def test_report_script_names_a_missing_output_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["report.py", "--output", str(tmp_path / "nowhere")])
     with pytest.raises(SystemExit) as stop:
@@ -167,6 +176,7 @@ def _chromium(user_dir, *arguments):
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={user_dir}", "--virtual-time-budget=5000"]
     result = subprocess.run([CHROMIUM, *flags, *arguments], capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, f"{CHROMIUM} failed: {result.stderr[-2000:]}"
     return result.stdout
 
 
@@ -181,9 +191,10 @@ def test_every_picture_loads_in_headless_chromium(fake_run, tmp_path):
     probe = index.with_name("probe.html")
     probe.write_text(page.replace('loading="lazy"', 'loading="eager"').replace("</body>", marker + "</body>"))
     dom = _chromium(tmp_path / "profile-dom", "--dump-dom", probe.as_uri())
-    widths = re.findall(r'<img [^>]*data-width="(\d+)"', dom)
-    assert len(widths) == expected > 10, dom[:2000]
-    assert all(int(width) > 0 for width in widths), [w for w in widths]
+    loaded = re.findall(r'<img [^>]*src="([^"]*)"[^>]*data-width="(\d+)"', dom)
+    assert len(loaded) == expected > 10, dom[:2000]
+    broken = [src for src, width in loaded if int(width) == 0]
+    assert not broken, f"pictures that did not load: {broken}"
     screenshot = tmp_path / "report.png"
     _chromium(tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1280,2000", index.as_uri())
     assert read_image_array(screenshot).shape == (2000, 1280, 3)

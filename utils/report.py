@@ -144,10 +144,10 @@ def render_turntable(mesh_path, strip_path, settings, device="cpu", backend="aut
                              light=settings.light)
     save_image(strip_path, torch.cat(list(images.cpu()), dim=-1))
     if settings.gif:
-        save_gif(Path(strip_path).with_suffix(".gif"), images.cpu(), settings.frame_ms, _is_full_circle(settings))
+        save_gif(Path(strip_path).with_suffix(".gif"), images.cpu(), settings.frame_ms, is_full_circle(settings))
 
 
-def _is_full_circle(settings):
+def is_full_circle(settings):
     """True when the azimuths go (nearly) all the way round, so the animation loops instead of swinging back."""
     azimuths = sorted(settings.azimuths)
     step = (azimuths[-1] - azimuths[0]) / max(len(azimuths) - 1, 1)

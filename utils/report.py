@@ -214,6 +214,7 @@ def _href(path, index_dir):
 
 
 def _esc(text):
+    """Text made safe inside HTML elements and quoted attributes."""
     return html.escape(str(text), quote=True)
 
 
@@ -301,6 +302,7 @@ def summary_html(pairs, metrics_by_pair, index_dir):
 
 
 def _anchor(pair):
+    """The id of a pair's section (its link target in the summary)."""
     return urllib.parse.quote(f"{pair.content}--{pair.style}")
 
 

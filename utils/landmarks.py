@@ -116,3 +116,23 @@ def _check_inside(path, points, line_numbers, image_size):
         x, y = points[index]
         raise InputError(f"{path}, line {line_numbers[index]}: point ({x:g}, {y:g}) lies outside the {width}x{height} image; "
                          f"expected {FORMAT_HINT} (for row/col files pass order='rowcol')")
+
+
+def load_landmark_vertices(path, vertex_count):
+    """A mesh's landmark vertices: 68 integer vertex indices, one per line -> int64 array (68,)."""
+    path = Path(path)
+    hint = f"expected {LANDMARK_COUNT} lines, each one vertex index in [0, {vertex_count})"
+    try:
+        fields = path.read_text().split()
+        indices = np.array([int(field) for field in fields], dtype=np.int64)
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise InputError(f"{path}: not a list of integers; {hint}") from None
+    if indices.shape != (LANDMARK_COUNT,) or indices.min() < 0 or indices.max() >= vertex_count:
+        raise InputError(f"{path}: {indices.size} indices in [{indices.min(initial=0)}, {indices.max(initial=0)}]; "
+                         f"{hint} (the mesh has {vertex_count} vertices)")
+    return indices
+
+
+def project_landmark_vertices(verts2d, indices):
+    """Landmarks of every view from known landmark vertices: verts2d (V, K, 2), indices (68,) -> (K, 68, 2)."""
+    return np.asarray(verts2d, dtype=np.float64)[np.asarray(indices)].transpose(1, 0, 2)

@@ -1,0 +1,128 @@
+"""Step 3 of RRPS: 68 facial landmarks for every content view and every style exemplar.
+
+    python correspondences.py                  # example/content/*/view_<k>.png and example/style/*
+    python correspondences.py --only hopper astronaut_popart --force
+
+Content view k of mesh <name> gets example/content/<name>/landmarks_<k>.txt: the projections of the mesh's
+landmark vertices when example/models/<name>.landmarks.txt lists them (exact), else dlib's detection.
+A style image <style>.png|jpg without <style>.txt gets one from dlib. Files are 68 lines "x y" (pixels,
+origin at the top-left pixel centre). Existing files are checked and kept unless --force. Overlays for
+checking by eye go to <folder>/overlays/.
+"""
+import argparse
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from models.landmark_detector import detect_landmarks
+from utils.errors import InputError, cli_entry
+from utils.images import list_images, read_image_array
+from utils.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
+                             save_landmarks)
+from utils.plots import save_keypoint_overlay
+
+# ---- parameters -------------------------------------------------------------------------------------------
+CONTENT_DIR = "example/content"  # one folder per mesh, written by rendering.py
+STYLE_DIR = "example/style"  # style exemplars; <style>.txt beside each image
+MODELS_DIR = "example/models"  # where <name>.landmarks.txt (68 vertex indices) may sit beside the mesh
+FORCE = False  # re-detect (and overwrite) landmark files that exist and are valid
+# -----------------------------------------------------------------------------------------------------------
+
+VIEW_NAME = re.compile(r"view_(\d+)\.png")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--content", default=CONTENT_DIR, help="content root (one folder per mesh)")
+    parser.add_argument("--style", default=STYLE_DIR, help="style image folder")
+    parser.add_argument("--models", default=MODELS_DIR, help="folder with <name>.landmarks.txt vertex lists")
+    parser.add_argument("--force", action="store_true", default=FORCE, help="re-detect existing landmark files")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these meshes and/or style images (stems)")
+    return parser.parse_args()
+
+
+def content_jobs(content_root, models_dir, only):
+    """[(view image, landmark file, mesh points (68, 2) or None)] for every content view."""
+    content_root = Path(content_root)
+    views = {folder: content_views(folder) for folder in sorted(content_root.glob("*/"))}
+    if not any(views.values()):
+        raise InputError(f"{content_root}: no content views (view_<k>.png) found; run rendering.py first")
+    jobs = []
+    for folder, folder_views in views.items():
+        if only and folder.name not in only:
+            continue
+        mesh_points = mesh_landmarks(folder, Path(models_dir) / f"{folder.name}.landmarks.txt")
+        for k, view in folder_views.items():
+            if mesh_points is not None and k >= len(mesh_points):
+                raise InputError(f"{view}: verts2d.npy has only {len(mesh_points)} views; re-run rendering.py")
+            jobs.append((view, folder / f"landmarks_{k}.txt", None if mesh_points is None else mesh_points[k]))
+    return jobs
+
+
+def content_views(folder):
+    """{k: folder/view_<k>.png} in view order."""
+    matches = ((VIEW_NAME.fullmatch(p.name), p) for p in folder.glob("view_*.png"))
+    return dict(sorted((int(match[1]), path) for match, path in matches if match))
+
+
+def mesh_landmarks(folder, vertex_file):
+    """(K, 68, 2) projections of the mesh's landmark vertices, or None when the mesh lists none."""
+    if not vertex_file.is_file():
+        return None
+    verts2d_file = folder / "verts2d.npy"
+    verts2d = np.load(verts2d_file) if verts2d_file.is_file() else np.zeros(0)
+    if verts2d.ndim != 3 or verts2d.shape[2] != 2:
+        raise InputError(f"{verts2d_file}: missing or not (V, K, 2) vertex projections; re-run rendering.py")
+    return project_landmark_vertices(verts2d, load_landmark_vertices(vertex_file, len(verts2d)))
+
+
+def style_jobs(style_dir, only):
+    """[(style image, landmark file, None)]; two images with one name (a.png, a.jpg) are an InputError."""
+    images = [p for p in list_images(style_dir) if not only or p.stem in only]
+    repeated = [stem for stem, count in Counter(p.stem for p in images).items() if count > 1]
+    if repeated:
+        raise InputError(f"{Path(style_dir) / repeated[0]}.*: several style images named {repeated[0]!r} "
+                         f"would share one landmark file; rename or remove all but one")
+    return [(image, image.with_suffix(".txt"), None) for image in images]
+
+
+def landmarks_for(image_path, landmark_path, mesh_points, force):
+    """Make sure ``landmark_path`` holds valid landmarks for the image; returns how: kept, mesh or detected."""
+    image = read_image_array(image_path)
+    if landmark_path.exists() and not force:
+        points, how = load_landmarks(landmark_path, image_size=image.shape[:2]), "kept"
+    else:
+        how = "detected" if mesh_points is None else "mesh"
+        points = mesh_points if mesh_points is not None else detect_landmarks(image, image_path, landmark_path)
+        save_landmarks(landmark_path, points)
+    overlay = image_path.parent / "overlays" / f"{landmark_path.stem}.png"
+    if how != "kept" or not overlay.exists():
+        save_keypoint_overlay(overlay, image, {f"{landmark_path.name} ({how})": points})
+    return how
+
+
+@cli_entry
+def main():
+    args = parse_args()
+    only = set(args.only or [])
+    jobs = content_jobs(args.content, args.models, only) + style_jobs(args.style, only)
+    if not jobs:
+        raise InputError(f"--only {' '.join(sorted(only))}: no content folder or style image has that name")
+    counts, failures = Counter(), []
+    for image_path, landmark_path, mesh_points in tqdm(jobs, desc="landmarks", unit="image"):
+        try:
+            counts[landmarks_for(image_path, landmark_path, mesh_points, args.force)] += 1
+        except InputError as err:
+            failures.append(err)
+            tqdm.write(f"error: {err}")
+    print(f"landmarks: {counts['mesh']} from mesh vertices, {counts['detected']} detected, "
+          f"{counts['kept']} kept, {len(failures)} failed")
+    if failures:
+        raise InputError(f"{len(failures)} image(s) have no landmarks (listed above); fix them and re-run")
+
+
+if __name__ == "__main__":
+    main()

@@ -142,14 +142,16 @@ def bench_cpu_profile(iterations):
 def main():
     parser = argparse.ArgumentParser(description="speed of the style transfer step")
     parser.add_argument("--quick", action="store_true", help="1 iteration per scale, 256 px, short CPU profile")
+    parser.add_argument("--iterations", type=int, default=3, help="timed iterations per scale (after a warm-up)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the CPU profile's end-to-end run")
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.quick:
         bench_rrps_settings(iterations=1, image_size=256, covariances=("layers",))
-        bench_cpu_profile(iterations=2)
     else:
-        bench_rrps_settings(iterations=3, image_size=512, covariances=("full", "layers"))
-        bench_cpu_profile(iterations=None)
+        bench_rrps_settings(iterations=args.iterations, image_size=512, covariances=("full", "layers"))
+    if not args.no_profile:
+        bench_cpu_profile(iterations=2 if args.quick else None)
 
 
 if __name__ == "__main__":

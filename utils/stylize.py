@@ -90,7 +90,8 @@ class ConsistencyTerm:
     def __init__(self, verts2d, visible):
         shared = visible.sum(1) >= 2
         self.points = verts2d[shared].transpose(0, 1).contiguous()  # (K, P, 2)
-        pairs = torch.tensor(list(itertools.combinations(range(visible.shape[1]), 2)), dtype=torch.long)
+        pairs = torch.tensor(list(itertools.combinations(range(visible.shape[1]), 2)), dtype=torch.long,
+                             device=visible.device)
         self.first, self.second = pairs.reshape(-1, 2).unbind(1)
         seen = visible[shared].T  # (K, P)
         self.mask = (seen[self.first] & seen[self.second]).float()  # (pairs, P)

@@ -37,7 +37,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mesh", default=str(MESH))
     parser.add_argument("--iterations", type=int, default=defaults.iterations)
-    parser.add_argument("--render-size", type=int, default=defaults.render_size)
+    parser.add_argument("--render-size", type=int, default=defaults.render_size,
+                        help="refinement resolution (default: the views' own size)")
     parser.add_argument("--no-refine", action="store_true")
     parser.add_argument("--out", default=None, help="folder for intermediate renders (default: none)")
     return parser.parse_args()

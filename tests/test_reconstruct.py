@@ -47,7 +47,7 @@ def _position_error(verts, target):
 
 def test_reconstruction_recovers_the_deformed_mesh_and_its_colours(scene, tmp_path):
     mesh, target, cameras, P, stylized, warped, visible = scene
-    settings = ReconstructionSettings(iterations=6, render_size=IMAGE_SIZE, checkpoint_every=3, weight_normal=1e-3)
+    settings = ReconstructionSettings(iterations=6, checkpoint_every=3, weight_normal=1e-3)
     result, metrics = reconstruct_mesh(mesh, cameras, P, IMAGE_SIZE, stylized, warped, visible, settings,
                                        out_dir=tmp_path)
     assert torch.equal(result.faces, mesh.faces)
@@ -92,7 +92,7 @@ def test_colours_come_from_the_views_and_fill_unseen_vertices(scene):
 def test_refinement_reduces_the_image_error_from_a_perturbed_start(scene):
     mesh, target, cameras, P, stylized, warped, visible = scene
     noisy = (target.colors + 0.15 * torch.randn(target.colors.shape, generator=torch.Generator().manual_seed(0)))
-    settings = ReconstructionSettings(iterations=10, render_size=IMAGE_SIZE, lr_colors=2e-2, checkpoint_every=0)
+    settings = ReconstructionSettings(iterations=10, render_size=64, lr_colors=2e-2, checkpoint_every=0)
     _, colors, history = refine(target.verts, noisy.clamp(0, 1), mesh.faces, cameras, P, stylized, warped,
                                 visible, settings, out_dir=None)
     assert history["image"][-1] < 0.6 * history["image"][0]

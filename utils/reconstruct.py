@@ -16,6 +16,7 @@ The topology of the input mesh is kept: same vertices, same faces.
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +43,9 @@ class ReconstructionSettings:
     """Parameters of the reconstruction; the defaults fit a ~100k-face mesh, 2 views, on two CPU cores.
 
     refine: run the differentiable-rendering refinement (False: triangulation + colours only, as RRPS).
-    iterations: Adam steps; render_size: refinement resolution in pixels (the stylized views are
-    resized to it); lr_offsets: step in units of the bounding-box diagonal; lr_colors: step in [0, 1].
+    iterations: Adam steps; render_size: refinement resolution in pixels (the stylized views are resized
+    to it; None: their own size, which on CPU costs little more than half of it for a 100k-face mesh);
+    lr_offsets: step in units of the bounding-box diagonal; lr_colors: step in [0, 1].
     weight_*: loss weights (image L1, squared reprojection in pixels, Laplacian and edge terms of the
     offsets, normal consistency of the surface; 0 skips a term: the normal term is off by default because
     PyTorch3D's version costs about as much as a render per iteration on a 100k-face mesh on CPU).
@@ -53,12 +55,12 @@ class ReconstructionSettings:
     """
 
     refine: bool = True
-    iterations: int = 30
-    render_size: int = 256
+    iterations: int = 20
+    render_size: Optional[int] = None
     lr_offsets: float = 1e-4
     lr_colors: float = 2e-3
     weight_image: float = 1.0
-    weight_reprojection: float = 1e-2
+    weight_reprojection: float = 0.1
     weight_laplacian: float = 1.0
     weight_edge: float = 10.0
     weight_normal: float = 0.0
@@ -73,12 +75,13 @@ def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, vis
 
     mesh: input ``Mesh`` (V vertices); cameras: K PyTorch3D cameras; P: (K, 3, 4) world-to-pixel;
     image_size: S of the stylized views; stylized: (K, 3, S, S) in [0, 1]; verts2d_warped: (V, K, 2)
-    pixel (x, y); visible: (V, K) bool. out_dir: where intermediate/recon_<iter>_<k>.png and
-    intermediate/recon_loss.png go (None: nothing saved).
+    pixel (x, y); visible: (V, K) bool (tensors or numpy arrays, as loaded from the .npy files);
+    out_dir: where intermediate/recon_<iter>_<k>.png and intermediate/recon_loss.png go (None: nothing saved).
     Returns (Mesh with the input's faces, new vertices and colours; metrics dict, JSON-ready).
     """
     settings = settings or ReconstructionSettings()
     device = resolve_device(settings.device)
+    verts2d_warped, visible = torch.as_tensor(verts2d_warped), torch.as_tensor(visible)
     _check_inputs(mesh, P, stylized, verts2d_warped, visible)
     cameras, P, stylized = cameras.to(device), P.to(device), stylized.to(device)
     verts_in, faces = mesh.verts.to(device), mesh.faces.to(device)
@@ -181,7 +184,8 @@ def refine(verts_start, colors_start, faces, cameras, P, stylized, warped, visib
     verts_start, colors_start: (V, 3); stylized: (K, 3, S, S); warped: (V, K, 2); visible: (V, K) bool.
     Returns (verts (V, 3), colors (V, 3), history {loss name: [float per iteration]}).
     """
-    targets = F.interpolate(stylized, size=settings.render_size, mode="area")
+    size = settings.render_size or stylized.shape[-1]
+    targets = stylized if size == stylized.shape[-1] else F.interpolate(stylized, size=size, mode="area")
     objective = RefinementObjective(verts_start, faces, cameras, P, targets, warped, visible, settings)
     offsets = torch.zeros_like(verts_start, requires_grad=True)
     colors = colors_start.clone().requires_grad_(True)
@@ -235,7 +239,7 @@ class RefinementObjective:
     def __call__(self, offsets, colors):
         """Returns ({term: weighted scalar tensor}, renders (K, 3, R, R))."""
         settings, verts = self.settings, self.verts(offsets)
-        renders, zbuf = render_views(_meshes(verts, self.faces, colors), self.cameras, settings.render_size,
+        renders, zbuf = render_views(_meshes(verts, self.faces, colors), self.cameras, self.targets.shape[-1],
                                      settings.backend)
         terms = {"image": lambda: self._image_l1(renders, zbuf),
                  "reprojection": lambda: self._reprojection(verts),

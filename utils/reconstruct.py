@@ -44,7 +44,7 @@ class ReconstructionSettings:
 
     refine: run the differentiable-rendering refinement (False: triangulation + colours only, as RRPS).
     iterations: Adam steps; render_size: refinement resolution in pixels (the stylized views are resized
-    to it; None: their own size, which on CPU costs little more than half of it for a 100k-face mesh);
+    to it; None: their own size: on CPU a 512-px frame of a 100k-face mesh costs barely more than 256 px);
     lr_offsets: step in units of the bounding-box diagonal; lr_colors: step in [0, 1].
     weight_*: loss weights (image L1, squared reprojection in pixels, Laplacian and edge terms of the
     offsets, normal consistency of the surface; 0 skips a term: the normal term is off by default because

@@ -14,6 +14,7 @@
 The topology of the input mesh is kept: same vertices, same faces.
 """
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -230,7 +231,9 @@ class RefinementObjective:
         self.scale = float((verts_start.amax(0) - verts_start.amin(0)).norm())
         self.topology = Meshes(verts=[verts_start], faces=[faces])
         self.topology.edges_packed()
-        self.topology.laplacian_packed()
+        with warnings.catch_warnings():  # PyTorch3D builds it with a torch.sparse call that warns on every use
+            warnings.simplefilter("ignore", UserWarning)
+            self.topology.laplacian_packed()
 
     def verts(self, offsets):
         """(V, 3) vertex positions for the offsets (V, 3)."""

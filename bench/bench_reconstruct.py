@@ -68,7 +68,7 @@ def main():
     print(f"settings: refine={settings.refine} iterations={settings.iterations} render_size={settings.render_size}")
     print(f"machine load (1-min average) {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"CPU time of this process {cpu:.1f} s")
-    print(f"time: total {total:.1f} s, triangulation + colours {metrics['triangulation_s']:.2f} s, "
+    print(f"time: total {total:.1f} s, triangulation + colours {metrics['triangulation_and_colours_s']:.2f} s, "
           f"refinement {metrics.get('refinement_s_per_iteration', 0.0):.2f} s/iteration")
     print(f"vertices seen by >= 2 views (triangulated): {metrics['triangulated_share']:.3f}; "
           f"seen by none: {1 - float(seen.double().mean()):.3f}")

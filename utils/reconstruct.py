@@ -83,7 +83,7 @@ def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, vis
     settings = settings or ReconstructionSettings()
     device = resolve_device(settings.device)
     verts2d_warped, visible = torch.as_tensor(verts2d_warped), torch.as_tensor(visible)
-    _check_inputs(mesh, P, stylized, verts2d_warped, visible)
+    _check_inputs(mesh, P, image_size, stylized, verts2d_warped, visible)
     cameras, P, stylized = cameras.to(device), P.to(device), stylized.to(device)
     verts_in, faces = mesh.verts.to(device), mesh.faces.to(device)
     warped, visible = verts2d_warped.to(device).float(), visible.to(device).bool()
@@ -93,7 +93,7 @@ def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, vis
     weight_matrix = edge_weights(mesh.faces, mesh.verts, settings.fill_weights)
     verts, triangulated, single_view = triangulated_verts(verts_in, P, warped, visible, weight_matrix)
     colors = initial_colors(verts, faces, cameras, stylized, warped, visible, weight_matrix, settings.backend)
-    timing = {"triangulation_s": time.perf_counter() - start}
+    timing = {"triangulation_and_colours_s": time.perf_counter() - start}
     history = {}
     if settings.refine and settings.iterations > 0:
         start = time.perf_counter()
@@ -101,7 +101,8 @@ def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, vis
                                         out_dir)
         timing["refinement_s_per_iteration"] = (time.perf_counter() - start) / settings.iterations
     result = Mesh(verts=verts.detach().cpu(), faces=mesh.faces, colors=colors.detach().cpu())
-    images, zbuf = render_views(_meshes(verts, faces, colors), cameras, image_size, settings.backend)
+    with torch.no_grad():
+        images, zbuf = render_views(_meshes(verts, faces, colors), cameras, image_size, settings.backend)
     metrics = reconstruction_metrics(mesh, result, P.cpu(), verts2d_warped, visible.cpu(), images.cpu(),
                                      stylized.cpu(), footprint_interior(zbuf).cpu())
     metrics.update(timing)
@@ -282,8 +283,8 @@ def _save_checkpoint(out_dir, iteration, renders, settings):
         save_image(Path(out_dir) / "intermediate" / f"recon_{iteration:04d}_{k}.png", image)
 
 
-def _check_inputs(mesh, P, stylized, verts2d_warped, visible):
-    """Shapes must agree: V vertices and K views everywhere, square stylized views."""
+def _check_inputs(mesh, P, image_size, stylized, verts2d_warped, visible):
+    """Shapes must agree: V vertices and K views everywhere, square stylized views of the cameras' size."""
     num_verts, num_views = len(mesh.verts), len(P)
     if tuple(verts2d_warped.shape) != (num_verts, num_views, 2):
         raise InputError(f"verts2d_warped.npy has shape {tuple(verts2d_warped.shape)}, expected "
@@ -291,7 +292,6 @@ def _check_inputs(mesh, P, stylized, verts2d_warped, visible):
     if tuple(visible.shape) != (num_verts, num_views):
         raise InputError(f"visible.npy has shape {tuple(visible.shape)}, expected ({num_verts}, {num_views}); "
                          "re-run rendering.py for this mesh")
-    if stylized.dim() != 4 or stylized.shape[0] != num_views or stylized.shape[1] != 3 \
-            or stylized.shape[2] != stylized.shape[3]:
-        raise InputError(f"expected {num_views} square RGB stylized views, got a tensor of shape "
-                         f"{tuple(stylized.shape)}; re-run run.py")
+    if tuple(stylized.shape) != (num_views, 3, image_size, image_size):
+        raise InputError(f"expected {num_views} RGB stylized views of {image_size}x{image_size} px (the size in "
+                         f"cameras.json), got shape {tuple(stylized.shape)}; re-run run.py, or resize them")

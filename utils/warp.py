@@ -36,23 +36,45 @@ def _affine_basis(points):
     return torch.cat([torch.ones_like(points[..., :1]), points], dim=-1)
 
 
-def tps_interpolation_matrix(controls, queries):
+def tps_interpolation_matrix(controls, queries, active=None):
     """Linear map from values at the control points to the thin-plate spline's values at the queries.
 
-    controls: (K, N, 2); queries: (K, Q, 2), any units. Returns (K, Q, N) float64 E with f(queries) = E @ values.
+    controls: (K, N, 2); queries: (K, Q, 2), any units; active: optional (K, M) bool over the first M controls,
+    False for controls left out of the spline (duplicates), whose columns are zero.
+    Returns (K, Q, N) float64 E with f(queries) = E @ values.
     """
     controls, queries = controls.double(), queries.double()
     scale = (controls.max() - controls.min()).clamp(min=1.0)  # conditioning only: TPS is scale invariant
     controls, queries = controls / scale, queries / scale
-    count = controls.shape[1]
+    views, count = controls.shape[:2]
+    keep = torch.ones(views, count, dtype=torch.bool, device=controls.device)
+    if active is not None:
+        keep[:, :active.shape[1]] = active
     kernel = tps_radial(torch.cdist(controls, controls).square())
-    affine = _affine_basis(controls)
+    pair = keep.unsqueeze(2) & keep.unsqueeze(1)
+    kernel = torch.where(pair, kernel, torch.diag_embed((~keep).double()))  # left-out controls: identity rows
+    affine = _affine_basis(controls) * keep.unsqueeze(-1)
     top = torch.cat([kernel, affine], dim=2)
-    bottom = torch.cat([affine.transpose(1, 2), kernel.new_zeros(len(controls), 3, 3)], dim=2)
+    bottom = torch.cat([affine.transpose(1, 2), kernel.new_zeros(views, 3, 3)], dim=2)
     system = torch.cat([top, bottom], dim=1)  # (K, N + 3, N + 3)
-    solve = torch.linalg.inv(system)[..., :count]  # values -> coefficients (right-hand side zero below N)
-    basis = torch.cat([tps_radial(torch.cdist(queries, controls).square()), _affine_basis(queries)], dim=2)
+    solve = torch.linalg.inv(system)[..., :count] * keep.unsqueeze(1)  # values -> coefficients
+    radial = tps_radial(torch.cdist(queries, controls).square()) * keep.unsqueeze(1)
+    basis = torch.cat([radial, _affine_basis(queries)], dim=2)
     return basis @ solve
+
+
+def coincident_merge_matrix(landmarks, tolerance=0.5):
+    """(K, L, L) matrix M mapping landmark displacements to control values: row i of the first landmark of a
+    group closer than ``tolerance`` pixels averages the group's displacements; other rows of the group are zero.
+
+    landmarks: (K, L, 2). Without coincident landmarks M is the identity.
+    """
+    close = torch.cdist(landmarks.double(), landmarks.double()) <= tolerance  # (K, L, L), reflexive
+    index = torch.arange(landmarks.shape[1], device=landmarks.device)
+    first = torch.where(close, index, landmarks.shape[1]).amin(dim=2)  # (K, L): first member of each group
+    leader = first == index
+    merge = (close & leader.unsqueeze(2)).double()
+    return merge / merge.sum(2, keepdim=True).clamp(min=1)
 
 
 def field_grid_points(image_size, field_size):
@@ -75,6 +97,7 @@ class LandmarkWarp:
         self.image_size = image_size
         self.field_size = field_size
         border = border_points(image_size, border_per_side).to(landmarks.device)
+        self.merge = coincident_merge_matrix(landmarks)  # (K, L, L): landmark displacements -> control values
         self.controls = torch.cat([landmarks.double(), border.expand(views, -1, -1)], dim=1)
         grid = field_grid_points(image_size, field_size).to(landmarks.device).expand(views, -1, -1)
         self.grid_points = grid.float()
@@ -83,9 +106,13 @@ class LandmarkWarp:
         self.tracked_matrix = None if tracked_points is None else self._landmark_columns(tracked_points)
 
     def _landmark_columns(self, queries):
-        """(K, Q, L) float32: the interpolation matrix's landmark columns (border values are always zero)."""
-        matrix = tps_interpolation_matrix(self.controls, queries)
-        return matrix[..., :self.landmarks.shape[1]].to(self.landmarks.dtype)
+        """(K, Q, L) float32: displacements of the L landmarks -> the warp's displacement at the queries.
+
+        Landmarks that coincide (a closed mouth's inner lips) act as one control point moved by their mean
+        displacement; all but the first of each coincident group get a zero kernel column.
+        """
+        matrix = tps_interpolation_matrix(self.controls, queries, self.merge.diagonal(dim1=1, dim2=2) > 0)
+        return (matrix[..., :self.landmarks.shape[1]] @ self.merge).to(self.landmarks.dtype)
 
     def displacement_field(self, displacements):
         """Forward displacement on the field grid: (K, L, 2) -> (K, 2, G, G), full-resolution pixels."""

@@ -8,9 +8,10 @@ the HOG face detector and the CNN (mmod) face detector. The pipeline:
    CLAHE contrast, grayscale, slightly rotated, downscaled) and the CNN on the
    smoothed one; with several faces, the largest (the most confident when
    retrying);
-2. place the landmarks: the predictor on jittered boxes, on the image and on
-   its mirror image, combined by the per-coordinate median (a test-time
-   ensemble that lowers the predictor's dependence on the exact box);
+2. place the landmarks: the predictor on jittered boxes, on the image and its
+   mirror image, plain and median-smoothed, upright and slightly rotated about
+   the face, combined by the per-coordinate median (a test-time ensemble that
+   lowers the predictor's dependence on the exact box and on brush strokes);
 3. map the points back to the input's pixels (x, y), origin at the top-left
    pixel centre.
 
@@ -37,6 +38,7 @@ MEDIAN_BLUR = 5  # kernel (pixels at the working size) that smooths brush stroke
 CLAHE_CLIP, CLAHE_TILES = 2.0, 8
 BOX_SCALES = (0.95, 1.0, 1.05)  # box ensemble: sizes relative to the detected box
 BOX_SHIFTS = (-0.03, 0.0, 0.03)  # and shifts in box widths, along x and y
+ENSEMBLE_ROTATIONS = (-6.0, 0.0, 6.0)  # degrees, about the box centre
 CNN_BOX_TO_HOG = (1.124, 0.007, 0.029)  # an mmod box -> the HOG-like box the predictor was trained on:
 # size factor, centre shift (x, y) in box widths; the median over faces both detectors found
 
@@ -179,12 +181,13 @@ def scaled_view(work, factor):
     return FaceView(resize(work, factor), np.array([[1 / factor, 0.0, offset], [0.0, 1 / factor, offset]]))
 
 
-def rotated_view(work, degrees):
-    """The working image rotated about its centre (border replicated) and the affine back."""
-    height, width = work.shape[:2]
-    forward = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), degrees, 1.0)
-    image = cv2.warpAffine(work, forward, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return FaceView(image, cv2.invertAffineTransform(forward))
+def rotated_view(image, degrees, centre=None):
+    """The image rotated about ``centre`` (default: its centre; border replicated) and the affine back."""
+    height, width = image.shape[:2]
+    centre = ((width - 1) / 2, (height - 1) / 2) if centre is None else centre
+    forward = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    rotated = cv2.warpAffine(image, forward, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return FaceView(rotated, cv2.invertAffineTransform(forward))
 
 
 def transform_points(affine, points):
@@ -193,14 +196,28 @@ def transform_points(affine, points):
 
 
 def ensemble_landmarks(image, box):
-    """The per-coordinate median of the predictor over jittered boxes on the image and its mirror: (68, 2)."""
+    """The per-coordinate median of the predictor over the test-time ensemble: (68, 2) pixel (x, y).
+
+    Every ENSEMBLE_ROTATIONS angle about the box centre, on the image and its median-smoothed copy,
+    each through ``mirrored_box_predictions``.
+    """
+    centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    predictions = []
+    for degrees, version in itertools.product(ENSEMBLE_ROTATIONS, (image, cv2.medianBlur(image, MEDIAN_BLUR))):
+        view = rotated_view(version, degrees, centre)
+        predictions += [transform_points(view.to_work, points) for points in mirrored_box_predictions(view.image, box)]
+    return np.median(np.stack(predictions), axis=0)
+
+
+def mirrored_box_predictions(image, box):
+    """The predictor on every jittered box, on the image and on its mirror image: (2 J, 68, 2) pixel (x, y)."""
     width = image.shape[1]
     mirror = np.ascontiguousarray(image[:, ::-1])
     mirror_box = (width - 1 - box[2], box[1], width - 1 - box[0], box[3])
     direct = [predict(image, jittered) for jittered in jittered_boxes(box)]
     mirrored = [predict(mirror, jittered)[MIRRORED_INDEX] for jittered in jittered_boxes(mirror_box)]
     mirrored = np.stack(mirrored) * [-1.0, 1.0] + [width - 1.0, 0.0]
-    return np.median(np.concatenate([np.stack(direct), mirrored]), axis=0)
+    return np.concatenate([np.stack(direct), mirrored])
 
 
 def jittered_boxes(box):

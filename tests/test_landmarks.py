@@ -177,3 +177,15 @@ def test_mirror_index_is_an_involution():
 
     assert sorted(MIRRORED_INDEX) == list(range(LANDMARK_COUNT))
     np.testing.assert_array_equal(MIRRORED_INDEX[MIRRORED_INDEX], np.arange(LANDMARK_COUNT))
+
+
+def test_landmark_vertices_load_and_reject_bad_files(tmp_path):
+    from utils.landmarks import load_landmark_vertices
+
+    good = write_lines(tmp_path / "mesh.landmarks.txt", [str(i * 3) for i in range(LANDMARK_COUNT)])
+    np.testing.assert_array_equal(load_landmark_vertices(good, 300), np.arange(LANDMARK_COUNT) * 3)
+    for name, lines in [("short", ["1"] * 67), ("word", ["1"] * 67 + ["x"]), ("range", ["1"] * 67 + ["300"])]:
+        path = write_lines(tmp_path / f"{name}.landmarks.txt", lines)
+        with pytest.raises(InputError) as info:
+            load_landmark_vertices(path, 300)
+        assert str(path) in str(info.value)

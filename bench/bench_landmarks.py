@@ -1,0 +1,107 @@
+"""Landmark accuracy on the RRPS data: plain dlib against ours (models/landmark_detector.py). Prints; asserts nothing.
+
+    .venv/bin/python bench/bench_landmarks.py [--data ../shared/data/rrps] [--limit N]
+
+Content renders: error against the dlib landmarks shipped with them (content_pts<k>.txt).
+Style images: detection rate and error against their Face-of-Art landmarks (<n>.txt, row/col).
+Errors are mean point distances over the distance between the outer eye corners (points 36 and 45).
+Where one name has both a .png and a .jpg (1, 2), the .png is the picture its .txt describes; the .jpg is
+a different portrait and is left out.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.landmark_detector import dlib_models, detect_landmarks, largest, predict  # noqa: E402
+from utils.errors import InputError  # noqa: E402
+from utils.images import read_image_array, to_uint8_array  # noqa: E402
+from utils.landmarks import landmark_error, load_landmarks  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "rrps"
+IMAGE_SUFFIXES = (".png", ".jpg")  # preferred first when one name has both
+
+
+def plain_dlib(image):
+    """The baseline: dlib's HOG detector (upsampled once), the CNN when HOG finds nothing, one predictor call."""
+    _, hog, cnn = dlib_models()
+    rgb = to_uint8_array(image)
+    rects = hog(rgb, 1) or [detection.rect for detection in cnn(rgb, 0)]
+    box = largest([(r.left(), r.top(), r.right(), r.bottom()) for r in rects])
+    if box is None:
+        raise InputError("plain dlib found no face")
+    return predict(rgb, box)
+
+
+def ours(image):
+    return detect_landmarks(image)
+
+
+METHODS = {"plain dlib": plain_dlib, "ours": ours}
+
+
+def content_pairs(data):
+    """[(render, its shipped landmark file)] for every content render."""
+    return [(image, image.parent / image.name.replace("content", "content_pts").replace(".jpg", ".txt"))
+            for image in sorted(data.glob("content/*/content*.jpg"))]
+
+
+def style_pairs(data):
+    """[(style image, its Face-of-Art landmark file)]: each .txt with an image of the same name (.png first)."""
+    pairs = []
+    for landmark_file in sorted(data.glob("style/*.txt")):
+        images = [landmark_file.with_suffix(suffix) for suffix in IMAGE_SUFFIXES]
+        images = [image for image in images if image.is_file()]
+        if images:
+            pairs.append((images[0], landmark_file))
+    return pairs
+
+
+def evaluate(pairs, method):
+    """({image name: error or None when no face found}, seconds per image)."""
+    errors, start = {}, time.perf_counter()
+    for image_path, landmark_file in pairs:
+        image = read_image_array(image_path)
+        reference = load_landmarks(landmark_file, image_size=image.shape[:2])
+        try:
+            errors[f"{image_path.parent.name}/{image_path.name}"] = landmark_error(method(image), reference)
+        except InputError:
+            errors[f"{image_path.parent.name}/{image_path.name}"] = None
+    return errors, (time.perf_counter() - start) / max(len(pairs), 1)
+
+
+def report(title, errors, seconds, worst=0):
+    found = np.array([e for e in errors.values() if e is not None])
+    summary = f"mean {found.mean():.4f}  median {np.median(found):.4f}" if found.size else "no face found"
+    print(f"  {title:11s} found {found.size:3d} of {len(errors):3d}  {summary}  ({seconds:.2f} s/image)")
+    if worst:
+        ranked = sorted(errors.items(), key=lambda item: -np.inf if item[1] is None else -item[1])[:worst]
+        print("    worst: " + ", ".join(f"{name} {'none' if e is None else f'{e:.3f}'}" for name, e in ranked))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images of each set")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"RRPS data not found at {args.data}")
+    sets = {"content renders vs shipped dlib points": (content_pairs(args.data)[:args.limit], 0),
+            "style images vs Face-of-Art points": (style_pairs(args.data)[:args.limit], 10)}
+    for title, (pairs, worst) in sets.items():
+        print(f"{title}: {len(pairs)} images evaluated")
+        results = {name: evaluate(pairs, method) for name, method in METHODS.items()}
+        for name, (errors, seconds) in results.items():
+            report(name, errors, seconds, worst=worst)
+        common = [image for image in results["plain dlib"][0] if all(r[0][image] is not None for r in results.values())]
+        means = ", ".join(f"{name} {np.mean([r[0][image] for image in common]):.4f}" for name, r in results.items())
+        print(f"  on the {len(common)} images every method found: mean {means}")
+
+
+if __name__ == "__main__":
+    main()

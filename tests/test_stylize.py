@@ -144,6 +144,19 @@ def test_optimisation_lowers_the_loss_and_pulls_landmarks_to_targets(example):
     assert result.verts2d_warped.shape == inputs.verts2d.shape
 
 
+def test_optimising_below_the_content_size_keeps_the_content_pixel_frame(example):
+    """The CPU profile optimises at a smaller size than the content views: landmarks, vertex projections and
+    outputs stay in the content views' pixel frame."""
+    inputs = load_inputs(example)
+    result = stylize_views(inputs, tiny_network(), quick_settings(image_size=SIZE // 2, iterations=15),
+                           progress=False)
+    assert result.stylized.shape == result.unwarped.shape == (2, 3, SIZE, SIZE)
+    start = (inputs.landmarks - inputs.targets).norm(dim=-1).mean()
+    assert (result.landmarks_warped - inputs.targets).norm(dim=-1).mean() < 0.5 * start
+    assert torch.isfinite(result.verts2d_warped).all()
+    assert (result.verts2d_warped > 0).all() and (result.verts2d_warped < SIZE - 1).all()
+
+
 def test_consistency_weight_makes_views_agree(example):
     inputs = load_inputs(example)
     only_consistency = quick_settings(style_weight=0.0, warp_weight=0.0, tv_weight=0.0, consistency_weight=1.0,

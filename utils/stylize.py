@@ -69,7 +69,8 @@ class ViewInputs:
 class StylizeResult:
     """What the optimisation produced.
 
-    stylized, unwarped: (K, 3, S, S) in [0, 1]; verts2d_warped: (V, K, 2); landmarks_warped: (K, L, 2);
+    stylized, unwarped: (K, 3, S, S) in [0, 1] at the content views' size S (optimised at settings.image_size
+    and resized when that is smaller); verts2d_warped: (V, K, 2); landmarks_warped: (K, L, 2);
     history: {loss name: list of floats per iteration}; checkpoints: list of (label, (K, 3, s, s) warped images).
     """
 
@@ -159,12 +160,13 @@ class DeformableStyleTransfer:
         self.inputs, self.network, self.settings, self.progress = inputs, network, settings, progress
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.views, self.num_landmarks = inputs.landmarks.shape[:2]
+        self.frame = inputs.content.shape[-1]  # side of the pixel frame of landmarks and vertex projections
         content = _resize(inputs.content, (settings.image_size, settings.image_size))
         self.pyramid = [level.clone().requires_grad_(True)
                         for level in laplacian_pyramid(content, settings.pyramid_levels)]
         self.displacements = torch.zeros_like(inputs.landmarks, requires_grad=True)
         self.consistency = ConsistencyTerm(inputs.verts2d, inputs.visible)
-        self.warp = LandmarkWarp(inputs.landmarks, settings.image_size, settings.border_points_per_side,
+        self.warp = LandmarkWarp(inputs.landmarks, self.frame, settings.border_points_per_side,
                                  settings.field_size, self.consistency.points)
         self.optimizer = _make_optimizer(settings, self.pyramid, self.displacements)
         self.history = {name: [] for name in LOSS_NAMES}
@@ -190,8 +192,8 @@ class DeformableStyleTransfer:
             content = content_loss([c[k:] for c in columns], content_columns).sum()
         moved = self.inputs.landmarks + self.displacements
         warp = (moved - self.inputs.targets).norm(dim=-1).mean(1).sum()
-        tv = warp_smoothness(field, s.image_size).sum()
-        consistency = self.consistency(warped, self.warp.move_tracked(self.displacements), s.image_size)
+        tv = warp_smoothness(field, self.frame).sum()
+        consistency = self.consistency(warped, self.warp.move_tracked(self.displacements), self.frame)
         total = (s.style_weight * style + problem.content_weight * content + s.warp_weight * warp
                  + s.tv_weight * tv + s.consistency_weight * consistency)
         return dict(total=total, style=style, content=content, warp=warp, tv=tv, consistency=consistency)
@@ -226,7 +228,7 @@ class DeformableStyleTransfer:
                 self.checkpoint(f"scale{scale + 1}_iter{iteration + 1:04d}", problem.level)
 
     def run(self):
-        """All scales, then the final full-resolution outputs and the warped vertex projections."""
+        """All scales, then the final outputs (at the content views' size) and the warped vertex projections."""
         for scale in range(self.settings.scales):
             self.run_scale(scale)
         with torch.no_grad():
@@ -234,7 +236,9 @@ class DeformableStyleTransfer:
             verts = self.inputs.verts2d.transpose(0, 1)  # (K, V, 2)
             verts_warped = self.warp.move_points(verts, self.displacements).transpose(0, 1)
             landmarks = self.inputs.landmarks + self.displacements
-        return StylizeResult(warped.clamp(0, 1), unwarped.clamp(0, 1), verts_warped.contiguous(),
+        frame = (self.frame, self.frame)
+        return StylizeResult(_resize(warped, frame).clamp(0, 1), _resize(unwarped, frame).clamp(0, 1),
+                             verts_warped.contiguous(),
                              landmarks.detach().clone(), self.history, self.checkpoints)
 
 

@@ -4,21 +4,34 @@ For each content folder (example/content/<name>/, written by rendering.py) and e
 (example/style/<style>.png with its landmarks), the K views are optimised together: each takes the
 exemplar's texture (STROTSS style loss) and its geometry (a thin-plate-spline warp pulling the face's
 landmarks towards the exemplar's, turned to the view's azimuth), and the views agree in colour at every
-vertex seen by two of them. Outputs go to output/<name>/<style>/ (stylized_<k>.png, unwarped_<k>.png,
-verts2d_warped.npy, params.json, intermediate/).
+vertex seen by two of them. Then the stylized mesh is reconstructed from the warped vertex projections and
+the stylized views (triangulation, then refinement by differentiable rendering). Outputs go to
+output/<name>/<style>/ (stylized_<k>.png, unwarped_<k>.png, verts2d_warped.npy, mesh.obj, metrics.json,
+params.json, intermediate/, complete.json last), and output/index.html shows them all.
 
     python run.py                                # every content folder x every style in example/
     python run.py --content hopper --style astronaut_cartoon --iterations 50
+    python run.py --pairs random --styles-per-content 3    # RRPS's way: 3 random styles per mesh, seeded
+
+Pairs already complete are skipped (--force redoes them); a pair with bad input is reported and the others go
+on; the run ends with a summary and exits non-zero if any pair failed.
 """
 import argparse
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from models.features import NETWORK_CHOICES, load_feature_network
+from utils.batch import SELECTION_MODES, run_batch, select_pairs
+from utils.cameras import load_cameras
 from utils.device import resolve_device
 from utils.errors import InputError, cli_entry
+from utils.files import load_json
 from utils.images import list_images
+from utils.mesh_io import load_mesh
+from utils.reconstruct import ReconstructionSettings, reconstruct_mesh, save_reconstruction
+from utils.report import write_report
 from utils.stylize import StylizeSettings, stylize_views
 from utils.stylize_io import load_content_views, load_style, output_dir, prepare_inputs, save_result
 
@@ -28,6 +41,16 @@ STYLE_DIR = "example/style"
 OUTPUT_DIR = "output"
 CONTENT = None  # content folder names to stylize (None: all)
 STYLE = None  # style names (file stems) to use (None: all)
+MODELS_DIR = "example/models"  # the meshes, when a content folder's cameras.json does not name its mesh
+PAIRS = "all"  # "all": every content with every style; "random": RRPS's way, STYLES_PER_CONTENT each, seeded
+STYLES_PER_CONTENT = 1
+FORCE = False  # redo pairs that are already complete
+REPORT = True  # write output/index.html at the end
+
+# ---- 3D reconstruction (step 4b)
+RECONSTRUCT = True  # False stops after the image-space stylization
+REFINE = True  # refine the triangulated mesh by differentiable rendering (False: triangulation only, as RRPS)
+REFINE_ITERATIONS = 20
 
 # ---- machine
 DEVICE = "auto"  # "auto", "cpu", "cuda"
@@ -76,6 +99,13 @@ def parse_args(argv=None):
     add("--network", choices=NETWORK_CHOICES, default=NETWORK, help="default: the profile's")
     add("--allow-download", action="store_true", default=ALLOW_DOWNLOAD)
     add("--seed", type=int, default=SEED)
+    add("--pairs", choices=SELECTION_MODES, default=PAIRS, help="every content x every style, or random styles")
+    add("--styles-per-content", type=int, default=STYLES_PER_CONTENT, help="with --pairs random")
+    add("--force", action="store_true", default=FORCE, help="redo pairs that are already complete")
+    add("--no-report", dest="report", action="store_false", default=REPORT)
+    add("--no-reconstruct", dest="reconstruct", action="store_false", default=RECONSTRUCT)
+    add("--no-refine", dest="refine", action="store_false", default=REFINE)
+    add("--refine-iterations", type=int, default=REFINE_ITERATIONS)
     for flag, kind in FLAG_TYPES.items():  # default None: the profile's value, then this file's constant
         add(f"--{flag}", type=kind, default=None)
     add("--optimizer", choices=("adadelta", "adam"), default=None)
@@ -112,8 +142,23 @@ def select(paths, names, what):
     return [by_name[n] for n in names]
 
 
-def load_pairs(args, device):
-    """Every selected (content views, style exemplar) pair, all read and checked before any work starts."""
+def load_each(paths, loader):
+    """Load every path, keeping bad input aside: ({name: loaded}, {name: reason})."""
+    loaded, problems = {}, {}
+    for path in paths:
+        name = path.stem if path.is_file() else path.name
+        try:
+            loaded[name] = loader(path)
+        except InputError as err:
+            problems[name] = str(err)
+    return loaded, problems
+
+
+def load_inputs(args, device):
+    """Every selected content folder and style exemplar, read and checked before any work starts.
+
+    Returns (contents {name: ContentViews}, styles {name: StyleExemplar}, problems {name: reason}, pairs).
+    """
     content_root, style_root = Path(args.content_dir), Path(args.style_dir)
     folders = sorted(p for p in content_root.iterdir() if p.is_dir()) if content_root.is_dir() else []
     folders = select(folders, args.content, f"content folder(s) in {content_root}:")
@@ -122,14 +167,31 @@ def load_pairs(args, device):
         raise InputError(f"{content_root}: no content folders; run rendering.py first")
     if not styles:
         raise InputError(f"{style_root}: no style images (.png or .jpg with a landmarks .txt beside each)")
-    contents = [load_content_views(folder, device) for folder in folders]
-    exemplars = [load_style(path) for path in styles]
-    return [(content, style) for content in contents for style in exemplars]
+    contents, content_problems = load_each(folders, lambda folder: load_content_views(folder, device))
+    exemplars, style_problems = load_each(styles, load_style)
+    pairs = select_pairs([f.name for f in folders], [p.stem for p in styles], args.pairs, args.styles_per_content,
+                         args.seed)
+    problems = {**content_problems, **style_problems}
+    if all(content in problems or style in problems for content, style in pairs):
+        raise InputError(next(iter(problems.values())) if len(problems) == 1 else
+                         f"no pair can run: {'; '.join(problems.values())}")
+    return contents, exemplars, problems, pairs
 
 
-def stylize_pair(content, style, network, settings, output_root, device, run_info):
-    """Stylize one mesh's views with one exemplar and write output/<name>/<style>/; returns that folder."""
-    folder = output_dir(output_root, content.name, style.name)
+def mesh_of(content_folder, models_dir):
+    """The mesh a content folder was rendered from: the one cameras.json names, else <models_dir>/<name>.obj."""
+    named = load_json(Path(content_folder) / "cameras.json").get("mesh")
+    candidates = ([Path(named)] if named else []) + [Path(models_dir) / f"{Path(content_folder).name}.obj"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise InputError(f"{content_folder}: its mesh ({', '.join(map(str, candidates))}) is not there; "
+                     "put it back or use --no-reconstruct")
+
+
+def stylize_pair(content, style, network, settings, args, device, run_info):
+    """Stylize one mesh's views with one exemplar and write output/<name>/<style>/; returns a summary dict."""
+    folder = output_dir(args.output, content.name, style.name)
     print(f"{content.name} x {style.name} -> {folder}")
     inputs = prepare_inputs(content, style, device)
     start = time.time()
@@ -137,7 +199,15 @@ def stylize_pair(content, style, network, settings, output_root, device, run_inf
     params = dict(run_info, content=content.name, style=style.name, settings=settings.as_dict(),
                   seconds=round(time.time() - start, 1))
     save_result(folder, result, inputs, params)
-    return folder
+    if not args.reconstruct:
+        return {"stylize_seconds": params["seconds"]}
+    content_folder = Path(args.content_dir) / content.name
+    cameras, P, image_size, _ = load_cameras(content_folder / "cameras.json", device)
+    recon = ReconstructionSettings(refine=args.refine, iterations=args.refine_iterations, device=str(device))
+    mesh, metrics = reconstruct_mesh(load_mesh(mesh_of(content_folder, MODELS_DIR)), cameras, P, image_size,
+                                     result.stylized, result.verts2d_warped, content.visible, recon, folder)
+    save_reconstruction(folder, mesh, metrics)
+    return {"stylize_seconds": params["seconds"], "total_seconds": round(time.time() - start, 1)}
 
 
 @cli_entry
@@ -145,11 +215,24 @@ def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device)
     settings, network_name, profile = choose_settings(args, device)
-    pairs = load_pairs(args, device)
+    contents, styles, problems, pairs = load_inputs(args, device)
     network = load_feature_network(network_name, device, allow_download=args.allow_download)
     run_info = dict(profile=profile, device=str(device), network=network.name, network_reason=network.reason)
-    for content, style in pairs:
-        stylize_pair(content, style, network, settings, args.output, device, run_info)
+
+    def run_pair(pair):
+        content, style = pair
+        for name in pair:
+            if name in problems:
+                raise InputError(problems[name])
+        return stylize_pair(contents[content], styles[style], network, settings, args, device, run_info)
+
+    summary = run_batch(pairs, lambda pair: output_dir(args.output, *pair), run_pair, force=args.force)
+    if args.report:
+        report = write_report(args.output, args.content_dir, args.style_dir, failures=summary.failed, device=device)
+        print(f"report: {report}")
+    print("\n".join(summary.lines()))
+    if summary.failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

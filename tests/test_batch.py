@@ -29,8 +29,8 @@ def test_one_broken_pair_does_not_stop_the_others_and_complete_pairs_are_skipped
     pairs = select_pairs(["m"], ["good", "broken", "buggy", "fine"])
     summary = run_batch(pairs, lambda p: tmp_path / p[0] / p[1], run_pair, log=lambda line: None)
     assert summary.done == ["m x good", "m x fine"]
-    assert [name for name, _ in summary.failed] == ["m x broken", "m x buggy"]
-    assert "67 points" in summary.failed[0][1] and "ValueError" in summary.failed[1][1]
+    assert list(summary.failed) == [("m", "broken"), ("m", "buggy")]
+    assert "67 points" in summary.failed["m", "broken"] and "ValueError" in summary.failed["m", "buggy"]
     assert is_complete(tmp_path / "m" / "good") and not is_complete(tmp_path / "m" / "broken")
     assert read_marker(tmp_path / "m" / "good")["score"] == 1
 

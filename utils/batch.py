@@ -59,16 +59,16 @@ def read_marker(folder):
 
 @dataclass
 class BatchSummary:
-    """What a batch did: names of pairs done and skipped, and (pair, reason) for each failure."""
+    """What a batch did: names ("content x style") of pairs done and skipped; failed: {(content, style): reason}."""
 
     done: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
-    failed: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)
 
     def lines(self):
         """Human-readable summary lines."""
         text = [f"done {len(self.done)}, skipped {len(self.skipped)} (already complete), failed {len(self.failed)}"]
-        text += [f"  failed {name}: {reason}" for name, reason in self.failed]
+        text += [f"  failed {' x '.join(pair)}: {reason}" for pair, reason in self.failed.items()]
         return text
 
 
@@ -92,13 +92,13 @@ def run_batch(pairs, folder_of, run_pair, force=False, log=tqdm.write):
         try:
             info = run_pair(pair) or {}
         except InputError as err:
-            summary.failed.append((name, str(err)))
+            summary.failed[tuple(pair)] = str(err)
             log(f"{name}: failed: {err}")
             continue
         except Exception as err:  # a bug or a numerical failure in one pair: report it, keep the batch going
             where = traceback.extract_tb(err.__traceback__)[-1]
             reason = f"{type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})"
-            summary.failed.append((name, reason))
+            summary.failed[tuple(pair)] = reason
             log(f"{name}: failed: {reason}")
             continue
         mark_complete(folder, dict(info, content=pair[0], style=pair[1], seconds=round(time.time() - start, 1)))

@@ -168,6 +168,8 @@ def test_report_script_writes_the_page(fake_run, monkeypatch, capsys):
     assert "output/index.html" in capsys.readouterr().out
     assert read_image_array(root / "output/head/ink/turntable.png").shape == (24, 48, 3)
     assert not (root / "output/head/ink/turntable.gif").exists()
+    overview = read_image_array(root / "output/overview.png")  # views and style in a row, the turntable below
+    assert overview.shape[0] > 256 and overview.shape[1] >= 3 * 256 * 0.5
 
 
 def _chromium(user_dir, *arguments):

@@ -34,6 +34,8 @@ from utils.plots import save_keypoint_overlay
 from utils.render import render_views
 
 REPORT_NAME = "index.html"
+OVERVIEW_NAME = "overview.png"  # one picture of the first finished pair (the README shows the example's)
+OVERVIEW_HEIGHT = 256
 ASSETS_DIR = "report_files"  # landmark overlays the report draws itself, inside the output folder
 FOLDED_OVER = 4  # a nested dict of metrics or parameters with more leaves than this is shown collapsed
 OVERLAY_SIZE = 200  # pixels, longer side of the pictures the report draws landmarks on
@@ -199,9 +201,8 @@ def landmark_overlay(image_path, landmarks_path, drawn_path, given_path=None):
 def _resized(image, points, size):
     """An image (H, W, 3) scaled so its longer side is ``size`` pixels, and its (N, 2) pixel (x, y) points
     moved with it (pixel centres map to pixel centres)."""
-    scale = size / max(image.shape[:2])
-    width, height = max(round(image.shape[1] * scale), 1), max(round(image.shape[0] * scale), 1)
-    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    resized = _scaled(image, size / max(image.shape[:2]))
+    height, width = resized.shape[:2]
     return resized, (points + 0.5) * np.array([width / image.shape[1], height / image.shape[0]]) - 0.5
 
 
@@ -444,4 +445,27 @@ def write_report(output_root="output", content_root="example/content", style_roo
             update_turntables(pair, turntable, device, backend)
     index = output_root / REPORT_NAME
     save_text(index, page_html(pairs, output_root, output_root / ASSETS_DIR, turntable, title))
+    finished = [pair for pair in pairs if (pair.folder / TURNTABLES["mesh.obj"]).is_file()]
+    if finished:
+        write_overview(finished[0], output_root / OVERVIEW_NAME)
     return index
+
+
+def write_overview(pair, path, height=OVERVIEW_HEIGHT):
+    """One picture of a pair: content view, style exemplar, stylized views in a row, the mesh's turntable(s) below.
+
+    Every picture is scaled to ``height`` pixels high (turntables to the row's width); missing ones are left out.
+    """
+    row_paths = [pair.content_dir / "view_0.png", pair.style_image] + \
+        [pair.folder / f"stylized_{k}.png" for k in view_indices(pair)]
+    pictures = [read_image_array(p) for p in row_paths if p is not None and p.is_file()]
+    top = np.concatenate([_scaled(picture, height / picture.shape[0]) for picture in pictures], axis=1)
+    strips = [read_image_array(pair.folder / name) for name in TURNTABLES.values() if (pair.folder / name).is_file()]
+    strips = [_scaled(strip, top.shape[1] / strip.shape[1]) for strip in strips]
+    save_image(path, np.concatenate([top] + strips, axis=0))
+
+
+def _scaled(image, factor):
+    """An (H, W, 3) array resized by ``factor`` (area averaging when shrinking), at least one pixel a side."""
+    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)

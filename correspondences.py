@@ -90,7 +90,10 @@ def style_jobs(style_dir, only):
 
 
 def landmarks_for(image_path, landmark_path, mesh_points, force):
-    """Make sure ``landmark_path`` holds valid landmarks for the image; returns how: kept, mesh or detected."""
+    """Make sure ``landmark_path`` holds valid landmarks for the image (overlay redrawn when new or stale).
+
+    Returns how: "kept", "mesh" or "detected".
+    """
     image = read_image_array(image_path)
     if landmark_path.exists() and not force:
         points, how = load_landmarks(landmark_path, image_size=image.shape[:2]), "kept"
@@ -99,7 +102,7 @@ def landmarks_for(image_path, landmark_path, mesh_points, force):
         points = mesh_points if mesh_points is not None else detect_landmarks(image, image_path, landmark_path)
         save_landmarks(landmark_path, points)
     overlay = image_path.parent / "overlays" / f"{landmark_path.stem}.png"
-    if how != "kept" or not overlay.exists():
+    if how != "kept" or not overlay.exists() or overlay.stat().st_mtime < landmark_path.stat().st_mtime:
         save_keypoint_overlay(overlay, image, {f"{landmark_path.name} ({how})": points})
     return how
 

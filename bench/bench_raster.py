@@ -5,8 +5,9 @@ On an RRPS portrait mesh (~100k faces) seen from the two RRPS views:
      both rasterizers, and the ratio. PyTorch3D's naive CPU rasterizer takes about a minute per
      512 px frame, so it is timed once per setting where that stays affordable; the other entries
      are scaled from the nearest measured one by pixels x views and marked "est.".
-  2. the fast rasterizer against face count (quadric decimation and midpoint subdivision, pymeshlab).
-  3. the fast rasterizer against resolution.
+  2. the fast rasterizer against resolution.
+  3. the fast rasterizer against face count (quadric decimation and midpoint subdivision, pymeshlab;
+     making the 1M-face mesh takes minutes).
 Wall-clock and process-CPU seconds (all threads), median of several calls; the load average is printed
 because the machine may be shared with other work.
 
@@ -185,8 +186,8 @@ def main():
     sizes = SIZES[:2] if args.quick else SIZES
     pytorch3d_settings = {(256, 1, "forward")} if args.quick else PYTORCH3D_MEASURED
     comparison_table(mesh.verts, mesh.faces, cameras, sizes, pytorch3d_settings)
-    face_count_table(mesh.verts, mesh.faces, cameras, FACE_COUNTS[:4] if args.quick else FACE_COUNTS)
     resolution_table(mesh.verts, mesh.faces, cameras, SCALING_SIZES[:3] if args.quick else SCALING_SIZES)
+    face_count_table(mesh.verts, mesh.faces, cameras, FACE_COUNTS[:4] if args.quick else FACE_COUNTS)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -138,7 +138,7 @@ def resized_mesh(verts, faces, face_count):
     mesh_set = pymeshlab.MeshSet()
     mesh_set.add_mesh(pymeshlab.Mesh(verts.double().numpy(), faces.int().numpy()))
     while mesh_set.current_mesh().face_number() < face_count / 2:
-        mesh_set.meshing_surface_subdivision_midpoint(iterations=1)
+        mesh_set.meshing_surface_subdivision_midpoint(iterations=1, threshold=pymeshlab.PercentageValue(0))
     if mesh_set.current_mesh().face_number() > face_count * 1.1:
         mesh_set.meshing_decimation_quadric_edge_collapse(targetfacenum=face_count, preservetopology=True)
     mesh = mesh_set.current_mesh()

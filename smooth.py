@@ -26,7 +26,8 @@ OVERWRITE = False  # smooth again meshes whose smoothed file is newer than them
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("meshes", nargs="*", help=f"meshes to smooth (default: {OUTPUT_DIR}/**/mesh.obj)")
+    parser.add_argument("meshes", nargs="*", help="meshes to smooth (default: every mesh.obj under --output)")
+    parser.add_argument("--output", default=OUTPUT_DIR, help="folder searched for **/mesh.obj")
     parser.add_argument("--lambda", dest="lambd", type=float, default=LAMBDA)
     parser.add_argument("--mu", type=float, default=MU)
     parser.add_argument("--steps", type=int, default=STEPS)
@@ -42,9 +43,9 @@ def smoothed_path(mesh_path):
 @cli_entry
 def main():
     args = parse_args()
-    meshes = [Path(m) for m in args.meshes] or sorted(Path(OUTPUT_DIR).glob("**/mesh.obj"))
+    meshes = [Path(m) for m in args.meshes] or sorted(Path(args.output).glob("**/mesh.obj"))
     if not meshes:
-        raise InputError(f"{OUTPUT_DIR}: no mesh.obj found; run run.py first or name the meshes to smooth")
+        raise InputError(f"{args.output}: no mesh.obj found; run run.py first or name the meshes to smooth")
     for mesh_path in tqdm(meshes, desc="smoothing", unit="mesh"):
         target = smoothed_path(mesh_path)
         if not args.overwrite and target.is_file() and target.stat().st_mtime >= mesh_path.stat().st_mtime:

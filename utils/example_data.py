@@ -10,7 +10,6 @@
 Pixel convention: (x, y), origin at the top-left pixel centre. Images are uint8 (H, W, 3) RGB
 arrays here (the photos' own type); nothing is downloaded.
 """
-import functools
 from dataclasses import dataclass
 
 import cv2
@@ -19,6 +18,7 @@ import torch
 from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
+from models.landmark_detector import hog_boxes, predict
 from utils.errors import InputError
 from utils.mesh_io import Mesh
 
@@ -48,29 +48,19 @@ def sample_photo(name):
     raise ValueError(f"unknown sample photo '{name}'; use 'hopper' or 'astronaut'")
 
 
-@functools.lru_cache(maxsize=1)
-def _dlib_models():
-    """dlib's HOG face detector and 68-point shape predictor (loaded once; the predictor takes seconds)."""
-    import dlib
-    import face_recognition_models
+def detect_landmarks(image):
+    """dlib's 68 landmarks of the most confident HOG detection in a uint8 (H, W, 3) RGB photo.
 
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-    return dlib.get_frontal_face_detector(), predictor
-
-
-def detect_landmarks(image, upsample=1):
-    """dlib's 68 landmarks of the most confident face (HOG detector) in a uint8 (H, W, 3) RGB image.
-
+    A plain single detection (the builder's photos are frontal): the pipeline's detector
+    (models.landmark_detector) adds retries and a box ensemble for renders and artworks.
     Returns a (68, 2) float64 array of pixel (x, y), or None when no face is found.
     """
-    detector, predictor = _dlib_models()
     image = np.ascontiguousarray(image)
-    boxes, scores, _ = detector.run(image, upsample, 0.0)
-    if not boxes:
+    scored = hog_boxes(image, 0.0, with_scores=True)
+    if not scored:
         return None
-    best = boxes[int(np.argmax(scores))]
-    shape = predictor(image, best)
-    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+    best_box, _ = max(scored, key=lambda item: item[1])
+    return predict(image, best_box)
 
 
 def require_landmarks(image, what):

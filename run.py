@@ -157,7 +157,8 @@ def load_each(paths, loader):
 def load_inputs(args, device):
     """Every selected content folder and style exemplar, read and checked before any work starts.
 
-    Returns (contents {name: ContentViews}, styles {name: StyleExemplar}, problems {name: reason}, pairs).
+    Returns (contents {name: ContentViews}, styles {name: StyleExemplar}, pairs, problem_of) where
+    problem_of(pair) is the reason a pair cannot run (bad content or style input), or None.
     """
     content_root, style_root = Path(args.content_dir), Path(args.style_dir)
     folders = sorted(p for p in content_root.iterdir() if p.is_dir()) if content_root.is_dir() else []
@@ -171,11 +172,16 @@ def load_inputs(args, device):
     exemplars, style_problems = load_each(styles, load_style)
     pairs = select_pairs([f.name for f in folders], [p.stem for p in styles], args.pairs, args.styles_per_content,
                          args.seed)
-    problems = {**content_problems, **style_problems}
-    if all(content in problems or style in problems for content, style in pairs):
-        raise InputError(next(iter(problems.values())) if len(problems) == 1 else
-                         f"no pair can run: {'; '.join(problems.values())}")
-    return contents, exemplars, problems, pairs
+    if not pairs:
+        raise InputError(f"no pairs selected (--pairs {args.pairs}, --styles-per-content {args.styles_per_content})")
+
+    def problem_of(pair):
+        return content_problems.get(pair[0]) or style_problems.get(pair[1])
+
+    reasons = list(dict.fromkeys(problem_of(pair) for pair in pairs))
+    if None not in reasons:
+        raise InputError(reasons[0] if len(reasons) == 1 else f"no pair can run: {'; '.join(reasons)}")
+    return contents, exemplars, pairs, problem_of
 
 
 def mesh_of(content_folder, models_dir):
@@ -215,16 +221,14 @@ def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device)
     settings, network_name, profile = choose_settings(args, device)
-    contents, styles, problems, pairs = load_inputs(args, device)
+    contents, styles, pairs, problem_of = load_inputs(args, device)
     network = load_feature_network(network_name, device, allow_download=args.allow_download)
     run_info = dict(profile=profile, device=str(device), network=network.name, network_reason=network.reason)
 
     def run_pair(pair):
-        content, style = pair
-        for name in pair:
-            if name in problems:
-                raise InputError(problems[name])
-        return stylize_pair(contents[content], styles[style], network, settings, args, device, run_info)
+        if problem_of(pair):
+            raise InputError(problem_of(pair))
+        return stylize_pair(contents[pair[0]], styles[pair[1]], network, settings, args, device, run_info)
 
     summary = run_batch(pairs, lambda pair: output_dir(args.output, *pair), run_pair, force=args.force)
     if args.report:

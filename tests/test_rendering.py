@@ -109,9 +109,11 @@ def test_rendering_script_writes_the_contract_and_skips_up_to_date(tmp_path, mon
     assert [v["azimuth"] for v in cameras["views"]] == [-10.0, 10.0] and len(cameras["views"][0]["P"]) == 3
     rendering.main()
     assert "up to date" in capsys.readouterr().out
-    monkeypatch.setattr(sys, "argv", argv + ["--azimuths", "0"])  # one view now: elevation 0, stale view removed
+    (folder / "landmarks_0.txt").write_text("landmarks of the old view 0\n")
+    monkeypatch.setattr(sys, "argv", argv + ["--azimuths", "0"])  # one view now: elevation 0, stale files removed
     rendering.main()
     assert np.load(folder / "verts2d.npy").shape == (162, 1, 2) and not (folder / "view_1.png").exists()
+    assert not (folder / "landmarks_0.txt").exists()
     monkeypatch.setattr(sys, "argv", argv + ["--azimuths", "0", "10", "--elevations", "5"])
     with pytest.raises(SystemExit):
         rendering.main()

@@ -79,11 +79,14 @@ def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto
 
 
 def remove_stale_views(content_dir, num_views):
-    """Delete per-view files (view_<k>.png, landmarks_<k>.txt) left from an earlier render with more views."""
-    for path in list(content_dir.glob("view_*.png")) + list(content_dir.glob("landmarks_*.txt")):
+    """Before a render: delete view_<k>.png left from an earlier render with more views, and every
+    landmarks_<k>.txt (they belong to the old views; correspondences.py makes them again)."""
+    for path in content_dir.glob("view_*.png"):
         index = path.stem.split("_")[-1]
         if index.isdigit() and int(index) >= num_views:
             path.unlink()
+    for path in content_dir.glob("landmarks_*.txt"):
+        path.unlink()
 
 
 def _as_json(settings):

@@ -168,7 +168,13 @@ def load_inputs(args, device):
         raise InputError(f"{content_root}: no content folders; run rendering.py first")
     if not styles:
         raise InputError(f"{style_root}: no style images (.png or .jpg with a landmarks .txt beside each)")
-    contents, content_problems = load_each(folders, lambda folder: load_content_views(folder, device))
+
+    def load_content(folder):
+        if args.reconstruct:
+            mesh_of(folder, MODELS_DIR)  # a missing mesh fails now, not after minutes of stylization
+        return load_content_views(folder, device)
+
+    contents, content_problems = load_each(folders, load_content)
     exemplars, style_problems = load_each(styles, load_style)
     pairs = select_pairs([f.name for f in folders], [p.stem for p in styles], args.pairs, args.styles_per_content,
                          args.seed)

@@ -108,6 +108,14 @@ def test_broken_style_is_reported_and_the_others_finish(project, capsys, monkeyp
     assert torch.equal(load_mesh(done / "mesh_smooth.obj").faces, original.faces)
 
 
+def test_missing_mesh_is_reported_before_any_work(project, monkeypatch, capsys):
+    (project / "models" / "face.obj").unlink()
+    monkeypatch.setattr(run, "stylize_views", lambda *args, **kwargs: pytest.fail("optimisation started"))
+    assert run_main(project, project / "output") == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error:") and "face.obj" in error and "--no-reconstruct" in error
+
+
 def test_interrupted_run_resumes_to_the_same_outputs(project, monkeypatch):
     assert run_main(project, project / "straight", "--no-report") == 0
 

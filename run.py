@@ -170,9 +170,10 @@ def load_inputs(args, device):
         raise InputError(f"{style_root}: no style images (.png or .jpg with a landmarks .txt beside each)")
 
     def load_content(folder):
+        views = load_content_views(folder, device)
         if args.reconstruct:
             mesh_of(folder, MODELS_DIR)  # a missing mesh fails now, not after minutes of stylization
-        return load_content_views(folder, device)
+        return views
 
     contents, content_problems = load_each(folders, load_content)
     exemplars, style_problems = load_each(styles, load_style)

@@ -202,7 +202,7 @@ def test_bad_input_gets_one_line_before_any_work(example, capsys, monkeypatch, b
     monkeypatch.setattr(run, "stylize_views", lambda *a, **k: pytest.fail("optimisation started"))
     with pytest.raises(SystemExit) as exit_info:
         run.main(["--content-dir", str(example / "content"), "--style-dir", str(example / "style"),
-                  "--output", str(example / "output"), "--device", "cpu"])
+                  "--output", str(example / "output"), "--device", "cpu", "--no-reconstruct"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and expected in error and "\n" not in error

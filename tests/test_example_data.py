@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from models.landmark_detector import detect_landmarks as detect_face_landmarks
 from utils.cameras import frame_mesh, make_cameras
 from utils.errors import InputError
-from models.landmark_detector import detect_landmarks as detect_face_landmarks
-from utils.example_data import (border_points, exaggerate_landmarks, make_style, relief_mesh,
-                                require_landmarks, sample_photo, square_face_crop, thin_plate_warp)
+from utils.example_data import (exaggerate_landmarks, make_style, relief_mesh, require_landmarks,
+                                sample_photo, square_face_crop, thin_plate_warp)
 from utils.images import list_images, read_image_array
 from utils.mesh_io import load_mesh, to_pytorch3d
 from utils.render import render_views
+from utils.warp import border_points
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example"
 MESH_PATH = EXAMPLE / "models" / "hopper.obj"
@@ -148,7 +149,7 @@ def test_face_crop_carries_points_with_the_image():
 
 
 def test_border_points_lie_on_the_border():
-    points = border_points(100, per_side=5)
+    points = border_points(100, per_side=5).numpy()
     assert points.shape == (20, 2)
     on_border = (np.isclose(points, 0) | np.isclose(points, 99)).any(1)
     assert on_border.all() and len(np.unique(points, axis=0)) == 20

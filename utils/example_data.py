@@ -21,6 +21,7 @@ from scipy.spatial import cKDTree
 from models.landmark_detector import hog_boxes, predict
 from utils.errors import InputError
 from utils.mesh_io import Mesh
+from utils.warp import border_points
 
 # dlib 68-point index ranges (iBUG 300-W order; "right" is the subject's right, the image's left)
 JAW = slice(0, 17)
@@ -28,6 +29,7 @@ BROWS, RIGHT_BROW, LEFT_BROW = slice(17, 27), slice(17, 22), slice(22, 27)
 NOSE, NOSE_BRIDGE = slice(27, 36), slice(27, 31)
 RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
 MOUTH = slice(48, 68)
+EXAMPLE_BORDER_POINTS = 8  # fixed points per image edge in the caricature warp
 
 
 def sample_photo(name):
@@ -285,15 +287,6 @@ def exaggerate_landmarks(landmarks, eyes=1.0, chin=0.0, face_width=1.0, nose=1.0
     return out
 
 
-def border_points(size, per_side=8):
-    """(4 * per_side, 2) points evenly along the border of a square image of ``size`` pixels."""
-    ticks = np.linspace(0.0, size - 1.0, per_side, endpoint=False)
-    last = np.full_like(ticks, size - 1.0)
-    first = np.zeros_like(ticks)
-    return np.concatenate([np.stack([ticks, first], 1), np.stack([last, ticks], 1),
-                           np.stack([last[::-1] - ticks, last], 1), np.stack([first, last - ticks], 1)])
-
-
 def thin_plate_warp(image, source, target, smoothing=0.0):
     """Warp an image (H, W, 3) so that the points ``source`` (N, 2) move to ``target`` (N, 2).
 
@@ -301,7 +294,7 @@ def thin_plate_warp(image, source, target, smoothing=0.0):
     held fixed), then ``cv2.remap`` samples it. Returns the warped image, same shape and dtype.
     """
     height, width = image.shape[:2]
-    fixed = border_points(max(height, width))
+    fixed = border_points(max(height, width), EXAMPLE_BORDER_POINTS).numpy()
     backward = RBFInterpolator(np.concatenate([target, fixed]), np.concatenate([source, fixed]),
                                kernel="thin_plate_spline", smoothing=smoothing)
     gy, gx = np.mgrid[0:height, 0:width]

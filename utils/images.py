@@ -71,6 +71,12 @@ def save_image(path, image):
             raise InputError(f"{path}: could not write the image (check the folder is writable)")
 
 
+def pixel_to_grid(points, width, height):
+    """Pixel (x, y) (..., 2) -> grid_sample's normalised coordinates (align_corners=False)."""
+    scale = points.new_tensor([2.0 / width, 2.0 / height])
+    return (points + 0.5) * scale - 1.0
+
+
 def list_images(folder):
     """Sorted image files directly inside ``folder`` (temporary files excluded)."""
     folder = Path(folder)

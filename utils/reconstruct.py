@@ -30,7 +30,7 @@ from utils.cameras import project
 from utils.device import resolve_device
 from utils.errors import InputError
 from utils.files import save_json
-from utils.images import save_image
+from utils.images import pixel_to_grid, save_image
 from utils.mesh_fill import edge_weights, harmonic_fill
 from utils.mesh_io import Mesh, save_obj
 from utils.metrics import footprint_interior, reconstruction_metrics
@@ -174,9 +174,9 @@ def sample_views(images, pixels):
     Returns (V, K, C); positions outside the image take the nearest border value.
     """
     size = images.shape[-1]
-    grid = (pixels.nan_to_num(0.0) * (2.0 / (size - 1)) - 1.0).transpose(0, 1)[:, :, None]  # (K, V, 1, 2)
+    grid = pixel_to_grid(pixels.nan_to_num(0.0), size, size).transpose(0, 1)[:, :, None]  # (K, V, 1, 2)
     samples = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border",
-                            align_corners=True)  # (K, C, V, 1)
+                            align_corners=False)  # (K, C, V, 1)
     return samples[..., 0].permute(2, 0, 1)
 
 

@@ -17,15 +17,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from utils.images import pixel_to_grid
+
 RGB_TO_YUV = torch.tensor([[0.577350, 0.577350, 0.577350],
                            [-0.577350, 0.788675, -0.211325],
                            [-0.577350, -0.211325, 0.788675]])
-
-
-def pixel_to_grid(points, width, height):
-    """Pixel (x, y) (..., 2) -> grid_sample's normalised coordinates (align_corners=False)."""
-    scale = points.new_tensor([2.0 / width, 2.0 / height])
-    return (points + 0.5) * scale - 1.0
 
 
 def sample_positions(height, width, count, generator, max_positions=128 ** 2):

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from utils.images import pixel_to_grid
 from utils.pyramid import laplacian_pyramid, synthesize
-from utils.strotss import (content_loss, hypercolumns, pixel_to_grid, sample_positions, style_loss,
-                           style_target)
+from utils.strotss import content_loss, hypercolumns, sample_positions, style_loss, style_target
 from utils.warp import LandmarkWarp, warp_smoothness
 
 LOSS_NAMES = ("total", "style", "content", "warp", "tv", "consistency")

@@ -1,7 +1,8 @@
 """Batch selection, skipping complete pairs, and failures that do not stop the batch."""
 import pytest
 
-from utils.batch import is_complete, read_marker, run_batch, select_pairs
+from utils.batch import COMPLETE_MARKER, is_complete, run_batch, select_pairs
+from utils.files import load_json
 from utils.errors import InputError
 
 
@@ -32,7 +33,7 @@ def test_one_broken_pair_does_not_stop_the_others_and_complete_pairs_are_skipped
     assert list(summary.failed) == [("m", "broken"), ("m", "buggy")]
     assert "67 points" in summary.failed["m", "broken"] and "ValueError" in summary.failed["m", "buggy"]
     assert is_complete(tmp_path / "m" / "good") and not is_complete(tmp_path / "m" / "broken")
-    assert read_marker(tmp_path / "m" / "good")["score"] == 1
+    assert load_json(tmp_path / "m" / "good" / COMPLETE_MARKER)["score"] == 1
 
     calls.clear()
     again = run_batch(pairs, lambda p: tmp_path / p[0] / p[1], run_pair, log=lambda line: None)

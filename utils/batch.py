@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils.errors import InputError
-from utils.files import load_json, save_json
+from utils.files import save_json
 
 COMPLETE_MARKER = "complete.json"
 SELECTION_MODES = ("all", "random")
@@ -50,11 +50,6 @@ def clear_marker(folder):
     marker = Path(folder) / COMPLETE_MARKER
     if marker.is_file():
         marker.unlink()
-
-
-def read_marker(folder):
-    """The completion marker's dict, or None when the pair is not complete."""
-    return load_json(Path(folder) / COMPLETE_MARKER) if is_complete(folder) else None
 
 
 @dataclass

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from utils.batch import COMPLETE_MARKER
+from utils.batch import COMPLETE_MARKER, is_complete
 from utils.cameras import frame_mesh, make_cameras
 from utils.device import resolve_device
 from utils.errors import InputError
@@ -107,7 +107,7 @@ def _subfolders(folder):
 
 def pair_status(folder, failed=False):
     """"complete" (completion marker written), "failed" (reported so), "done" (mesh.obj written) or "incomplete"."""
-    if (folder / COMPLETE_MARKER).is_file():
+    if is_complete(folder):
         return "complete"
     if failed:
         return "failed"

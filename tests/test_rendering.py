@@ -109,6 +109,9 @@ def test_rendering_script_writes_the_contract_and_skips_up_to_date(tmp_path, mon
     assert [v["azimuth"] for v in cameras["views"]] == [-10.0, 10.0] and len(cameras["views"][0]["P"]) == 3
     rendering.main()
     assert "up to date" in capsys.readouterr().out
+    (folder / "cameras.json").write_text("[1, 2]")  # damaged: rendered again, not a crash
+    rendering.main()
+    assert "up to date" not in capsys.readouterr().out and "render_settings" in (folder / "cameras.json").read_text()
     (folder / "landmarks_0.txt").write_text("landmarks of the old view 0\n")
     monkeypatch.setattr(sys, "argv", argv + ["--azimuths", "0"])  # one view now: elevation 0, stale files removed
     rendering.main()

@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from utils.cameras import frame_mesh, make_cameras, project, save_cameras, world_to_pixel
+from utils.errors import InputError
 from utils.files import load_json, save_npy
 from utils.images import save_image
 from utils.mesh_io import load_mesh, to_pytorch3d
@@ -46,9 +47,10 @@ def is_up_to_date(mesh_path, content_dir, settings):
     if min(path.stat().st_mtime for path in outputs) < Path(mesh_path).stat().st_mtime:
         return False
     try:
-        return load_json(outputs[-1]).get("render_settings") == _as_json(settings)
-    except Exception:  # an unreadable cameras.json means: render again
+        stored = load_json(outputs[-1])
+    except InputError:  # an unreadable cameras.json means: render again
         return False
+    return isinstance(stored, dict) and stored.get("render_settings") == _as_json(settings)
 
 
 def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto"):

@@ -25,7 +25,7 @@ from pathlib import Path
 from models.features import NETWORK_CHOICES, load_feature_network
 from utils.batch import SELECTION_MODES, run_batch, select_pairs
 from utils.cameras import load_cameras
-from utils.device import resolve_device
+from utils.device import keep_freed_memory, resolve_device
 from utils.errors import InputError, cli_entry
 from utils.files import load_json
 from utils.images import list_images
@@ -227,6 +227,7 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
 def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device)
+    keep_freed_memory()
     settings, network_name, profile = choose_settings(args, device)
     contents, styles, pairs, problem_of = load_inputs(args, device)
     network = load_feature_network(network_name, device, allow_download=args.allow_download)

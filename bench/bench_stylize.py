@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import run  # noqa: E402
 from models.features import load_feature_network  # noqa: E402
+from utils.device import keep_freed_memory  # noqa: E402
 from utils.landmarks import load_landmarks  # noqa: E402
 from utils.stylize import DeformableStyleTransfer, ScaleProblem, StylizeSettings, stylize_views  # noqa: E402
 from utils.stylize_io import ContentViews, StyleExemplar, prepare_inputs  # noqa: E402
@@ -146,6 +147,7 @@ def main():
     parser.add_argument("--no-profile", action="store_true", help="skip the CPU profile's end-to-end run")
     args = parser.parse_args()
     torch.manual_seed(0)
+    keep_freed_memory()
     if args.quick:
         bench_rrps_settings(iterations=1, image_size=256, covariances=("layers",))
     else:

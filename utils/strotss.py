@@ -11,6 +11,9 @@ itself first). Losses compare the hypercolumns of B result images with B style t
 The REMD needs the nearest neighbour of every sample in the other set; its gradient flows through those
 neighbours only, so the (N, M) cost matrix is built without autograd and only the matched pairs are
 differentiated: the same value and gradient as differentiating through the min, at a fraction of the cost.
+With a ``SubspaceSearch`` the neighbours are found in the style samples' principal subspace instead of all D
+dimensions (several times cheaper); the matched pairs' distances are still exact, so the value is the REMD of a
+near-optimal matching (bench/bench_stylize.py prints how near).
 """
 from dataclasses import dataclass
 
@@ -39,6 +42,24 @@ def sample_positions(height, width, count, generator, max_positions=128 ** 2):
     return grid[order].float()
 
 
+class _GradientInLayoutOf(torch.autograd.Function):
+    """Identity whose backward hands the gradient back in the input's memory layout.
+
+    grid_sample's input gradient is always NCHW-contiguous; accumulated into the channels-last gradient that
+    flows back through the network, that mixed-layout addition is several times slower than the conversion.
+    """
+
+    @staticmethod
+    def forward(ctx, features):
+        ctx.channels_last = features.is_contiguous(memory_format=torch.channels_last)
+        return features.view_as(features)
+
+    @staticmethod
+    def backward(ctx, grad):
+        layout = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        return grad.contiguous(memory_format=layout)
+
+
 def hypercolumns(features, positions, image_size):
     """Bilinearly sample every layer at the same image positions.
 
@@ -50,8 +71,8 @@ def hypercolumns(features, positions, image_size):
     height, width = image_size
     grid = pixel_to_grid(positions.to(features[0].device), width, height)
     grid = grid.expand(batch, -1, -1).unsqueeze(1) if grid.dim() == 2 else grid.unsqueeze(1)  # (B, 1, N, 2)
-    return [F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
-            .squeeze(2).transpose(1, 2) for f in features]
+    return [F.grid_sample(_GradientInLayoutOf.apply(f), grid, mode="bilinear", padding_mode="border",
+                          align_corners=False).squeeze(2).transpose(1, 2) for f in features]
 
 
 def rgb_to_yuv(colors):
@@ -93,7 +114,7 @@ def _gather(rows, index):
 
 def _cosine_distance(a, b):
     """Row-wise cosine distance of unit rows: (B, N, D) x2 -> (B, N)."""
-    return 1.0 - torch.einsum("bnd,bnd->bn", a, b)
+    return 1.0 - (a * b).sum(-1)  # an einsum here backpropagates through N tiny matrix products, 10x slower
 
 
 def _euclidean_distance(a, b):
@@ -101,14 +122,64 @@ def _euclidean_distance(a, b):
     return ((a - b).pow(2).sum(-1).clamp(min=1e-5) / a.shape[-1]).sqrt()
 
 
-def remd(x, y, cosine=True):
+@dataclass
+class SubspaceSearch:
+    """Approximate cosine nearest neighbours between result samples and fixed unit target samples y.
+
+    With y = c + y', c the targets' mean: x . y = x . c + x . y' and x . y' ~ (x V) . (y' V), V the top
+    principal directions of the y'. So the similarity is an inner product of (r + 1)-vectors: queries
+    [x V, x . c] and keys [y' V, 1]. basis V: (B, D, r); centre c: (B, D); keys: (B, M, r + 1).
+    """
+
+    basis: torch.Tensor
+    centre: torch.Tensor
+    keys: torch.Tensor
+
+    @classmethod
+    def fit(cls, targets, rank, power_iterations=3, oversampling=16):
+        """From unit target rows (B, M, D), keeping ``rank`` principal directions.
+
+        A randomized range finder: start from ``rank + oversampling`` target rows (in random order already),
+        power iterations on the centred rows, then the exact eigenvectors inside that subspace.
+        """
+        with torch.no_grad():
+            centre = targets.mean(1)
+            centred = targets - centre.unsqueeze(1)
+            subspace = centred[:, :rank + oversampling].transpose(1, 2)  # (B, D, q)
+            for _ in range(power_iterations):
+                subspace = torch.linalg.qr(centred.transpose(1, 2) @ (centred @ subspace)).Q
+            projected = centred @ subspace  # (B, M, q)
+            _, vectors = torch.linalg.eigh(projected.transpose(1, 2) @ projected)  # ascending eigenvalues
+            basis = (subspace @ vectors[..., -rank:]).contiguous()
+            keys = torch.cat([centred @ basis, torch.ones_like(targets[..., :1])], dim=-1)
+        return cls(basis, centre, keys)
+
+    def repeat(self, times):
+        """The same search repeated along the batch."""
+        return SubspaceSearch(*(_tile(t, times) for t in (self.basis, self.centre, self.keys)))
+
+    def nearest(self, x):
+        """Like ``_nearest_cosine(x, targets)`` for unit rows x (B, N, D), found in the subspace."""
+        with torch.no_grad():
+            queries = torch.cat([x @ self.basis, (x * self.centre.unsqueeze(1)).sum(-1, keepdim=True)], dim=-1)
+            similarity = queries @ self.keys.transpose(1, 2)
+            return similarity.argmax(2), _argmax_over_rows(similarity)
+
+
+def _tile(tensor, times):
+    """(B, ...) -> (times * B, ...), the batch repeated."""
+    return tensor.repeat(times, *([1] * (tensor.dim() - 1)))
+
+
+def remd(x, y, cosine=True, search=None):
     """Relaxed earth mover's distance between sample sets, per batch item.
 
     x: (B, N, D) result samples; y: (B, M, D) target samples (unit rows when ``cosine``, pre-normalised
-    by the caller for x as well). Returns (B,): max(mean_x min_y C, mean_y min_x C).
+    by the caller for x as well); search: optional ``SubspaceSearch`` over y to find the neighbours
+    (cosine only). Returns (B,): max(mean_x min_y C, mean_y min_x C).
     """
     nearest, distance = (_nearest_cosine, _cosine_distance) if cosine else (_nearest_euclidean, _euclidean_distance)
-    to_y, to_x = nearest(x, y)
+    to_y, to_x = search.nearest(x) if search is not None else nearest(x, y)
     from_x = distance(x, _gather(y, to_y)).mean(1)
     from_y = distance(_gather(x, to_x), y).mean(1)
     return torch.maximum(from_x, from_y)
@@ -142,34 +213,37 @@ class StyleTarget:
     """Statistics of the style exemplars' hypercolumns, one set per view (B = views).
 
     unit: (B, M, D) unit-norm samples; yuv: (B, M, 3) colours; mean: (B, D); covariances: list of
-    (B, d_i, d_i), one block or one per layer (``covariance`` = "full" or "layers").
+    (B, d_i, d_i), one block or one per layer (``covariance`` = "full" or "layers"); search: a
+    ``SubspaceSearch`` over ``unit`` for the REMD's neighbours, or None for the exact search.
     """
     unit: torch.Tensor
     yuv: torch.Tensor
     mean: torch.Tensor
     covariances: list
     covariance: str
+    search: SubspaceSearch = None
 
     def repeat(self, times):
         """The same targets repeated along the batch: (B, ...) -> (times * B, ...)."""
-        def tile(t):
-            return t.repeat(times, *([1] * (t.dim() - 1)))
-        return StyleTarget(tile(self.unit), tile(self.yuv), tile(self.mean),
-                           [tile(c) for c in self.covariances], self.covariance)
+        return StyleTarget(_tile(self.unit, times), _tile(self.yuv, times), _tile(self.mean, times),
+                           [_tile(c, times) for c in self.covariances], self.covariance,
+                           None if self.search is None else self.search.repeat(times))
 
 
-def style_target(features, image_size, samples, generator, covariance="full"):
+def style_target(features, image_size, samples, generator, covariance="full", search_rank=0):
     """Sample style hypercolumns at ``samples`` random pixels and summarise them (see ``StyleTarget``).
 
-    features: list of (B, C_l, H_l, W_l) of the style images; image_size: (height, width).
+    features: list of (B, C_l, H_l, W_l) of the style images; image_size: (height, width); search_rank:
+    principal directions of the REMD's neighbour search (0 or at least D: the exact search).
     """
     height, width = image_size
     flat = torch.randperm(height * width, generator=generator)[:samples]
     positions = torch.stack([flat % width, flat // width], dim=1).float()
     layers = hypercolumns(features, positions, image_size)
     mean, covariances = covariance_blocks(layers, covariance)
-    return StyleTarget(F.normalize(torch.cat(layers, dim=-1), dim=-1), rgb_to_yuv(layers[0]),
-                       mean, covariances, covariance)
+    unit = F.normalize(torch.cat(layers, dim=-1), dim=-1)
+    search = SubspaceSearch.fit(unit, search_rank) if 0 < search_rank < unit.shape[-1] else None
+    return StyleTarget(unit, rgb_to_yuv(layers[0]), mean, covariances, covariance, search)
 
 
 def style_loss(layers, target, color_weight=1.0):
@@ -177,7 +251,7 @@ def style_loss(layers, target, color_weight=1.0):
 
     layers: list of (B, N, C_l) result samples, the image's colours first. Returns (B,).
     """
-    loss = remd(F.normalize(torch.cat(layers, dim=-1), dim=-1), target.unit)
+    loss = remd(F.normalize(torch.cat(layers, dim=-1), dim=-1), target.unit, search=target.search)
     loss = loss + moment_loss(layers, target)
     color = remd(rgb_to_yuv(layers[0]), target.yuv, cosine=False)
     return loss + color_weight * color

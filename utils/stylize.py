@@ -40,6 +40,7 @@ class StylizeSettings:
     result_samples: int = 2048  # hypercolumns sampled from each output per iteration
     style_samples: int = 5000  # hypercolumns sampled from each style exemplar per scale
     covariance: str = "full"  # "full" hypercolumn covariance or per-"layers" blocks (cheaper)
+    search_rank: int = 256  # REMD neighbours searched in this many principal directions (0: all, exact)
     border_points_per_side: int = 16  # fixed TPS points along each image edge
     field_size: int = 128  # side of the grid the warp field is evaluated on
     checkpoint_every: int = 50  # iterations between checkpoint images
@@ -147,7 +148,7 @@ class ScaleProblem:
         with torch.no_grad():
             style = _resize(inputs.style, _style_size(inputs.style, self.size))
             target = style_target(network(style), style.shape[-2:], settings.style_samples, generator,
-                                  settings.covariance)
+                                  settings.covariance, settings.search_rank)
             self.target = target.repeat(2)  # warped and unwarped outputs share their view's target
             content = _resize(inputs.content, (self.size, self.size))
             self.content_features = network(content) if settings.content_weight > 0 else None

@@ -5,6 +5,8 @@
 Content renders: error against the dlib landmarks shipped with them (content_pts<k>.txt).
 Style images: detection rate and error against their Face-of-Art landmarks (<n>.txt, row/col).
 Errors are mean point distances over the distance between the outer eye corners (points 36 and 45).
+The style figures are also given for the even- and the odd-numbered images apart (tune on one half,
+check on the other).
 Where one name has both a .png and a .jpg (1, 2), the .png is the picture its .txt describes; the .jpg is
 a different portrait and is left out.
 """
@@ -18,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.landmark_detector import dlib_models, detect_landmarks, largest, predict  # noqa: E402
+from models.landmark_detector import dlib_models, detect_landmarks, predict  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.images import read_image_array, to_uint8_array  # noqa: E402
 from utils.landmarks import landmark_error, load_landmarks  # noqa: E402
@@ -32,10 +34,10 @@ def plain_dlib(image):
     _, hog, cnn = dlib_models()
     rgb = to_uint8_array(image)
     rects = hog(rgb, 1) or [detection.rect for detection in cnn(rgb, 0)]
-    box = largest([(r.left(), r.top(), r.right(), r.bottom()) for r in rects])
-    if box is None:
+    if not rects:
         raise InputError("plain dlib found no face")
-    return predict(rgb, box)
+    largest = max(rects, key=lambda r: r.width() * r.height())
+    return predict(rgb, (largest.left(), largest.top(), largest.right(), largest.bottom()))
 
 
 def ours(image):
@@ -75,10 +77,25 @@ def evaluate(pairs, method):
     return errors, (time.perf_counter() - start) / max(len(pairs), 1)
 
 
-def report(title, errors, seconds, worst=0):
+def summary(errors):
+    """'found F of N  mean M  median D' for {name: error or None}."""
     found = np.array([e for e in errors.values() if e is not None])
-    summary = f"mean {found.mean():.4f}  median {np.median(found):.4f}" if found.size else "no face found"
-    print(f"  {title:11s} found {found.size:3d} of {len(errors):3d}  {summary}  ({seconds:.2f} s/image)")
+    figures = f"mean {found.mean():.4f}  median {np.median(found):.4f}" if found.size else "no face found"
+    return f"found {found.size:3d} of {len(errors):3d}  {figures}"
+
+
+def number_parity(name):
+    """'even' or 'odd' for an image named <number>.<suffix> (after its folder), else None."""
+    stem = name.split("/")[-1].split(".")[0]
+    return ("even", "odd")[int(stem) % 2] if stem.isdigit() else None
+
+
+def report(title, errors, seconds, worst=0):
+    print(f"  {title:11s} {summary(errors)}  ({seconds:.2f} s/image)")
+    for parity in ("even", "odd"):
+        half = {name: e for name, e in errors.items() if number_parity(name) == parity}
+        if half:
+            print(f"    {parity:4s} {summary(half)}")
     if worst:
         ranked = sorted(errors.items(), key=lambda item: -np.inf if item[1] is None else -item[1])[:worst]
         print("    worst: " + ", ".join(f"{name} {'none' if e is None else f'{e:.3f}'}" for name, e in ranked))

@@ -3,22 +3,30 @@
 Offline models from ``face_recognition_models``: the 68-point shape predictor,
 the HOG face detector and the CNN (mmod) face detector. The pipeline:
 
-1. find a face: HOG on the image; then the CNN; then HOG with a relaxed
-   threshold on preprocessed versions (median-smoothed against brush strokes,
-   CLAHE contrast, grayscale, slightly rotated, downscaled) and the CNN on the
-   smoothed one; with several faces, the largest (the most confident when
-   retrying);
-2. place the landmarks: the predictor on jittered boxes, on the image and its
+1. gather candidate boxes: HOG with a relaxed threshold on the image and on
+   preprocessed versions of it (median-smoothed against brush strokes, CLAHE
+   contrast, grayscale, slightly rotated, downscaled, padded for faces that
+   fill the frame), the CNN on the image, the smoothed and the padded one;
+   when none scores above the candidate threshold, the weaker HOG boxes are a
+   last resort, with a warning to check the landmarks by eye;
+2. pick one without ground truth: boxes much narrower than the widest are
+   face parts (a mouth, an eye) and are dropped; of the rest, the one whose
+   quick predictions (jittered boxes, image and mirror image) agree best,
+   i.e. with the lowest spread about their median (on a wrong box or a
+   region without a face the predictor's answers scatter), where a box from
+   a more trusted source (HOG on the image itself, then the CNN) wins near-ties;
+3. place the landmarks: the predictor on jittered boxes, on the image and its
    mirror image, plain and median-smoothed, upright and slightly rotated about
    the face, combined by the per-coordinate median (a test-time ensemble that
    lowers the predictor's dependence on the exact box and on brush strokes);
-3. map the points back to the input's pixels (x, y), origin at the top-left
+4. map the points back to the input's pixels (x, y), origin at the top-left
    pixel centre.
 
 The ground-truth landmarks of any data set play no part here.
 """
 import functools
 import itertools
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -31,9 +39,14 @@ from utils.landmarks import FORMAT_HINT
 DETECTION_MAX_SIDE = 800  # larger images are downscaled for detection and the points scaled back
 DETECTION_MIN_SIDE = 256  # smaller images are upsampled
 HOG_UPSAMPLE = 1  # the HOG detector's own upsampling (finds faces down to ~40 px)
-RELAXED_HOG_THRESHOLD = -0.5  # detection threshold on the preprocessed retries (0 is dlib's default)
+CANDIDATE_HOG_THRESHOLD = -0.5  # HOG detection threshold for candidate boxes (0 is dlib's default)
+LAST_RESORT_HOG_THRESHOLD = -1.0  # weaker HOG boxes, used (with a warning) when there is no candidate
 RETRY_ROTATIONS = (15.0, -15.0)  # degrees
 RETRY_DOWNSCALE = 0.6
+PAD_FRACTION = 0.25  # padded view: border replicated by this fraction of the longer side on every side
+MIN_WIDTH_FRACTION = 0.5  # candidates narrower than this fraction of the widest one are dropped
+SPREAD_TOLERANCE = 1.25  # a candidate earlier in the order of trust wins unless another's spread is lower by more
+CNN_MAX_SIDE = 384  # the CNN searches larger views downscaled to this (its cost grows with the area)
 MEDIAN_BLUR = 5  # kernel (pixels at the working size) that smooths brush strokes and halftone dots
 CLAHE_CLIP, CLAHE_TILES = 2.0, 8
 BOX_SCALES = (0.95, 1.0, 1.05)  # box ensemble: sizes relative to the detected box
@@ -69,20 +82,25 @@ def dlib_models():
 
 
 def detect_landmarks(image, source="image", manual_path=None):
-    """68 landmarks of the largest face in an image, as a (68, 2) float64 array of pixel (x, y).
+    """68 landmarks of the main face in an image, as a (68, 2) float64 array of pixel (x, y).
 
     image: tensor (3, H, W) or array (H, W), (H, W, 1|3|4) RGB(A), uint8, uint16 or float in [0, 1].
-    source and manual_path only word the error: when no face is found anywhere, InputError (one line)
-    names ``source`` and tells the user to write ``manual_path`` by hand.
+    source and manual_path word the messages: a warning naming ``source`` when only a weak detection
+    was found; when no face is found anywhere, InputError (one line) naming ``source`` and telling
+    the user to write ``manual_path`` by hand.
     """
     rgb = as_rgb_uint8(image)
     scale = working_scale(rgb.shape[:2])
     work = rgb if scale == 1.0 else resize(rgb, scale)
-    view, box = find_face(work)
-    if view is None:
-        target = manual_path if manual_path is not None else "a landmark file beside it"
+    target = manual_path if manual_path is not None else "a landmark file beside it"
+    candidates, weak = face_candidates(work)
+    if not candidates:
         raise InputError(f"{source}: no face found by dlib (HOG and CNN detectors, several preprocessings); "
                          f"write its landmarks by hand to {target}: {FORMAT_HINT}")
+    if weak:
+        warnings.warn(f"{source}: only a weak face detection; check its landmarks on the overlay "
+                      f"(or write them by hand to {target})", stacklevel=2)
+    view, box = most_consistent(candidates)
     points = transform_points(view.to_work, ensemble_landmarks(view.image, box))
     return (points + 0.5) / scale - 0.5
 
@@ -112,25 +130,76 @@ def resize(image, scale):
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
 
 
-def find_face(work):
-    """(FaceView, box (left, top, right, bottom) in that view) for the face in ``work``; (None, None) if none.
+def detection_views(work):
+    """The working image and its preprocessed versions: [plain, median-smoothed, CLAHE, gray, rotated..., downscaled, padded]."""
+    identity = np.eye(2, 3)
+    smoothed = cv2.medianBlur(work, MEDIAN_BLUR)
+    lab = cv2.cvtColor(work, cv2.COLOR_RGB2LAB)
+    lab[:, :, 0] = cv2.createCLAHE(CLAHE_CLIP, (CLAHE_TILES, CLAHE_TILES)).apply(lab[:, :, 0])
+    gray = np.repeat(cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+    views = [FaceView(work, identity), FaceView(smoothed, identity),
+             FaceView(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), identity), FaceView(gray, identity)]
+    views += [rotated_view(work, angle) for angle in RETRY_ROTATIONS]
+    return views + [scaled_view(work, RETRY_DOWNSCALE), padded_view(work, PAD_FRACTION)]
 
-    Cheapest first: HOG, the CNN, then relaxed HOG on preprocessed views, then the CNN on the smoothed view.
+
+def face_candidates(work):
+    """([(FaceView, box (left, top, right, bottom) in it)], weak): the candidate faces in the working image.
+
+    In order of trust: HOG boxes scoring at least CANDIDATE_HOG_THRESHOLD on the image, CNN boxes on the
+    image, the smoothed and the padded view, HOG boxes as strong on the other detection views; when there
+    are none, the HOG boxes down to LAST_RESORT_HOG_THRESHOLD and weak=True. Each box is put in its frame
+    (``in_frame``); of duplicates, the first is kept.
     """
     plain = FaceView(work, np.eye(2, 3))
-    box = largest(hog_boxes(plain.image, 0.0))
-    if box is None:
-        box = largest(cnn_boxes(plain.image))
-    if box is not None:
-        return plain, box
-    scored = [(score, view, box) for view in retry_views(work)
-              for box, score in hog_boxes(view.image, RELAXED_HOG_THRESHOLD, with_scores=True)]
-    if scored:
-        _, view, box = max(scored, key=lambda item: item[0])
+    views = detection_views(work)
+    scored = [(view, box, score) for view in views
+              for box, score in hog_boxes(view.image, LAST_RESORT_HOG_THRESHOLD, with_scores=True)]
+    strong = [(view, box) for view, box, score in scored if score >= CANDIDATE_HOG_THRESHOLD]
+    on_plain = [(view, box) for view, box in strong if view is views[0]]
+    found = on_plain + [(view, box) for view in (views[0], views[1], views[-1]) for box in cnn_boxes(view.image)]
+    found += [(view, box) for view, box in strong if view is not views[0]]
+    weak = not found
+    if weak:
+        found = [(view, box) for view, box, _ in scored]
+    unique = {}
+    for view, box in found:
+        frame, frame_box = in_frame(view, box, plain)
+        unique.setdefault((id(frame),) + tuple(np.round(frame_box).astype(int)), (frame, frame_box))
+    return list(unique.values()), weak and bool(found)
+
+
+def in_frame(view, box, plain):
+    """A detection in a view -> (frame, box in it): the frame is the view itself for a rotated view (its image
+    is the unfiltered working image rotated), else the plain working image with the box mapped into it."""
+    if view.to_work[0, 1] != 0.0:
         return view, box
-    smoothed = retry_views(work)[0]
-    box = largest(cnn_boxes(smoothed.image))
-    return (smoothed, box) if box is not None else (None, None)
+    corners = transform_points(view.to_work, np.array([box[:2], box[2:]], dtype=np.float64))
+    return plain, tuple(corners.ravel())
+
+
+def most_consistent(candidates):
+    """The first candidate (FaceView, box) of ``candidates`` whose predictions agree almost as well as the best.
+
+    Boxes narrower than MIN_WIDTH_FRACTION of the widest are dropped (face parts); of the rest, the first
+    whose ``prediction_spread`` is at most SPREAD_TOLERANCE times the lowest.
+    """
+    widest = max(box[2] - box[0] for _, box in candidates)
+    wide = [(view, box) for view, box in candidates if box[2] - box[0] >= MIN_WIDTH_FRACTION * widest]
+    spreads = [prediction_spread(view, box) for view, box in wide]
+    return next(candidate for candidate, spread in zip(wide, spreads) if spread <= SPREAD_TOLERANCE * min(spreads))
+
+
+def prediction_spread(view, box):
+    """How much the predictor's answers on the jittered boxes and the mirror image scatter.
+
+    The RMS distance of those (68, 2) predictions from their per-coordinate median, over the RMS radius
+    of the median shape about its centroid (so comparable between boxes of any size).
+    """
+    predictions = mirrored_box_predictions(view.image, box)
+    median = np.median(predictions, axis=0)
+    radius = np.sqrt(np.mean(np.sum((median - median.mean(axis=0)) ** 2, axis=1)))
+    return np.sqrt(np.mean(np.sum((predictions - median) ** 2, axis=2))) / radius
 
 
 def hog_boxes(image, threshold, with_scores=False):
@@ -142,43 +211,35 @@ def hog_boxes(image, threshold, with_scores=False):
 
 
 def cnn_boxes(image):
-    """CNN (mmod) detections, each mapped to the HOG-like box the shape predictor expects."""
+    """CNN (mmod) detections, each mapped to the HOG-like box the shape predictor expects.
+
+    An image larger than CNN_MAX_SIDE is searched downscaled and the boxes scaled back.
+    """
     _, _, cnn = dlib_models()
     size_factor, shift_x, shift_y = CNN_BOX_TO_HOG
+    factor = min(1.0, CNN_MAX_SIDE / max(image.shape[:2]))
     boxes = []
-    for detection in cnn(image, 0):
+    for detection in cnn(image if factor == 1.0 else resize(image, factor), 0):
         r = detection.rect
-        width = r.right() - r.left()
-        centre_x = (r.left() + r.right()) / 2 + shift_x * width
-        centre_y = (r.top() + r.bottom()) / 2 + shift_y * width
+        width = (r.right() - r.left()) / factor
+        centre_x = ((r.left() + r.right()) / 2 + 0.5) / factor - 0.5 + shift_x * width
+        centre_y = ((r.top() + r.bottom()) / 2 + 0.5) / factor - 0.5 + shift_y * width
         half = size_factor * width / 2
         boxes.append((centre_x - half, centre_y - half, centre_x + half, centre_y + half))
     return boxes
-
-
-def largest(boxes):
-    """The box (left, top, right, bottom) of largest area, or None for an empty list."""
-    return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), default=None)
-
-
-def retry_views(work):
-    """Preprocessed views of the working image for the retries; the median-smoothed one first."""
-    identity = np.eye(2, 3)
-    smoothed = cv2.medianBlur(work, MEDIAN_BLUR)
-    lab = cv2.cvtColor(work, cv2.COLOR_RGB2LAB)
-    lab[:, :, 0] = cv2.createCLAHE(CLAHE_CLIP, (CLAHE_TILES, CLAHE_TILES)).apply(lab[:, :, 0])
-    gray = np.repeat(cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
-    views = [FaceView(smoothed, identity), FaceView(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), identity),
-             FaceView(gray, identity)]
-    views += [rotated_view(work, angle) for angle in RETRY_ROTATIONS]
-    views.append(scaled_view(work, RETRY_DOWNSCALE))
-    return views
 
 
 def scaled_view(work, factor):
     """The working image scaled by ``factor`` and the affine back (pixel centres kept: x = (x' + 0.5) / f - 0.5)."""
     offset = 0.5 / factor - 0.5
     return FaceView(resize(work, factor), np.array([[1 / factor, 0.0, offset], [0.0, 1 / factor, offset]]))
+
+
+def padded_view(work, fraction):
+    """The working image with its border replicated by ``fraction`` of its longer side, and the affine back."""
+    pad = int(round(fraction * max(work.shape[:2])))
+    padded = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    return FaceView(padded, np.array([[1.0, 0.0, -pad], [0.0, 1.0, -pad]]))
 
 
 def rotated_view(image, degrees, centre=None):

@@ -73,7 +73,8 @@ LEARNING_RATE = 1.0
 WARP_LR_FACTOR = 10.0
 RESULT_SAMPLES = 2048
 STYLE_SAMPLES = 5000
-COVARIANCE = "full"
+COVARIANCE = "full"  # "full": RRPS's covariance of the whole hypercolumn; "layers": per layer, much cheaper on CPU
+SEARCH_RANK = 256  # REMD neighbours found among this many principal directions of the style samples (0: exact)
 CHECKPOINT_EVERY = 50
 
 GPU_PROFILE = dict(network="auto")
@@ -82,7 +83,8 @@ CPU_PROFILE = dict(network="efficientnet-lite0", image_size=256, iterations=50, 
                    result_samples=1024, style_samples=2048, covariance="layers", checkpoint_every=25)
 FLAG_TYPES = {"image-size": int, "scales": int, "iterations": int, "style-weight": float, "content-weight": float,
               "warp-weight": float, "tv-weight": float, "consistency-weight": float, "learning-rate": float,
-              "warp-lr-factor": float, "result-samples": int, "style-samples": int, "checkpoint-every": int}
+              "warp-lr-factor": float, "result-samples": int, "style-samples": int, "search-rank": int,
+              "checkpoint-every": int}
 
 
 def parse_args(argv=None):
@@ -124,8 +126,8 @@ def choose_settings(args, device):
                                content_weight=CONTENT_WEIGHT, warp_weight=WARP_WEIGHT, tv_weight=TV_WEIGHT,
                                consistency_weight=CONSISTENCY_WEIGHT, optimizer=OPTIMIZER, learning_rate=LEARNING_RATE,
                                warp_lr_factor=WARP_LR_FACTOR, result_samples=RESULT_SAMPLES,
-                               style_samples=STYLE_SAMPLES, covariance=COVARIANCE, checkpoint_every=CHECKPOINT_EVERY,
-                               seed=args.seed)
+                               style_samples=STYLE_SAMPLES, covariance=COVARIANCE, search_rank=SEARCH_RANK,
+                               checkpoint_every=CHECKPOINT_EVERY, seed=args.seed)
     names = [flag.replace("-", "_") for flag in FLAG_TYPES] + ["optimizer", "covariance"]
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return replace(settings, **{**chosen, **given}), network, profile

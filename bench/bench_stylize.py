@@ -4,7 +4,8 @@
    and 5000 style samples) and VGG16 (random weights: the same arithmetic as ImageNet's), with the full
    hypercolumn covariance (RRPS) and with per-layer covariances; the share of each iteration spent outside
    the network's forward and backward passes; a whole-run estimate against the original RRPS code
-   (measured on a 2-core machine: about 9.5 s, 17.5 s and 22 s per iteration at 128, 256 and 512 px).
+   (measured on a 2-core machine: about 9.5 s, 17.5 s and 22 s per iteration at 128, 256 and 512 px);
+   and how much the REMD of the subspace neighbour search exceeds the exact REMD on the same samples.
 2. The CPU profile of run.py end to end for one content-style pair.
 
     python bench/bench_stylize.py            # full (about 15 minutes on 2 cores)
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,6 +29,7 @@ import run  # noqa: E402
 from models.features import load_feature_network  # noqa: E402
 from utils.device import keep_freed_memory  # noqa: E402
 from utils.landmarks import load_landmarks  # noqa: E402
+from utils.strotss import hypercolumns, remd, sample_positions  # noqa: E402
 from utils.stylize import DeformableStyleTransfer, ScaleProblem, StylizeSettings, stylize_views  # noqa: E402
 from utils.stylize_io import ContentViews, StyleExemplar, prepare_inputs  # noqa: E402
 
@@ -87,8 +90,24 @@ def time_network(network, images):
     return clock
 
 
+def search_excess(transfer, problem):
+    """How much the REMD of the subspace search's matching exceeds the exact REMD on the current outputs
+    (relative, worst item); 0 without a subspace search."""
+    if problem.target.search is None:
+        return 0.0
+    with torch.no_grad():
+        unwarped, warped, _ = transfer.render(problem.level)
+        positions = sample_positions(problem.size, problem.size, transfer.settings.result_samples,
+                                     torch.Generator().manual_seed(1))
+        columns = hypercolumns(transfer.network(torch.cat([warped, unwarped])), positions, (problem.size,) * 2)
+        samples = F.normalize(torch.cat(columns, dim=-1), dim=-1)
+        exact = remd(samples, problem.target.unit)
+        found = remd(samples, problem.target.unit, search=problem.target.search)
+    return float(((found - exact) / exact).max())
+
+
 def time_scales(inputs, network, settings, iterations):
-    """Per scale: (size, wall s/iteration, cpu s/iteration, network wall s, network cpu s)."""
+    """Per scale: (size, wall s/iteration, cpu s/iteration, network wall s, network cpu s, REMD search excess)."""
     rows = []
     for scale in range(settings.scales):
         transfer = DeformableStyleTransfer(inputs, network, settings, progress=False)
@@ -99,17 +118,20 @@ def time_scales(inputs, network, settings, iterations):
                 transfer.step(problem)
         unwarped, warped, _ = transfer.render(problem.level)
         network_clock = time_network(network, torch.cat([warped, unwarped]))
-        rows.append((problem.size, clock.wall / iterations, clock.cpu / iterations, network_clock.wall, network_clock.cpu))
+        rows.append((problem.size, clock.wall / iterations, clock.cpu / iterations, network_clock.wall, network_clock.cpu,
+                     search_excess(transfer, problem)))
     return rows
 
 
 def report_scales(label, rows):
     print(f"\n{label}")
-    print("  size   s/iter (wall)   s/iter (cpu/threads)   network fwd+bwd (cpu)   outside network   RRPS s/iter")
-    for size, wall, cpu, net_wall, net_cpu in rows:
+    print("  size   s/iter (wall)   s/iter (cpu/threads)   network fwd+bwd (cpu)   outside network   RRPS s/iter"
+          "   REMD search excess")
+    for size, wall, cpu, net_wall, net_cpu, excess in rows:
         outside = max(0.0, 1.0 - net_cpu / cpu)
         rrps = RRPS_SECONDS_PER_ITERATION.get(size, float("nan"))
-        print(f"  {size:4d}   {wall:13.2f}   {cpu:20.2f}   {net_cpu:21.2f}   {outside:15.0%}   {rrps:11.1f}")
+        print(f"  {size:4d}   {wall:13.2f}   {cpu:20.2f}   {net_cpu:21.2f}   {outside:15.0%}   {rrps:11.1f}"
+              f"   {excess:18.2%}")
     if any(row[0] not in RRPS_SECONDS_PER_ITERATION for row in rows):
         return  # --quick: other sizes than RRPS's, no whole-run comparison
     ours = RRPS_ITERATIONS * sum(row[2] for row in rows)

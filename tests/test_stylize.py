@@ -178,7 +178,7 @@ def test_run_writes_the_contract_outputs(example, monkeypatch):
     run.main(["--content-dir", str(example / "content"), "--style-dir", str(example / "style"),
               "--output", str(example / "output"), "--device", "cpu", "--image-size", str(SIZE),
               "--iterations", "2", "--checkpoint-every", "1", "--result-samples", "128", "--style-samples", "128",
-              "--no-reconstruct", "--no-report"])
+              "--search-rank", "5", "--no-reconstruct", "--no-report"])
     out = example / "output" / "face" / "toon"
     for k in range(2):
         assert (out / f"stylized_{k}.png").is_file() and (out / f"unwarped_{k}.png").is_file()
@@ -188,6 +188,7 @@ def test_run_writes_the_contract_outputs(example, monkeypatch):
     assert np.load(out / "verts2d_warped.npy").shape == (81, 2, 2)
     params = json.loads((out / "params.json").read_text())
     assert params["network"] == "tiny" and params["settings"]["image_size"] == SIZE
+    assert params["settings"]["search_rank"] == 5
     assert not list(out.rglob("*.tmp-*"))
 
 
@@ -295,3 +296,43 @@ def test_feature_network_runs_channels_last_on_the_cpu_with_the_same_features():
     assert after[1].is_contiguous(memory_format=torch.channels_last)
     for a, b in zip(before, after):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("layer_size", [(12, 20), (3, 5), (1, 1), (1, 4)])
+def test_hypercolumns_equal_grid_sample_with_border_padding(layer_size):
+    from utils.images import pixel_to_grid
+    from utils.strotss import hypercolumns
+    generator = torch.Generator().manual_seed(0)
+    layer = torch.rand(2, 6, *layer_size, generator=generator).requires_grad_(True)
+    positions = torch.cat([torch.rand(40, 2, generator=generator) * torch.tensor([39.0, 23.0]),
+                           torch.tensor([[0.0, 0.0], [39.0, 23.0], [-3.0, 30.0]])])
+    grid = pixel_to_grid(positions, 40, 24).expand(2, -1, -1).unsqueeze(1)
+    expected = torch.nn.functional.grid_sample(layer, grid, mode="bilinear", padding_mode="border",
+                                               align_corners=False).squeeze(2).transpose(1, 2)
+    sampled = hypercolumns([layer], positions, (24, 40))[0]
+    torch.testing.assert_close(sampled, expected)
+    weights = torch.rand_like(expected)
+    expected_grad, = torch.autograd.grad((expected * weights).sum(), layer)
+    sampled_grad, = torch.autograd.grad((sampled * weights).sum(), layer)
+    torch.testing.assert_close(sampled_grad, expected_grad)
+
+
+def test_gram_equals_the_plain_product_in_value_and_gradient():
+    from utils.strotss import _Gram
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 50, 1100, generator=generator, dtype=torch.float64).requires_grad_(True)  # 3 column blocks
+    weights = torch.randn(2, 1100, 1100, generator=generator, dtype=torch.float64)
+    expected = x.transpose(1, 2) @ x
+    expected_grad, = torch.autograd.grad((expected * weights).sum(), x)
+    gram = _Gram.apply(x)
+    gram_grad, = torch.autograd.grad((gram * weights).sum(), x)
+    torch.testing.assert_close(gram, expected)
+    torch.testing.assert_close(gram_grad, expected_grad)
+
+
+def test_argmax_over_rows_matches_torch_on_mixed_sign_scores():
+    from utils.strotss import _argmax_over_rows
+    scores = torch.randn(3, 300, 70, generator=torch.Generator().manual_seed(0))
+    scores[1, 5] = -0.0  # negative zero and all-negative columns order correctly too
+    scores[2] = -scores[2].abs()
+    assert torch.equal(_argmax_over_rows(scores), scores.argmax(1))

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from utils.images import pixel_to_grid
 
 RGB_TO_YUV = torch.tensor([[0.577350, 0.577350, 0.577350],
                            [-0.577350, 0.788675, -0.211325],
@@ -42,37 +41,47 @@ def sample_positions(height, width, count, generator, max_positions=128 ** 2):
     return grid[order].float()
 
 
-class _GradientInLayoutOf(torch.autograd.Function):
-    """Identity whose backward hands the gradient back in the input's memory layout.
+def bilinear_corners(positions, image_size, layer_size):
+    """The four neighbours and bilinear weights of image positions in a layer covering the same extent.
 
-    grid_sample's input gradient is always NCHW-contiguous; accumulated into the channels-last gradient that
-    flows back through the network, that mixed-layout addition is several times slower than the conversion.
+    positions: (N, 2) pixel (x, y) in an image of ``image_size`` = (H, W); layer_size: (h, w). Pixel centres
+    map to pixel centres and positions beyond the outer centres take the border's value (as grid_sample with
+    align_corners=False and border padding). Returns (flat indices (N, 4) into h * w, weights (N, 4)).
     """
-
-    @staticmethod
-    def forward(ctx, features):
-        ctx.channels_last = features.is_contiguous(memory_format=torch.channels_last)
-        return features.view_as(features)
-
-    @staticmethod
-    def backward(ctx, grad):
-        layout = torch.channels_last if ctx.channels_last else torch.contiguous_format
-        return grad.contiguous(memory_format=layout)
+    (height, width), (rows, columns) = image_size, layer_size
+    u = ((positions[:, 0] + 0.5) * columns / width - 0.5).clamp(0, columns - 1)
+    v = ((positions[:, 1] + 0.5) * rows / height - 0.5).clamp(0, rows - 1)
+    x0, y0 = u.floor().clamp(max=max(columns - 2, 0)), v.floor().clamp(max=max(rows - 2, 0))
+    fx, fy = u - x0, v - y0
+    x0, y0 = x0.long(), y0.long()
+    x1, y1 = (x0 + 1).clamp(max=columns - 1), (y0 + 1).clamp(max=rows - 1)
+    index = torch.stack([y0 * columns + x0, y0 * columns + x1, y1 * columns + x0, y1 * columns + x1], dim=1)
+    weight = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=1)
+    return index, weight
 
 
 def hypercolumns(features, positions, image_size):
     """Bilinearly sample every layer at the same image positions.
 
-    features: list of (B, C_l, H_l, W_l) covering the same image extent; positions: (N, 2) or (B, N, 2)
-    pixel (x, y) in an image of ``image_size`` = (height, width). Returns a list of (B, N, C_l), one per
-    layer (kept apart so per-layer statistics need no slicing of the concatenation).
+    features: list of (B, C_l, H_l, W_l) covering the same image extent; positions: (N, 2) pixel (x, y) in an
+    image of ``image_size`` = (height, width). Returns a list of (B, N, C_l), one per layer (kept apart so
+    per-layer statistics need no slicing of the concatenation).
+
+    Each sample is a weighted sum of four rows of the layer seen as (B * H_l * W_l, C_l), which is what
+    embedding_bag computes; on channels-last maps that view is free and the gradient comes back in the
+    network's layout (several times faster than grid_sample, forward and backward).
     """
-    batch = features[0].shape[0]
-    height, width = image_size
-    grid = pixel_to_grid(positions.to(features[0].device), width, height)
-    grid = grid.expand(batch, -1, -1).unsqueeze(1) if grid.dim() == 2 else grid.unsqueeze(1)  # (B, 1, N, 2)
-    return [F.grid_sample(_GradientInLayoutOf.apply(f), grid, mode="bilinear", padding_mode="border",
-                          align_corners=False).squeeze(2).transpose(1, 2) for f in features]
+    positions = positions.to(features[0].device)
+    columns = []
+    for layer in features:
+        batch, channels, rows, cols = layer.shape
+        index, weight = bilinear_corners(positions, image_size, (rows, cols))
+        offsets = torch.arange(batch, device=layer.device).view(batch, 1, 1) * (rows * cols)
+        table = layer.permute(0, 2, 3, 1).reshape(batch * rows * cols, channels)
+        bags = (index.unsqueeze(0) + offsets).reshape(-1, 4)
+        sampled = F.embedding_bag(bags, table, mode="sum", per_sample_weights=weight.to(layer.dtype).repeat(batch, 1))
+        columns.append(sampled.view(batch, -1, channels))
+    return columns
 
 
 def rgb_to_yuv(colors):
@@ -81,11 +90,25 @@ def rgb_to_yuv(colors):
 
 
 def _argmax_over_rows(scores):
-    """scores.argmax(1) for (B, N, M) (a tie may pick another of the equal rows): amax and a masked index
-    are several times faster than the strided argmax on CPU. Returns (B, M) int64."""
-    rows = torch.arange(scores.shape[1], device=scores.device, dtype=torch.int32).view(1, -1, 1)
-    best = scores.amax(1, keepdim=True)
-    return torch.where(scores == best, rows, -1).amax(1).long()
+    """scores.argmax(1) for float32 (B, N, M), up to near-ties: (B, M) int64.
+
+    The strided argmax over rows is slow on the CPU, the vectorised amax is not. So each score becomes an
+    integer with the same order (its float bits, negative ones flipped) whose lowest ceil(log2 N) bits are
+    replaced by the row index, and one amax finds the best row. Scores closer than about 2^(log2 N - 23)
+    relative count as equal (the later row wins): far below what matters for a nearest-neighbour match.
+    """
+    if scores.dtype != torch.float32:
+        return scores.argmax(1)
+    count = scores.shape[1]
+    index_bits = max(1, (count - 1).bit_length())
+    mask = (1 << index_bits) - 1
+    raw = scores.contiguous().view(torch.int32)
+    key = raw >> 31  # -1 where the float is negative, else 0
+    key &= 0x7FFFFFFF
+    key ^= raw  # order-preserving integer key of the float
+    key &= ~mask
+    key |= torch.arange(count, device=scores.device, dtype=torch.int32).view(1, -1, 1)
+    return (key.amax(1) & mask).long()
 
 
 def _nearest_cosine(x, y):
@@ -185,6 +208,37 @@ def remd(x, y, cosine=True, search=None):
     return torch.maximum(from_x, from_y)
 
 
+GRAM_BLOCK = 512  # column block of the Gram product (only blocks on and above the diagonal are multiplied)
+
+
+def _upper_block_gram(x, block=GRAM_BLOCK):
+    """x^T x for (B, N, D) -> (B, D, D), multiplying only the column blocks on and above the diagonal and
+    mirroring the rest (about 60% of a full product at D ~ 2000)."""
+    batch, _, dim = x.shape
+    gram = x.new_empty(batch, dim, dim)
+    for i in range(0, dim, block):
+        for j in range(i, dim, block):
+            product = x[:, :, i:i + block].transpose(1, 2) @ x[:, :, j:j + block]
+            gram[:, i:i + block, j:j + block] = product
+            if j != i:
+                gram[:, j:j + block, i:i + block] = product.transpose(1, 2)
+    return gram
+
+
+class _Gram(torch.autograd.Function):
+    """x^T x with a backward of one product, x (g + g^T), where autograd would do two."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _upper_block_gram(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return x @ (grad + grad.transpose(1, 2))
+
+
 def covariance_blocks(layers, mode):
     """Mean and covariance of hypercolumn samples.
 
@@ -195,7 +249,7 @@ def covariance_blocks(layers, mode):
         raise ValueError(f"covariance mode '{mode}' is not 'full' or 'layers'")
     blocks = [torch.cat(layers, dim=-1)] if mode == "full" else layers
     centred = [b - b.mean(1, keepdim=True) for b in blocks]
-    covariances = [c.transpose(1, 2) @ c / (c.shape[1] - 1) for c in centred]
+    covariances = [_Gram.apply(c) / (c.shape[1] - 1) for c in centred]
     return torch.cat([b.mean(1) for b in blocks], dim=-1), covariances
 
 

@@ -330,9 +330,10 @@ def test_gram_equals_the_plain_product_in_value_and_gradient():
     torch.testing.assert_close(gram_grad, expected_grad)
 
 
-def test_argmax_over_rows_matches_torch_on_mixed_sign_scores():
-    from utils.strotss import _argmax_over_rows
+def test_argmax_both_ways_matches_torch_on_mixed_sign_scores():
+    from utils.strotss import _argmax_both_ways
     scores = torch.randn(3, 300, 70, generator=torch.Generator().manual_seed(0))
-    scores[1, 5] = -0.0  # negative zero and all-negative columns order correctly too
-    scores[2] = -scores[2].abs()
-    assert torch.equal(_argmax_over_rows(scores), scores.argmax(1))
+    scores[1, 5] = -0.0
+    scores[2] = -scores[2].abs()  # all negative
+    along_rows, along_columns = _argmax_both_ways(scores.clone())
+    assert torch.equal(along_rows, scores.argmax(2)) and torch.equal(along_columns, scores.argmax(1))

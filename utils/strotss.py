@@ -89,26 +89,17 @@ def rgb_to_yuv(colors):
     return colors @ RGB_TO_YUV.to(colors).T
 
 
-def _argmax_over_rows(scores):
-    """scores.argmax(1) for float32 (B, N, M), up to near-ties: (B, M) int64.
+def _argmax_both_ways(scores):
+    """(scores.argmax(2), scores.argmax(1)) for (B, N, M): (B, N) and (B, M) int64; a tie may pick another of
+    the equal entries. Overwrites ``scores`` (a temporary of the neighbour searches).
 
-    The strided argmax over rows is slow on the CPU, the vectorised amax is not. So each score becomes an
-    integer with the same order (its float bits, negative ones flipped) whose lowest ceil(log2 N) bits are
-    replaced by the row index, and one amax finds the best row. Scores closer than about 2^(log2 N - 23)
-    relative count as equal (the later row wins): far below what matters for a nearest-neighbour match.
+    The strided argmax over rows is slow on the CPU, the vectorised amax is not: the rows holding their column's
+    maximum are marked in place with their index (plus one) and one more amax picks it.
     """
-    if scores.dtype != torch.float32:
-        return scores.argmax(1)
-    count = scores.shape[1]
-    index_bits = max(1, (count - 1).bit_length())
-    mask = (1 << index_bits) - 1
-    raw = scores.contiguous().view(torch.int32)
-    key = raw >> 31  # -1 where the float is negative, else 0
-    key &= 0x7FFFFFFF
-    key ^= raw  # order-preserving integer key of the float
-    key &= ~mask
-    key |= torch.arange(count, device=scores.device, dtype=torch.int32).view(1, -1, 1)
-    return (key.amax(1) & mask).long()
+    along_rows = scores.argmax(2)
+    rows = torch.arange(1, scores.shape[1] + 1, device=scores.device, dtype=scores.dtype).view(1, -1, 1)
+    scores.eq_(scores.amax(1, keepdim=True)).mul_(rows)
+    return along_rows, scores.amax(1).long() - 1
 
 
 def _nearest_cosine(x, y):
@@ -118,14 +109,14 @@ def _nearest_cosine(x, y):
     """
     with torch.no_grad():
         similarity = x @ y.transpose(1, 2)
-        return similarity.argmax(2), _argmax_over_rows(similarity)
+        return _argmax_both_ways(similarity)
 
 
 def _nearest_euclidean(x, y):
     """Nearest neighbours under Euclidean distance, no autograd; as ``_nearest_cosine``."""
     with torch.no_grad():
         closeness = -torch.cdist(x, y)
-        return closeness.argmax(2), _argmax_over_rows(closeness)
+        return _argmax_both_ways(closeness)
 
 
 def _gather(rows, index):
@@ -186,7 +177,7 @@ class SubspaceSearch:
         with torch.no_grad():
             queries = torch.cat([x @ self.basis, (x * self.centre.unsqueeze(1)).sum(-1, keepdim=True)], dim=-1)
             similarity = queries @ self.keys.transpose(1, 2)
-            return similarity.argmax(2), _argmax_over_rows(similarity)
+            return _argmax_both_ways(similarity)
 
 
 def _tile(tensor, times):
@@ -204,8 +195,21 @@ def remd(x, y, cosine=True, search=None):
     nearest, distance = (_nearest_cosine, _cosine_distance) if cosine else (_nearest_euclidean, _euclidean_distance)
     to_y, to_x = search.nearest(x) if search is not None else nearest(x, y)
     from_x = distance(x, _gather(y, to_y)).mean(1)
-    from_y = distance(_gather(x, to_x), y).mean(1)
+    from_y = _cosine_distance_from_targets(x, y, to_x) if cosine else distance(_gather(x, to_x), y).mean(1)
     return torch.maximum(from_x, from_y)
+
+
+def _cosine_distance_from_targets(x, y, to_x):
+    """Mean over targets of the cosine distance to their matched result, 1 - mean_m x[to_x[m]] . y[m]: (B,).
+
+    The same sum as x . (targets pooled onto their matches), so the differentiated product is (B, N, D), not
+    (B, M, D). x (B, N, D), y (B, M, D) unit rows; to_x (B, M) index into x.
+    """
+    batch, count, dim = x.shape
+    with torch.no_grad():
+        offsets = torch.arange(batch, device=x.device).unsqueeze(1) * count
+        pooled = x.new_zeros(batch * count, dim).index_add_(0, (to_x + offsets).reshape(-1), y.reshape(-1, dim))
+    return 1.0 - (x * pooled.view(batch, count, dim)).sum((1, 2)) / y.shape[1]
 
 
 GRAM_BLOCK = 512  # column block of the Gram product (only blocks on and above the diagonal are multiplied)

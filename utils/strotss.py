@@ -115,7 +115,7 @@ def _nearest_cosine(x, y):
 def _nearest_euclidean(x, y):
     """Nearest neighbours under Euclidean distance, no autograd; as ``_nearest_cosine``."""
     with torch.no_grad():
-        closeness = -torch.cdist(x, y)
+        closeness = torch.cdist(x, y).neg_()
         return _argmax_both_ways(closeness)
 
 
@@ -124,11 +124,6 @@ def _gather(rows, index):
     batch, count, dim = rows.shape
     offsets = torch.arange(batch, device=index.device).unsqueeze(1) * count
     return rows.reshape(batch * count, dim).index_select(0, (index + offsets).reshape(-1)).reshape(*index.shape, dim)
-
-
-def _cosine_distance(a, b):
-    """Row-wise cosine distance of unit rows: (B, N, D) x2 -> (B, N)."""
-    return 1.0 - (a * b).sum(-1)  # an einsum here backpropagates through N tiny matrix products, 10x slower
 
 
 def _euclidean_distance(a, b):
@@ -188,28 +183,34 @@ def _tile(tensor, times):
 def remd(x, y, cosine=True, search=None):
     """Relaxed earth mover's distance between sample sets, per batch item.
 
-    x: (B, N, D) result samples; y: (B, M, D) target samples (unit rows when ``cosine``, pre-normalised
-    by the caller for x as well); search: optional ``SubspaceSearch`` over y to find the neighbours
-    (cosine only). Returns (B,): max(mean_x min_y C, mean_y min_x C).
+    x: (B, N, D) result samples (compared by direction when ``cosine``: any length); y: (B, M, D) target samples
+    (unit rows when ``cosine``); search: optional ``SubspaceSearch`` over y to find the neighbours (cosine only).
+    Returns (B,): max(mean_x min_y C, mean_y min_x C).
     """
-    nearest, distance = (_nearest_cosine, _cosine_distance) if cosine else (_nearest_euclidean, _euclidean_distance)
-    to_y, to_x = search.nearest(x) if search is not None else nearest(x, y)
-    from_x = distance(x, _gather(y, to_y)).mean(1)
-    from_y = _cosine_distance_from_targets(x, y, to_x) if cosine else distance(_gather(x, to_x), y).mean(1)
+    if not cosine:
+        to_y, to_x = _nearest_euclidean(x, y)
+        return torch.maximum(_euclidean_distance(x, _gather(y, to_y)).mean(1),
+                             _euclidean_distance(_gather(x, to_x), y).mean(1))
+    with torch.no_grad():
+        unit = F.normalize(x, dim=-1)
+        to_y, to_x = search.nearest(unit) if search is not None else _nearest_cosine(unit, y)
+        pooled = _pool_onto(y, to_x, x.shape[1])
+    inverse_norm = x.norm(dim=-1).clamp(min=1e-12).reciprocal()  # (B, N): x / |x| is never formed
+    from_x = 1.0 - ((x * _gather(y, to_y)).sum(-1) * inverse_norm).mean(1)
+    from_y = 1.0 - ((x * pooled).sum(-1) * inverse_norm).sum(1) / y.shape[1]
     return torch.maximum(from_x, from_y)
 
 
-def _cosine_distance_from_targets(x, y, to_x):
-    """Mean over targets of the cosine distance to their matched result, 1 - mean_m x[to_x[m]] . y[m]: (B,).
+def _pool_onto(y, to_x, count):
+    """Sum of the target rows matched to each result sample: y (B, M, D), to_x (B, M) -> (B, count, D).
 
-    The same sum as x . (targets pooled onto their matches), so the differentiated product is (B, N, D), not
-    (B, M, D). x (B, N, D), y (B, M, D) unit rows; to_x (B, M) index into x.
+    With it the targets' side of the cosine REMD, 1 - mean_m x[to_x[m]] . y[m], is one product over the N
+    results instead of M gathered rows.
     """
-    batch, count, dim = x.shape
-    with torch.no_grad():
-        offsets = torch.arange(batch, device=x.device).unsqueeze(1) * count
-        pooled = x.new_zeros(batch * count, dim).index_add_(0, (to_x + offsets).reshape(-1), y.reshape(-1, dim))
-    return 1.0 - (x * pooled.view(batch, count, dim)).sum((1, 2)) / y.shape[1]
+    batch, _, dim = y.shape
+    offsets = torch.arange(batch, device=y.device).unsqueeze(1) * count
+    pooled = y.new_zeros(batch * count, dim).index_add_(0, (to_x + offsets).reshape(-1), y.reshape(-1, dim))
+    return pooled.view(batch, count, dim)
 
 
 GRAM_BLOCK = 512  # column block of the Gram product (only blocks on and above the diagonal are multiplied)
@@ -309,7 +310,7 @@ def style_loss(layers, target, color_weight=1.0):
 
     layers: list of (B, N, C_l) result samples, the image's colours first. Returns (B,).
     """
-    loss = remd(F.normalize(torch.cat(layers, dim=-1), dim=-1), target.unit, search=target.search)
+    loss = remd(torch.cat(layers, dim=-1), target.unit, search=target.search)
     loss = loss + moment_loss(layers, target)
     color = remd(rgb_to_yuv(layers[0]), target.yuv, cosine=False)
     return loss + color_weight * color

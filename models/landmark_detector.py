@@ -6,9 +6,9 @@ the HOG face detector and the CNN (mmod) face detector. The pipeline:
 1. gather candidate boxes: HOG with a relaxed threshold on the image and on
    preprocessed versions of it (median-smoothed against brush strokes, CLAHE
    contrast, grayscale, slightly rotated, downscaled, padded for faces that
-   fill the frame), the CNN on the image, the smoothed and the padded one;
-   when none scores above the candidate threshold, the weaker HOG boxes are a
-   last resort, with a warning to check the landmarks by eye;
+   fill the frame), the CNN on the smoothed one; when none scores above the
+   candidate threshold, the weaker HOG boxes are a last resort, with a
+   warning to check the landmarks by eye;
 2. pick one without ground truth: boxes much narrower than the widest are
    face parts (a mouth, an eye) and are dropped; of the rest, the one whose
    quick predictions (jittered boxes, image and mirror image) agree best,
@@ -20,7 +20,7 @@ the HOG face detector and the CNN (mmod) face detector. The pipeline:
    the face, combined by the per-coordinate median (a test-time ensemble that
    lowers the predictor's dependence on the exact box and on brush strokes);
 4. map the points back to the input's pixels (x, y), origin at the top-left
-   pixel centre.
+   pixel centre, and move any outside the image onto its border.
 
 The ground-truth landmarks of any data set play no part here.
 """
@@ -101,8 +101,8 @@ def detect_landmarks(image, source="image", manual_path=None):
         warnings.warn(f"{source}: only a weak face detection; check its landmarks on the overlay "
                       f"(or write them by hand to {target})", stacklevel=2)
     view, box = most_consistent(candidates)
-    points = transform_points(view.to_work, ensemble_landmarks(view.image, box))
-    return (points + 0.5) / scale - 0.5
+    points = (transform_points(view.to_work, ensemble_landmarks(view.image, box)) + 0.5) / scale - 0.5
+    return np.clip(points, -0.5, np.array(rgb.shape[1::-1]) - 0.5)  # landmark files must lie inside the image
 
 
 def as_rgb_uint8(image):
@@ -147,9 +147,9 @@ def face_candidates(work):
     """([(FaceView, box (left, top, right, bottom) in it)], weak): the candidate faces in the working image.
 
     In order of trust: HOG boxes scoring at least CANDIDATE_HOG_THRESHOLD on the image, CNN boxes on the
-    image, the smoothed and the padded view, HOG boxes as strong on the other detection views; when there
-    are none, the HOG boxes down to LAST_RESORT_HOG_THRESHOLD and weak=True. Each box is put in its frame
-    (``in_frame``); of duplicates, the first is kept.
+    median-smoothed view, HOG boxes as strong on the other detection views; when there are none, the HOG
+    boxes down to LAST_RESORT_HOG_THRESHOLD and weak=True. Each box is put in its frame (``in_frame``);
+    of duplicates, the first is kept.
     """
     plain = FaceView(work, np.eye(2, 3))
     views = detection_views(work)
@@ -157,7 +157,7 @@ def face_candidates(work):
               for box, score in hog_boxes(view.image, LAST_RESORT_HOG_THRESHOLD, with_scores=True)]
     strong = [(view, box) for view, box, score in scored if score >= CANDIDATE_HOG_THRESHOLD]
     on_plain = [(view, box) for view, box in strong if view is views[0]]
-    found = on_plain + [(view, box) for view in (views[0], views[1], views[-1]) for box in cnn_boxes(view.image)]
+    found = on_plain + [(views[1], box) for box in cnn_boxes(views[1].image)]
     found += [(view, box) for view, box in strong if view is not views[0]]
     weak = not found
     if weak:

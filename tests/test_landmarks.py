@@ -189,3 +189,52 @@ def test_landmark_vertices_load_and_reject_bad_files(tmp_path):
         with pytest.raises(InputError) as info:
             load_landmark_vertices(path, 300)
         assert str(path) in str(info.value)
+
+
+def test_candidate_choice_drops_face_parts_and_prefers_agreeing_predictions(hopper):
+    from models.landmark_detector import FaceView, hog_boxes, most_consistent
+
+    plain = FaceView(hopper, np.eye(2, 3))
+    (face, _), = hog_boxes(hopper, 0.0, with_scores=True)
+    width = face[2] - face[0]
+    mouth = (face[0] + 0.3 * width, face[1] + 0.55 * width, face[0] + 0.7 * width, face[1] + 0.85 * width)
+    background = (0, 0, width, width)  # the top-left corner: a wall
+    shifted = tuple(v + 2 for v in face)
+    assert most_consistent([(plain, mouth), (plain, face)])[1] == face
+    assert most_consistent([(plain, background), (plain, face)])[1] == face
+    assert most_consistent([(plain, face), (plain, shifted)])[1] == face  # a near-tie: the first listed wins
+
+
+def test_boxes_of_padded_and_scaled_views_map_into_the_plain_frame(hopper):
+    from models.landmark_detector import FaceView, in_frame, padded_view, rotated_view, scaled_view
+
+    plain = FaceView(hopper, np.eye(2, 3))
+    padded = padded_view(hopper, 0.25)
+    pad = (padded.image.shape[1] - hopper.shape[1]) // 2
+    assert pad == 75 and padded.image.shape[:2] == (450, 406)
+    frame, box = in_frame(padded, (pad + 10, pad + 20, pad + 110, pad + 120), plain)
+    assert frame is plain and np.allclose(box, (10, 20, 110, 120))
+    frame, box = in_frame(scaled_view(hopper, 0.5), (10, 20, 60, 70), plain)
+    assert frame is plain and np.allclose(box, (20.5, 40.5, 120.5, 140.5))
+    rotated = rotated_view(hopper, 15.0)
+    assert in_frame(rotated, (10, 20, 60, 70), plain) == (rotated, (10, 20, 60, 70))
+
+
+def test_weak_detection_is_a_last_resort_with_a_warning(hopper, monkeypatch):
+    from models import landmark_detector
+
+    monkeypatch.setattr(landmark_detector, "CANDIDATE_HOG_THRESHOLD", 10.0)  # no HOG box is strong enough
+    monkeypatch.setattr(landmark_detector, "cnn_boxes", lambda image: [])
+    with pytest.warns(UserWarning, match=r"hopper\.png: only a weak face detection; check its landmarks"):
+        points = landmark_detector.detect_landmarks(hopper, source="hopper.png")
+    assert_face_landmarks(points, HOPPER_FACE)
+
+
+def test_noise_gets_points_inside_the_image_and_a_warning():
+    """Chosen behaviour: where only weak HOG boxes exist (here on random noise), landmarks come with a warning."""
+    from models.landmark_detector import detect_landmarks
+
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    with pytest.warns(UserWarning, match="noise.png: only a weak face detection"):
+        points = detect_landmarks(noise, source="noise.png")
+    assert points.shape == (LANDMARK_COUNT, 2) and (points >= -0.5).all() and (points <= 255.5).all()

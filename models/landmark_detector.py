@@ -154,7 +154,7 @@ def face_candidates(work):
     plain = FaceView(work, np.eye(2, 3))
     views = detection_views(work)
     scored = [(view, box, score) for view in views
-              for box, score in hog_boxes(view.image, LAST_RESORT_HOG_THRESHOLD, with_scores=True)]
+              for box, score in hog_boxes(view.image, LAST_RESORT_HOG_THRESHOLD)]
     strong = [(view, box) for view, box, score in scored if score >= CANDIDATE_HOG_THRESHOLD]
     on_plain = [(view, box) for view, box in strong if view is views[0]]
     found = on_plain + [(views[1], box) for box in cnn_boxes(views[1].image)]
@@ -202,12 +202,11 @@ def prediction_spread(view, box):
     return np.sqrt(np.mean(np.sum((predictions - median) ** 2, axis=2))) / radius
 
 
-def hog_boxes(image, threshold, with_scores=False):
-    """HOG detections as boxes (left, top, right, bottom); with_scores: [(box, score)] instead."""
+def hog_boxes(image, threshold):
+    """HOG detections scoring at least ``threshold``: [(box (left, top, right, bottom), score)]."""
     _, hog, _ = dlib_models()
     rects, scores, _ = hog.run(image, HOG_UPSAMPLE, threshold)
-    boxes = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
-    return list(zip(boxes, scores)) if with_scores else boxes
+    return [((r.left(), r.top(), r.right(), r.bottom()), score) for r, score in zip(rects, scores)]
 
 
 def cnn_boxes(image):

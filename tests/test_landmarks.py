@@ -195,7 +195,7 @@ def test_candidate_choice_drops_face_parts_and_prefers_agreeing_predictions(hopp
     from models.landmark_detector import FaceView, hog_boxes, most_consistent
 
     plain = FaceView(hopper, np.eye(2, 3))
-    (face, _), = hog_boxes(hopper, 0.0, with_scores=True)
+    (face, _), = hog_boxes(hopper, 0.0)
     width = face[2] - face[0]
     mouth = (face[0] + 0.3 * width, face[1] + 0.55 * width, face[0] + 0.7 * width, face[1] + 0.85 * width)
     background = (0, 0, width, width)  # the top-left corner: a wall

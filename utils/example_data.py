@@ -58,7 +58,7 @@ def detect_landmarks(image):
     Returns a (68, 2) float64 array of pixel (x, y), or None when no face is found.
     """
     image = np.ascontiguousarray(image)
-    scored = hog_boxes(image, 0.0, with_scores=True)
+    scored = hog_boxes(image, 0.0)
     if not scored:
         return None
     best_box, _ = max(scored, key=lambda item: item[1])

@@ -119,11 +119,16 @@ def _nearest_euclidean(x, y):
         return _argmax_both_ways(closeness)
 
 
+def _flat_rows(index, count):
+    """Per-item row indices (B, K) into sets of ``count`` rows -> indices into the B * count stacked rows: (B K,)."""
+    offsets = torch.arange(index.shape[0], device=index.device).unsqueeze(1) * count
+    return (index + offsets).reshape(-1)
+
+
 def _gather(rows, index):
     """rows (B, M, D), index (B, N) -> (B, N, D) (row lookup; much faster than torch.gather on CPU)."""
     batch, count, dim = rows.shape
-    offsets = torch.arange(batch, device=index.device).unsqueeze(1) * count
-    return rows.reshape(batch * count, dim).index_select(0, (index + offsets).reshape(-1)).reshape(*index.shape, dim)
+    return rows.reshape(batch * count, dim).index_select(0, _flat_rows(index, count)).reshape(*index.shape, dim)
 
 
 def _euclidean_distance(a, b):
@@ -208,8 +213,7 @@ def _pool_onto(y, to_x, count):
     results instead of M gathered rows.
     """
     batch, _, dim = y.shape
-    offsets = torch.arange(batch, device=y.device).unsqueeze(1) * count
-    pooled = y.new_zeros(batch * count, dim).index_add_(0, (to_x + offsets).reshape(-1), y.reshape(-1, dim))
+    pooled = y.new_zeros(batch * count, dim).index_add_(0, _flat_rows(to_x, count), y.reshape(-1, dim))
     return pooled.view(batch, count, dim)
 
 

@@ -35,18 +35,15 @@ class FeatureNetwork(nn.Module):
         self.reason = reason
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        self.memory_format = torch.contiguous_format
         self.eval()
         self.requires_grad_(False)
 
     def to_device(self, device):
-        """Move to ``device`` and pick the memory layout for it (channels-last on the CPU). Returns self."""
-        device = torch.device(device)
-        self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-        return self.to(device=device, memory_format=self.memory_format)
+        """Move to ``device``, weights in that device's layout (``fast_layout``). Returns self."""
+        return self.to(device=device, memory_format=fast_layout(device))
 
     def forward(self, images):
-        x = ((images - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+        x = ((images - self.mean) / self.std).contiguous(memory_format=fast_layout(self.mean.device))
         features = [x]
         for stage in self.stages:
             x = stage(x)
@@ -56,6 +53,11 @@ class FeatureNetwork(nn.Module):
     def train(self, mode=True):
         """Always stays in eval mode (frozen batch-norm statistics)."""
         return super().train(False)
+
+
+def fast_layout(device):
+    """The memory layout convolutions run fastest in on ``device``: channels-last on the CPU (oneDNN), else NCHW."""
+    return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
 
 
 def _split_sequential(layers, capture):

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from models.winograd import with_winograd
 from utils.errors import InputError
 
 NETWORK_CHOICES = ("auto", "vgg16", "efficientnet-lite0", "vgg16-random")
@@ -42,11 +43,15 @@ class FeatureNetwork(nn.Module):
         """Move to ``device``, weights in that device's layout (``fast_layout``). Returns self."""
         return self.to(device=device, memory_format=fast_layout(device))
 
-    def forward(self, images):
+    def forward(self, images, tap=None):
+        """images (B, 3, H, W) -> the list of layers; ``tap``, if given, is called on each layer as it is
+        produced and returns the tensor that goes on (and into the list) in its place."""
         x = ((images - self.mean) / self.std).contiguous(memory_format=fast_layout(self.mean.device))
-        features = [x]
-        for stage in self.stages:
+        features = []
+        for stage in [nn.Identity(), *self.stages]:
             x = stage(x)
+            if tap is not None:
+                x = tap(x)
             features.append(x)
         return features
 
@@ -76,7 +81,7 @@ def _vgg16_stages(state_dict):
     model = vgg16(weights=None)
     if state_dict is not None:
         model.load_state_dict(state_dict)
-    return _split_sequential(list(model.features), VGG16_CAPTURE)
+    return _split_sequential(with_winograd(list(model.features)), VGG16_CAPTURE)
 
 
 def _efficientnet_lite0_stages():

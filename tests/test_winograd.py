@@ -1,0 +1,42 @@
+"""The Winograd 3x3 convolution agrees with conv2d in value and input gradient, and replaces only eligible layers."""
+import pytest
+import torch
+from torch import nn
+
+from models.features import _vgg16_stages
+from models.winograd import WinogradConv2d, with_winograd
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 7, 9, 13), (2, 16, 8, 4, 4), (1, 3, 4, 1, 2), (2, 8, 8, 17, 6)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_winograd_equals_conv2d_in_value_and_input_gradient(shape, channels_last):
+    batch, channels, out_channels, height, width = shape
+    torch.manual_seed(0)
+    conv = nn.Conv2d(channels, out_channels, 3, padding=1).requires_grad_(False)
+    fast = WinogradConv2d(conv)
+    images = torch.randn(batch, channels, height, width)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    outputs, grads = [], []
+    for layer in (conv, fast):
+        leaf = images.clone().requires_grad_(True)
+        output = layer(leaf)
+        output.backward(torch.linspace(-1, 1, output.numel()).view_as(output))
+        outputs.append(output)
+        grads.append(leaf.grad)
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-5)
+
+
+def test_only_wide_3x3_stride_1_convolutions_are_replaced():
+    layers = [nn.Conv2d(128, 8, 3, padding=1), nn.Conv2d(64, 8, 3, padding=1), nn.Conv2d(128, 8, 1),
+              nn.Conv2d(128, 8, 3, stride=2, padding=1), nn.ReLU()]
+    kinds = [type(layer) for layer in with_winograd(layers)]
+    assert kinds == [WinogradConv2d, nn.Conv2d, nn.Conv2d, nn.Conv2d, nn.ReLU]
+
+
+def test_vgg16_runs_its_layers_from_128_channels_in_winograd_form():
+    layers = [layer for stage in _vgg16_stages(None) for layer in stage]
+    winograd = [layer for layer in layers if isinstance(layer, WinogradConv2d)]
+    assert len(winograd) == 10  # conv2_2 and every convolution of blocks 3 to 5
+    assert all(layer.weight.shape[1] >= 128 for layer in winograd)

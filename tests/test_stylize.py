@@ -287,6 +287,26 @@ def test_hypercolumn_gradients_keep_the_channels_last_layout():
     torch.testing.assert_close(gradients[0], gradients[1])
 
 
+@pytest.mark.parametrize("on_device", [False, True])
+def test_network_hypercolumns_equal_sampling_the_layers_in_value_and_gradient(on_device):
+    from utils.strotss import hypercolumns, network_hypercolumns
+    network = tiny_network()
+    if on_device:
+        network.to_device("cpu")  # channels-last
+    images = torch.rand(2, 3, 24, 24)
+    positions = torch.tensor([[3.0, 5.0], [10.5, 2.0], [23.0, 23.0], [0.0, 12.5]])
+    results = []
+    for sample in (lambda x: hypercolumns(network(x), positions, (24, 24)),
+                   lambda x: network_hypercolumns(network, x, positions)):
+        leaf = images.clone().requires_grad_(True)
+        columns = sample(leaf)
+        sum((column.sin() * (index + 1)).sum() for index, column in enumerate(columns)).backward()
+        results.append((columns, leaf.grad))
+    for a, b in zip(results[0][0], results[1][0]):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(results[0][1], results[1][1])
+
+
 def test_feature_network_runs_channels_last_on_the_cpu_with_the_same_features():
     network = tiny_network()
     images = torch.rand(2, 3, 16, 16)

@@ -71,17 +71,66 @@ def hypercolumns(features, positions, image_size):
     embedding_bag computes; on channels-last maps that view is free and the gradient comes back in the
     network's layout (several times faster than grid_sample, forward and backward).
     """
-    positions = positions.to(features[0].device)
+    return [_sample(layer, *_bags(positions, image_size, layer)) for layer in features]
+
+
+def network_hypercolumns(network, images, positions):
+    """``hypercolumns(network(images), positions, images' (H, W))`` with a cheaper backward.
+
+    network: a ``FeatureNetwork``; images: (B, 3, H, W). Each layer's samples are taken as the network
+    produces it, and their gradient is added in place into the gradient coming back from the deeper layers,
+    instead of into a dense zero map that autograd would then add to it (two passes over every layer saved).
+    """
     columns = []
-    for layer in features:
-        batch, channels, rows, cols = layer.shape
-        index, weight = bilinear_corners(positions, image_size, (rows, cols))
-        offsets = torch.arange(batch, device=layer.device).view(batch, 1, 1) * (rows * cols)
-        table = layer.permute(0, 2, 3, 1).reshape(batch * rows * cols, channels)
-        bags = (index.unsqueeze(0) + offsets).reshape(-1, 4)
-        sampled = F.embedding_bag(bags, table, mode="sum", per_sample_weights=weight.to(layer.dtype).repeat(batch, 1))
-        columns.append(sampled.view(batch, -1, channels))
+
+    def tap(layer):
+        layer, samples = _SampleAndPass.apply(layer, *_bags(positions, images.shape[-2:], layer))
+        columns.append(samples)
+        return layer
+
+    network(images, tap=tap)
     return columns
+
+
+def _bags(positions, image_size, layer):
+    """embedding_bag inputs that sample ``layer`` (B, C, h, w) at positions (N, 2) of an image of ``image_size``:
+    (rows (B * N, 4) of the layer seen as (B * h * w, C), weights (B * N, 4))."""
+    batch, _, rows, cols = layer.shape
+    index, weight = bilinear_corners(positions.to(layer.device), image_size, (rows, cols))
+    offsets = torch.arange(batch, device=layer.device).view(batch, 1, 1) * (rows * cols)
+    return (index.unsqueeze(0) + offsets).reshape(-1, 4), weight.to(layer.dtype).repeat(batch, 1)
+
+
+def _sample(layer, bags, weights):
+    """The weighted rows ``bags`` of layer (B, C, h, w) seen as (B * h * w, C): (B, N, C)."""
+    batch, channels = layer.shape[:2]
+    table = layer.permute(0, 2, 3, 1).reshape(-1, channels)
+    return F.embedding_bag(bags, table, mode="sum", per_sample_weights=weights).view(batch, -1, channels)
+
+
+class _SampleAndPass(torch.autograd.Function):
+    """(layer, its samples (B, N, C)) from layer (B, C, h, w); the backward adds the samples' gradient in place
+    into the layer's own (channels-last), which is the next layer's input gradient, fresh from its backward."""
+
+    @staticmethod
+    def forward(ctx, layer, bags, weights):
+        ctx.save_for_backward(bags, weights)
+        ctx.layer_shape = layer.shape
+        return layer, _sample(layer, bags, weights)
+
+    @staticmethod
+    def backward(ctx, grad_layer, grad_samples):
+        bags, weights = ctx.saved_tensors
+        batch, channels, rows, cols = ctx.layer_shape
+        if grad_layer is None:
+            grad_layer = weights.new_zeros(batch, rows, cols, channels).permute(0, 3, 1, 2)
+        else:
+            grad_layer = grad_layer.contiguous(memory_format=torch.channels_last)
+        if grad_samples is not None:
+            weighted = grad_samples.reshape(-1, 1, channels) * weights.unsqueeze(-1)  # (B * N, 4, C)
+            flat = grad_layer.permute(0, 2, 3, 1).view(-1, channels)
+            flat.index_add_(0, bags.reshape(-1), weighted.reshape(-1, channels))
+        return grad_layer, None, None
 
 
 def rgb_to_yuv(colors):

@@ -15,7 +15,8 @@ from tqdm import tqdm
 
 from utils.images import pixel_to_grid
 from utils.pyramid import laplacian_pyramid, synthesize
-from utils.strotss import content_loss, hypercolumns, sample_positions, style_loss, style_target
+from utils.strotss import (content_loss, hypercolumns, network_hypercolumns, sample_positions, style_loss,
+                           style_target)
 from utils.warp import LandmarkWarp, warp_smoothness
 
 LOSS_NAMES = ("total", "style", "content", "warp", "tv", "consistency")
@@ -185,7 +186,7 @@ class DeformableStyleTransfer:
         s, k = self.settings, self.views
         unwarped, warped, field = self.render(problem.level)
         positions = sample_positions(problem.size, problem.size, s.result_samples, self.generator)
-        columns = hypercolumns(self.network(torch.cat([warped, unwarped])), positions, (problem.size,) * 2)
+        columns = network_hypercolumns(self.network, torch.cat([warped, unwarped]), positions)
         style = style_loss(columns, problem.target, problem.color_weight).sum()
         content = warped.new_zeros(())
         if problem.content_features is not None:

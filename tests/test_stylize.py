@@ -225,6 +225,21 @@ def test_remd_matches_differentiating_through_the_min():
     torch.testing.assert_close(fast_grad, x.grad)
 
 
+def test_euclidean_remd_matches_differentiating_through_the_min():
+    from utils.strotss import remd
+    torch.manual_seed(0)
+    x = torch.rand(2, 300, 3).requires_grad_(True)
+    y = torch.rand(2, 400, 3)
+    remd(x, y, cosine=False).sum().backward()
+    fast_grad = x.grad.clone()
+    x.grad = None
+    cost = (torch.cdist(x, y).square() / 3).clamp(min=1e-5).sqrt()
+    reference = torch.maximum(cost.min(2).values.mean(1), cost.min(1).values.mean(1))
+    reference.sum().backward()
+    torch.testing.assert_close(remd(x, y, cosine=False), reference)
+    torch.testing.assert_close(fast_grad, x.grad)
+
+
 def test_hypercolumns_read_pixel_centres():
     from utils.strotss import hypercolumns
     image = torch.rand(1, 3, 8, 8)

@@ -17,10 +17,12 @@ near-optimal matching (bench/bench_stylize.py prints how near).
 """
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 
+KD_TREE_MAX_DIMENSIONS = 8  # exact nearest neighbours by k-d tree on the CPU up to this many dimensions
 RGB_TO_YUV = torch.tensor([[0.577350, 0.577350, 0.577350],
                            [-0.577350, 0.788675, -0.211325],
                            [-0.577350, -0.211325, 0.788675]])
@@ -162,10 +164,23 @@ def _nearest_cosine(x, y):
 
 
 def _nearest_euclidean(x, y):
-    """Nearest neighbours under Euclidean distance, no autograd; as ``_nearest_cosine``."""
+    """Nearest neighbours under Euclidean distance, no autograd; as ``_nearest_cosine``.
+
+    On the CPU, for the few dimensions of colours, exact k-d tree queries (SciPy) are about ten times faster
+    than the (B, N, M) distance matrix the GPU uses."""
     with torch.no_grad():
-        closeness = torch.cdist(x, y).neg_()
-        return _argmax_both_ways(closeness)
+        if x.device.type != "cpu" or x.shape[-1] > KD_TREE_MAX_DIMENSIONS:
+            return _argmax_both_ways(torch.cdist(x, y).neg_())
+        return _tree_nearest(x, y), _tree_nearest(y, x)
+
+
+def _tree_nearest(queries, points):
+    """Index of each query's nearest point, per batch item: (B, N, d), (B, M, d) -> (B, N) int64."""
+    from scipy.spatial import cKDTree
+
+    pairs = zip(queries.detach().double().numpy(), points.detach().double().numpy())
+    found = [cKDTree(batch_points).query(batch_queries)[1] for batch_queries, batch_points in pairs]
+    return torch.from_numpy(np.stack(found)).long()
 
 
 def _flat_rows(index, count):

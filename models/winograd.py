@@ -14,6 +14,7 @@ from torch import nn
 
 MIN_CHANNELS = 128  # input channels from which the Winograd form is faster here (64-channel layers are not)
 TILE = 4  # output tile side: F(4x4, 3x3)
+BIAS_COMPONENT = 6 + 1  # Winograd component (1, 1): the output transform copies it to every output of its tile
 INPUT_TRANSFORM = torch.tensor([[4, 0, -5, 0, 1, 0],
                                 [0, -4, -4, 1, 1, 0],
                                 [0, 4, -4, -1, 1, 0],
@@ -44,9 +45,12 @@ def _two_sided(matrix, tiles):
     return torch.matmul(matrix, rows)
 
 
-def winograd_conv3x3(images, filters):
+def winograd_conv3x3(images, filters, bias=None):
     """3x3 cross-correlation, stride 1, zero padding 1, of images (B, C_in, H, W) with Winograd-domain filters
-    (36, C_in, C_out) from ``transform_filters``: (B, C_out, H, W), channels-last."""
+    (36, C_in, C_out) from ``transform_filters``, plus an optional bias (C_out,): (B, C_out, H, W), channels-last.
+
+    The bias is added to Winograd component (1, 1), which the output transform spreads to all 16 outputs of a
+    tile (column 1 of the output transform is all ones): 1/36 of a pass over the output instead of a whole one."""
     batch, channels, height, width = images.shape
     rows, cols = -(-height // TILE), -(-width // TILE)
     padded = F.pad(images.permute(0, 2, 3, 1), (0, 0, 1, TILE * cols + 1 - width, 1, TILE * rows + 1 - height))
@@ -56,6 +60,8 @@ def winograd_conv3x3(images, filters):
     input_transform = INPUT_TRANSFORM.to(images)
     transformed = _two_sided(input_transform, tiles.reshape(6, 6, -1))  # (6, 6, tiles * C_in)
     products = torch.bmm(transformed.view(36, -1, channels), filters)  # (36, tiles, C_out)
+    if bias is not None:
+        products[BIAS_COMPONENT] += bias
     out_channels = filters.shape[2]
     outputs = _two_sided(OUTPUT_TRANSFORM.to(images), products.view(6, 6, -1))  # (4, 4, tiles * C_out)
     outputs = outputs.view(TILE, TILE, batch, rows, cols, out_channels).permute(2, 3, 0, 4, 1, 5)
@@ -69,7 +75,7 @@ class _WinogradConvolution(torch.autograd.Function):
     @staticmethod
     def forward(ctx, images, forward_filters, backward_filters, bias):
         ctx.backward_filters = backward_filters
-        return winograd_conv3x3(images, forward_filters) + bias.view(1, -1, 1, 1)
+        return winograd_conv3x3(images, forward_filters, bias)
 
     @staticmethod
     def backward(ctx, grad):

@@ -57,16 +57,19 @@ def winograd_conv3x3(images, filters, bias=None):
     stride_b, stride_h, stride_w, stride_c = padded.stride()
     tiles = padded.as_strided((6, 6, batch, rows, cols, channels),
                               (stride_h, stride_w, stride_b, TILE * stride_h, TILE * stride_w, stride_c))
-    input_transform = INPUT_TRANSFORM.to(images)
-    transformed = _two_sided(input_transform, tiles.reshape(6, 6, -1))  # (6, 6, tiles * C_in)
+    transformed = _two_sided(INPUT_TRANSFORM.to(images), tiles.reshape(6, 6, -1))  # (6, 6, tiles * C_in)
     products = torch.bmm(transformed.view(36, -1, channels), filters)  # (36, tiles, C_out)
     if bias is not None:
         products[BIAS_COMPONENT] += bias
     out_channels = filters.shape[2]
     outputs = _two_sided(OUTPUT_TRANSFORM.to(images), products.view(6, 6, -1))  # (4, 4, tiles * C_out)
-    outputs = outputs.view(TILE, TILE, batch, rows, cols, out_channels).permute(2, 3, 0, 4, 1, 5)
-    outputs = outputs.reshape(batch, TILE * rows, TILE * cols, out_channels)[:, :height, :width]
-    return outputs.contiguous().permute(0, 3, 1, 2)
+    tiled = torch.empty((batch, out_channels, TILE * rows, TILE * cols), dtype=images.dtype, device=images.device,
+                        memory_format=torch.channels_last)
+    tiled.permute(0, 2, 3, 1).view(batch, rows, TILE, cols, TILE, out_channels).copy_(
+        outputs.view(TILE, TILE, batch, rows, cols, out_channels).permute(2, 3, 0, 4, 1, 5))
+    if (TILE * rows, TILE * cols) == (height, width):
+        return tiled
+    return tiled[:, :, :height, :width].contiguous(memory_format=torch.channels_last)  # a tensor, not a view
 
 
 class _WinogradConvolution(torch.autograd.Function):

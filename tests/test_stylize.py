@@ -352,17 +352,20 @@ def test_hypercolumns_equal_grid_sample_with_border_padding(layer_size):
     torch.testing.assert_close(sampled_grad, expected_grad)
 
 
-def test_gram_equals_the_plain_product_in_value_and_gradient():
-    from utils.strotss import _Gram
+def test_covariance_distance_equals_autograd_through_the_plain_product():
+    from utils.strotss import _CovarianceDistance, _covariance
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 50, 1100, generator=generator, dtype=torch.float64).requires_grad_(True)  # 3 column blocks
-    weights = torch.randn(2, 1100, 1100, generator=generator, dtype=torch.float64)
-    expected = x.transpose(1, 2) @ x
-    expected_grad, = torch.autograd.grad((expected * weights).sum(), x)
-    gram = _Gram.apply(x)
-    gram_grad, = torch.autograd.grad((gram * weights).sum(), x)
-    torch.testing.assert_close(gram, expected)
-    torch.testing.assert_close(gram_grad, expected_grad)
+    samples = torch.randn(2, 50, 1100, generator=generator, dtype=torch.float64)  # 3 column blocks
+    centred = (samples - samples.mean(1, keepdim=True)).requires_grad_(True)
+    target = _covariance(torch.randn(2, 60, 1100, generator=generator, dtype=torch.float64))
+    assert torch.equal(target, target.transpose(1, 2))
+    weights = torch.tensor([0.5, -2.0], dtype=torch.float64)
+    expected = (centred.transpose(1, 2) @ centred / 49 - target).abs().sum((1, 2))
+    expected_grad, = torch.autograd.grad((expected * weights).sum(), centred)
+    distance = _CovarianceDistance.apply(centred, target)
+    distance_grad, = torch.autograd.grad((distance * weights).sum(), centred)
+    torch.testing.assert_close(distance, expected)
+    torch.testing.assert_close(distance_grad, expected_grad)
 
 
 def test_argmax_both_ways_matches_torch_on_mixed_sign_scores():

@@ -28,6 +28,13 @@ def test_winograd_equals_conv2d_in_value_and_input_gradient(shape, channels_last
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-5)
 
 
+def test_winograd_output_takes_an_in_place_relu_like_a_convolution_output():
+    conv = nn.Conv2d(4, 4, 3, padding=1).requires_grad_(False)
+    images = torch.randn(1, 4, 8, 6, requires_grad=True)
+    for layer in (conv, WinogradConv2d(conv)):
+        torch.relu_(layer(images)).sum().backward()
+
+
 def test_only_wide_3x3_stride_1_convolutions_are_replaced():
     layers = [nn.Conv2d(128, 8, 3, padding=1), nn.Conv2d(64, 8, 3, padding=1), nn.Conv2d(128, 8, 1),
               nn.Conv2d(128, 8, 3, stride=2, padding=1), nn.ReLU()]

@@ -284,54 +284,62 @@ def _pool_onto(y, to_x, count):
 GRAM_BLOCK = 512  # column block of the Gram product (only blocks on and above the diagonal are multiplied)
 
 
-def _upper_block_gram(x, block=GRAM_BLOCK):
-    """x^T x for (B, N, D) -> (B, D, D), multiplying only the column blocks on and above the diagonal and
-    mirroring the rest (about 60% of a full product at D ~ 2000)."""
+def _symmetric_gram(x, block=GRAM_BLOCK):
+    """x^T x for (B, N, D) -> (B, D, D), exactly symmetric: only the column blocks on and above the diagonal
+    are multiplied (about 60% of a full product at D ~ 2000), the others are their mirror images, and the
+    diagonal blocks are averaged with their own transposes."""
     batch, _, dim = x.shape
     gram = x.new_empty(batch, dim, dim)
     for i in range(0, dim, block):
         for j in range(i, dim, block):
             product = x[:, :, i:i + block].transpose(1, 2) @ x[:, :, j:j + block]
+            if j == i:
+                product = (product + product.transpose(1, 2)) / 2
             gram[:, i:i + block, j:j + block] = product
-            if j != i:
-                gram[:, j:j + block, i:i + block] = product.transpose(1, 2)
+            gram[:, j:j + block, i:i + block] = product.transpose(1, 2)
     return gram
 
 
-class _Gram(torch.autograd.Function):
-    """x^T x with a backward of one product, x (g + g^T), where autograd would do two."""
+def _covariance(centred):
+    """Covariance (B, D, D) of centred samples (B, N, D) (exactly symmetric)."""
+    return _symmetric_gram(centred).div_(centred.shape[1] - 1)
+
+
+class _CovarianceDistance(torch.autograd.Function):
+    """sum |cov(x) - target| per item, for centred samples x (B, N, D) and a target from ``_covariance``
+    (B, D, D): (B,). Written out, the backward is one product, 2 / (N - 1) x sign(cov(x) - target) (the sign
+    matrix is symmetric), where autograd would add a transposed copy and make several passes over D x D."""
 
     @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return _upper_block_gram(x)
+    def forward(ctx, centred, target):
+        difference = _covariance(centred).sub_(target)
+        distance = torch.linalg.vector_norm(difference, ord=1, dim=(1, 2))
+        ctx.save_for_backward(centred, difference.sign_())
+        return distance
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
-        return x @ (grad + grad.transpose(1, 2))
+        centred, sign = ctx.saved_tensors
+        scale = grad * (2.0 / (centred.shape[1] - 1))
+        return (centred @ sign).mul_(scale.view(-1, 1, 1)), None
 
 
-def covariance_blocks(layers, mode):
-    """Mean and covariance of hypercolumn samples.
-
-    layers: list of (B, N, C_l) per-layer samples; mode: "full" (one covariance of the whole hypercolumn)
-    or "layers" (one per layer, cross-layer terms left out). Returns (means (B, D), list of (B, d_i, d_i)).
-    """
+def _centred_blocks(layers, mode):
+    """Means (B, D) and centred samples of hypercolumn samples, layers: list of (B, N, C_l); mode "full" (one
+    block: the whole hypercolumn) or "layers" (one block per layer, cross-layer covariances left out)."""
     if mode not in ("full", "layers"):
         raise ValueError(f"covariance mode '{mode}' is not 'full' or 'layers'")
     blocks = [torch.cat(layers, dim=-1)] if mode == "full" else layers
-    centred = [b - b.mean(1, keepdim=True) for b in blocks]
-    covariances = [_Gram.apply(c) / (c.shape[1] - 1) for c in centred]
-    return torch.cat([b.mean(1) for b in blocks], dim=-1), covariances
+    means = [b.mean(1, keepdim=True) for b in blocks]
+    return torch.cat(means, dim=-1).squeeze(1), [b - m for b, m in zip(blocks, means)]
 
 
 def moment_loss(layers, target):
     """Mean absolute difference of means plus of covariance entries. layers: list of (B, N, C_l). Returns (B,)."""
-    mean, covariances = covariance_blocks(layers, target.covariance)
+    mean, centred = _centred_blocks(layers, target.covariance)
     mean_term = (mean - target.mean).abs().mean(1)
-    entries = sum(c.shape[-1] ** 2 for c in covariances)
-    cov_term = sum((c - t).abs().sum((1, 2)) for c, t in zip(covariances, target.covariances)) / entries
+    entries = sum(c.shape[-1] ** 2 for c in centred)
+    cov_term = sum(_CovarianceDistance.apply(c, t) for c, t in zip(centred, target.covariances)) / entries
     return mean_term + cov_term
 
 
@@ -367,7 +375,8 @@ def style_target(features, image_size, samples, generator, covariance="full", se
     flat = torch.randperm(height * width, generator=generator)[:samples]
     positions = torch.stack([flat % width, flat // width], dim=1).float()
     layers = hypercolumns(features, positions, image_size)
-    mean, covariances = covariance_blocks(layers, covariance)
+    mean, centred = _centred_blocks(layers, covariance)
+    covariances = [_covariance(c) for c in centred]
     unit = F.normalize(torch.cat(layers, dim=-1), dim=-1)
     search = SubspaceSearch.fit(unit, search_rank) if 0 < search_rank < unit.shape[-1] else None
     return StyleTarget(unit, rgb_to_yuv(layers[0]), mean, covariances, covariance, search)

@@ -82,7 +82,10 @@ def network_hypercolumns(network, images, positions):
     network: a ``FeatureNetwork``; images: (B, 3, H, W). Each layer's samples are taken as the network
     produces it, and their gradient is added in place into the gradient coming back from the deeper layers,
     instead of into a dense zero map that autograd would then add to it (two passes over every layer saved).
+    That runs on the CPU, where the layers are channels-last; elsewhere the layers are sampled after the pass.
     """
+    if images.device.type != "cpu":
+        return hypercolumns(network(images), positions, images.shape[-2:])
     columns = []
 
     def tap(layer):

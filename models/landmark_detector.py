@@ -6,9 +6,9 @@ the HOG face detector and the CNN (mmod) face detector. The pipeline:
 1. gather candidate boxes: HOG with a relaxed threshold on the image and on
    preprocessed versions of it (median-smoothed against brush strokes, CLAHE
    contrast, grayscale, slightly rotated, downscaled, padded for faces that
-   fill the frame), the CNN on the smoothed one; when none scores above the
-   candidate threshold, the weaker HOG boxes are a last resort, with a
-   warning to check the landmarks by eye;
+   fill the frame), the CNN on the smoothed one; weaker HOG boxes are
+   candidates too, last in trust (some artistic faces have only those); when
+   only they exist, a warning says to check the landmarks by eye;
 2. pick one without ground truth: boxes much narrower than the widest are
    face parts (a mouth, an eye) and are dropped; of the rest, the one whose
    quick predictions (jittered boxes, image and mirror image) agree best,
@@ -19,6 +19,9 @@ the HOG face detector and the CNN (mmod) face detector. The pipeline:
    mirror image, plain and median-smoothed, upright and slightly rotated about
    the face, combined by the per-coordinate median (a test-time ensemble that
    lowers the predictor's dependence on the exact box and on brush strokes);
+   then once more on the box those points imply, where the predictions agree
+   at least as well (a box off the face the predictor sees is common on
+   three-quarter views);
 4. map the points back to the input's pixels (x, y), origin at the top-left
    pixel centre, and move any outside the image onto its border.
 
@@ -40,7 +43,7 @@ DETECTION_MAX_SIDE = 800  # larger images are downscaled for detection and the p
 DETECTION_MIN_SIDE = 256  # smaller images are upsampled
 HOG_UPSAMPLE = 1  # the HOG detector's own upsampling (finds faces down to ~40 px)
 CANDIDATE_HOG_THRESHOLD = -0.5  # HOG detection threshold for candidate boxes (0 is dlib's default)
-LAST_RESORT_HOG_THRESHOLD = -1.0  # weaker HOG boxes, used (with a warning) when there is no candidate
+LAST_RESORT_HOG_THRESHOLD = -1.0  # weaker HOG boxes: the least trusted candidates (a warning when they are all)
 RETRY_ROTATIONS = (15.0, -15.0)  # degrees
 RETRY_DOWNSCALE = 0.6
 PAD_FRACTION = 0.25  # padded view: border replicated by this fraction of the longer side on every side
@@ -54,6 +57,9 @@ BOX_SHIFTS = (-0.03, 0.0, 0.03)  # and shifts in box widths, along x and y
 ENSEMBLE_ROTATIONS = (-6.0, 0.0, 6.0)  # degrees, about the box centre
 CNN_BOX_TO_HOG = (1.124, 0.007, 0.029)  # an mmod box -> the HOG-like box the predictor was trained on:
 # size factor, centre shift (x, y) in box widths; the median over faces both detectors found
+LANDMARKS_TO_BOX = (2.80, -0.004, -0.062)  # 68 points -> the HOG-like box they imply: its side over the points'
+# RMS radius about their centroid, its centre's shift (x, y) from the centroid in sides; the median over the
+# style images' HOG boxes scoring >= 0 and the predictor's points in them (no ground truth)
 
 # the 68-point scheme mirrored left <-> right (jaw, brows, nose, eyes, outer lip, inner lip)
 MIRRORED_INDEX = np.array(
@@ -101,7 +107,7 @@ def detect_landmarks(image, source="image", manual_path=None):
         warnings.warn(f"{source}: only a weak face detection; check its landmarks on the overlay "
                       f"(or write them by hand to {target})", stacklevel=2)
     view, box = most_consistent(candidates)
-    points = (transform_points(view.to_work, ensemble_landmarks(view.image, box)) + 0.5) / scale - 0.5
+    points = (transform_points(view.to_work, refined_landmarks(view, box)) + 0.5) / scale - 0.5
     return np.clip(points, -0.5, np.array(rgb.shape[1::-1]) - 0.5)  # landmark files must lie inside the image
 
 
@@ -147,9 +153,9 @@ def face_candidates(work):
     """([(FaceView, box (left, top, right, bottom) in it)], weak): the candidate faces in the working image.
 
     In order of trust: HOG boxes scoring at least CANDIDATE_HOG_THRESHOLD on the image, CNN boxes on the
-    median-smoothed view, HOG boxes as strong on the other detection views; when there are none, the HOG
-    boxes down to LAST_RESORT_HOG_THRESHOLD and weak=True. Each box is put in its frame (``in_frame``);
-    of duplicates, the first is kept.
+    median-smoothed view, HOG boxes as strong on the other detection views, then the weaker HOG boxes down
+    to LAST_RESORT_HOG_THRESHOLD; weak=True when there are only those. Each box is put in its frame
+    (``in_frame``); of duplicates, the first is kept.
     """
     plain = FaceView(work, np.eye(2, 3))
     views = detection_views(work)
@@ -160,8 +166,7 @@ def face_candidates(work):
     found = on_plain + [(views[1], box) for box in cnn_boxes(views[1].image)]
     found += [(view, box) for view, box in strong if view is not views[0]]
     weak = not found
-    if weak:
-        found = [(view, box) for view, box, _ in scored]
+    found += [(view, box) for view, box, score in scored if score < CANDIDATE_HOG_THRESHOLD]
     unique = {}
     for view, box in found:
         frame, frame_box = in_frame(view, box, plain)
@@ -267,6 +272,28 @@ def ensemble_landmarks(image, box):
         view = rotated_view(version, degrees, centre)
         predictions += [transform_points(view.to_work, points) for points in mirrored_box_predictions(view.image, box)]
     return np.median(np.stack(predictions), axis=0)
+
+
+def refined_landmarks(view, box):
+    """``ensemble_landmarks`` on ``box``, then on the box its points imply where the predictions agree as well there.
+
+    On a three-quarter view or an unusual detection the box can sit off the face the predictor sees; the box
+    fitted to the first answer (``box_from_landmarks``) is used when its ``prediction_spread`` is no higher.
+    """
+    points = ensemble_landmarks(view.image, box)
+    refined = box_from_landmarks(points)
+    if prediction_spread(view, refined) > prediction_spread(view, box):
+        return points
+    return ensemble_landmarks(view.image, refined)
+
+
+def box_from_landmarks(points):
+    """The square box (left, top, right, bottom) that 68 points (68, 2) imply, by LANDMARKS_TO_BOX."""
+    side_factor, shift_x, shift_y = LANDMARKS_TO_BOX
+    centroid = points.mean(axis=0)
+    side = side_factor * np.sqrt(np.mean(np.sum((points - centroid) ** 2, axis=1)))
+    centre_x, centre_y = centroid + np.array([shift_x, shift_y]) * side
+    return (centre_x - side / 2, centre_y - side / 2, centre_x + side / 2, centre_y + side / 2)
 
 
 def mirrored_box_predictions(image, box):

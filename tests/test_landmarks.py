@@ -238,3 +238,43 @@ def test_noise_gets_points_inside_the_image_and_a_warning():
     with pytest.warns(UserWarning, match="noise.png: only a weak face detection"):
         points = detect_landmarks(noise, source="noise.png")
     assert points.shape == (LANDMARK_COUNT, 2) and (points >= -0.5).all() and (points <= 255.5).all()
+
+
+def test_box_from_landmarks_follows_the_points_and_matches_the_detector(hopper):
+    from models.landmark_detector import box_from_landmarks, hog_boxes, predict
+
+    (face, _), = hog_boxes(hopper, 0.0)
+    points = predict(hopper, face)
+    box = np.array(box_from_landmarks(points))
+    np.testing.assert_allclose(box_from_landmarks(2.0 * points + [5.0, -3.0]), 2.0 * box + [5.0, -3.0, 5.0, -3.0])
+    assert box[2] - box[0] == pytest.approx(box[3] - box[1])
+    overlap = np.prod(np.minimum(box[2:], face[2:]) - np.maximum(box[:2], face[:2]))
+    union = np.prod(box[2:] - box[:2]) + np.prod(np.subtract(face[2:], face[:2])) - overlap
+    assert overlap / union > 0.7  # the box the points imply is near the one they were predicted in
+
+
+def test_refined_landmarks_recover_from_a_box_off_the_face(hopper):
+    from models.landmark_detector import FaceView, ensemble_landmarks, hog_boxes, refined_landmarks
+
+    plain = FaceView(hopper, np.eye(2, 3))
+    (face, _), = hog_boxes(hopper, 0.0)
+    reference = ensemble_landmarks(hopper, face)
+    np.testing.assert_allclose(refined_landmarks(plain, face), reference, atol=0.05 * (face[2] - face[0]))
+    width = face[2] - face[0]
+    off = (face[0] + 0.15 * width, face[1] - 0.1 * width, face[2] + 0.35 * width, face[3] + 0.1 * width)
+    assert landmark_error(refined_landmarks(plain, off), reference) < 0.5 * landmark_error(
+        ensemble_landmarks(hopper, off), reference)
+
+
+def test_weak_hog_boxes_are_candidates_after_the_strong_ones(hopper, monkeypatch):
+    from models import landmark_detector
+
+    def fake_hog_boxes(image, threshold):  # a strong 40 px box and a weak 80 px one on every view
+        return [((10, 10, 50, 50), 0.5), ((100, 100, 180, 180), -0.8)]
+
+    monkeypatch.setattr(landmark_detector, "hog_boxes", fake_hog_boxes)
+    monkeypatch.setattr(landmark_detector, "cnn_boxes", lambda image: [])
+    candidates, weak = landmark_detector.face_candidates(hopper)
+    from_weak = [box[2] - box[0] > 75 for _, box in candidates]  # 40 px boxes stay under 75 px in every frame
+    assert not weak and not from_weak[0] and any(from_weak) and from_weak == sorted(from_weak)
+    assert np.allclose(candidates[0][1], (10, 10, 50, 50))

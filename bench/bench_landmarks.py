@@ -1,6 +1,6 @@
 """Landmark accuracy on the RRPS data: plain dlib against ours (models/landmark_detector.py). Prints; asserts nothing.
 
-    .venv/bin/python bench/bench_landmarks.py [--data ../shared/data/rrps] [--limit N]
+    .venv/bin/python bench/bench_landmarks.py [--data ../shared/data/rrps] [--limit N] [--only NAME ...]
 
 Content renders: error against the dlib landmarks shipped with them (content_pts<k>.txt).
 Style images: detection rate and error against their Face-of-Art landmarks (<n>.txt, row/col).
@@ -64,6 +64,13 @@ def style_pairs(data):
     return pairs
 
 
+def selected(pairs, names):
+    """The pairs whose image's file name or stem is in ``names`` (all of them when names is None)."""
+    if names is None:
+        return pairs
+    return [pair for pair in pairs if pair[0].name in names or pair[0].stem in names]
+
+
 def evaluate(pairs, method):
     """({image name: error or None when no face found}, seconds per image)."""
     errors, start = {}, time.perf_counter()
@@ -105,19 +112,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--limit", type=int, default=None, help="only the first N images of each set")
+    parser.add_argument("--only", nargs="+", metavar="NAME", default=None,
+                        help="only the images with these names (file name or stem: 142, 15.png, content1)")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"RRPS data not found at {args.data}")
-    sets = {"content renders vs shipped dlib points": (content_pairs(args.data)[:args.limit], 0),
-            "style images vs Face-of-Art points": (style_pairs(args.data)[:args.limit], 10)}
+    sets = {"content renders vs shipped dlib points": (selected(content_pairs(args.data), args.only)[:args.limit], 0),
+            "style images vs Face-of-Art points": (selected(style_pairs(args.data), args.only)[:args.limit], 10)}
     for title, (pairs, worst) in sets.items():
+        if not pairs:
+            continue
         print(f"{title}: {len(pairs)} images evaluated")
         results = {name: evaluate(pairs, method) for name, method in METHODS.items()}
         for name, (errors, seconds) in results.items():
             report(name, errors, seconds, worst=worst)
         common = [image for image in results["plain dlib"][0] if all(r[0][image] is not None for r in results.values())]
-        means = ", ".join(f"{name} {np.mean([r[0][image] for image in common]):.4f}" for name, r in results.items())
-        print(f"  on the {len(common)} images every method found: mean {means}")
+        if common:
+            means = ", ".join(f"{name} {np.mean([r[0][image] for image in common]):.4f}" for name, r in results.items())
+            print(f"  on the {len(common)} images every method found: mean {means}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
    and how much the REMD of the subspace neighbour search exceeds the exact REMD on the same samples.
 2. The CPU profile of run.py end to end for one content-style pair.
 
-    python bench/bench_stylize.py            # full (about 15 minutes on 2 cores)
+    python bench/bench_stylize.py            # full (about 5 minutes on 2 cores)
     python bench/bench_stylize.py --quick    # 1 iteration per scale at 256 px, a 2-iteration CPU profile
 Uses ../shared/data/rrps when present (a real face and style), synthetic images otherwise.
 """

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 
+NORM_FLOOR = 1e-12  # sample norms are clamped to at least this before dividing
 KD_TREE_MAX_DIMENSIONS = 8  # exact nearest neighbours by k-d tree on the CPU up to this many dimensions
 RGB_TO_YUV = torch.tensor([[0.577350, 0.577350, 0.577350],
                            [-0.577350, 0.788675, -0.211325],
@@ -267,10 +268,32 @@ def remd(x, y, cosine=True, search=None):
         unit = F.normalize(x, dim=-1)
         to_y, to_x = search.nearest(unit) if search is not None else _nearest_cosine(unit, y)
         pooled = _pool_onto(y, to_x, x.shape[1])
-    inverse_norm = x.norm(dim=-1).clamp(min=1e-12).reciprocal()  # (B, N): x / |x| is never formed
-    from_x = 1.0 - ((x * _gather(y, to_y)).sum(-1) * inverse_norm).mean(1)
-    from_y = 1.0 - ((x * pooled).sum(-1) * inverse_norm).sum(1) / y.shape[1]
+    from_x = 1.0 - _MatchedCosine.apply(x, _gather(y, to_y)) / x.shape[1]
+    from_y = 1.0 - _MatchedCosine.apply(x, pooled) / y.shape[1]
     return torch.maximum(from_x, from_y)
+
+
+class _MatchedCosine(torch.autograd.Function):
+    """sum_n x_n . rows_n / |x_n| per item for x, rows (B, N, D): (B,); x / |x| is never formed.
+
+    The backward, rows_n / |x_n| - (x_n . rows_n) x_n / |x_n|^3 scaled by the item's gradient, is two passes
+    over (B, N, D) where autograd makes about six, and none when the REMD's max took the other side."""
+
+    @staticmethod
+    def forward(ctx, x, rows):
+        norm = x.norm(dim=-1)
+        inverse_norm = norm.clamp(min=NORM_FLOOR).reciprocal()
+        dots = (x * rows).sum(-1)
+        ctx.save_for_backward(x, rows, inverse_norm, dots * inverse_norm.square() * (norm > NORM_FLOOR))
+        return (dots * inverse_norm).sum(1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not grad.any():
+            return None, None
+        x, rows, inverse_norm, projection = ctx.saved_tensors
+        scale = (grad.unsqueeze(1) * inverse_norm).unsqueeze(-1)  # (B, N, 1)
+        return torch.addcmul(rows * scale, x, projection.unsqueeze(-1) * scale, value=-1.0), None
 
 
 def _pool_onto(y, to_x, count):

@@ -80,13 +80,15 @@ def face_inputs(size):
     return content, style
 
 
-def time_network(network, images):
-    """Seconds of the network's forward and backward alone on a batch (gradient w.r.t. the input only)."""
+def time_network(network, images, repeats):
+    """Mean seconds (wall, cpu/threads) of the network's forward and backward alone on a batch (gradient w.r.t.
+    the input only) over ``repeats`` runs."""
     images = images.detach().requires_grad_(True)
     with Clock() as clock:
-        features = network(images)
-        torch.autograd.backward(features, [torch.ones_like(f) for f in features])
-    return clock
+        for _ in range(repeats):
+            features = network(images)
+            torch.autograd.backward(features, [torch.ones_like(f) for f in features])
+    return clock.wall / repeats, clock.cpu / repeats
 
 
 def search_excess(transfer, problem):
@@ -116,8 +118,8 @@ def time_scales(inputs, network, settings, iterations):
             for _ in range(iterations):
                 transfer.step(problem)
         unwarped, warped, _ = transfer.render(problem.level)
-        network_clock = time_network(network, torch.cat([warped, unwarped]))
-        rows.append((problem.size, clock.wall / iterations, clock.cpu / iterations, network_clock.wall, network_clock.cpu,
+        network_wall, network_cpu = time_network(network, torch.cat([warped, unwarped]), iterations)
+        rows.append((problem.size, clock.wall / iterations, clock.cpu / iterations, network_wall, network_cpu,
                      search_excess(transfer, problem)))
     return rows
 

@@ -106,8 +106,8 @@ def detect_landmarks(image, source="image", manual_path=None):
     if weak:
         warnings.warn(f"{source}: only a weak face detection; check its landmarks on the overlay "
                       f"(or write them by hand to {target})", stacklevel=2)
-    view, box = most_consistent(candidates)
-    points = (transform_points(view.to_work, refined_landmarks(view, box)) + 0.5) / scale - 0.5
+    view, box, spread = most_consistent(candidates)
+    points = (transform_points(view.to_work, refined_landmarks(view, box, spread)) + 0.5) / scale - 0.5
     return np.clip(points, -0.5, np.array(rgb.shape[1::-1]) - 0.5)  # landmark files must lie inside the image
 
 
@@ -184,7 +184,8 @@ def in_frame(view, box, plain):
 
 
 def most_consistent(candidates):
-    """The first candidate (FaceView, box) of ``candidates`` whose predictions agree almost as well as the best.
+    """The first candidate (FaceView, box) of ``candidates`` whose predictions agree almost as well as the best,
+    with its ``prediction_spread``: (view, box, spread).
 
     Boxes narrower than MIN_WIDTH_FRACTION of the widest are dropped (face parts); of the rest, the first
     whose ``prediction_spread`` is at most SPREAD_TOLERANCE times the lowest.
@@ -192,7 +193,8 @@ def most_consistent(candidates):
     widest = max(box[2] - box[0] for _, box in candidates)
     wide = [(view, box) for view, box in candidates if box[2] - box[0] >= MIN_WIDTH_FRACTION * widest]
     spreads = [prediction_spread(view, box) for view, box in wide]
-    return next(candidate for candidate, spread in zip(wide, spreads) if spread <= SPREAD_TOLERANCE * min(spreads))
+    return next((*candidate, spread) for candidate, spread in zip(wide, spreads)
+                if spread <= SPREAD_TOLERANCE * min(spreads))
 
 
 def prediction_spread(view, box):
@@ -274,15 +276,18 @@ def ensemble_landmarks(image, box):
     return np.median(np.stack(predictions), axis=0)
 
 
-def refined_landmarks(view, box):
+def refined_landmarks(view, box, spread=None):
     """``ensemble_landmarks`` on ``box``, then on the box its points imply where the predictions agree as well there.
 
     On a three-quarter view or an unusual detection the box can sit off the face the predictor sees; the box
     fitted to the first answer (``box_from_landmarks``) is used when its ``prediction_spread`` is no higher.
+    spread: ``box``'s own prediction_spread when already known (``most_consistent`` computed it).
     """
     points = ensemble_landmarks(view.image, box)
     refined = box_from_landmarks(points)
-    if prediction_spread(view, refined) > prediction_spread(view, box):
+    if spread is None:
+        spread = prediction_spread(view, box)
+    if prediction_spread(view, refined) > spread:
         return points
     return ensemble_landmarks(view.image, refined)
 

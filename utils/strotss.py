@@ -103,8 +103,8 @@ def _bags(positions, image_size, layer):
     (rows (B * N, 4) of the layer seen as (B * h * w, C), weights (B * N, 4))."""
     batch, _, rows, cols = layer.shape
     index, weight = bilinear_corners(positions.to(layer.device), image_size, (rows, cols))
-    offsets = torch.arange(batch, device=layer.device).view(batch, 1, 1) * (rows * cols)
-    return (index.unsqueeze(0) + offsets).reshape(-1, 4), weight.to(layer.dtype).repeat(batch, 1)
+    bags = _flat_rows(index.view(1, -1).expand(batch, -1), rows * cols).view(-1, 4)
+    return bags, weight.to(layer.dtype).repeat(batch, 1)
 
 
 def _sample(layer, bags, weights):

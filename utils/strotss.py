@@ -293,7 +293,7 @@ class _MatchedCosine(torch.autograd.Function):
             return None, None
         x, rows, inverse_norm, projection = ctx.saved_tensors
         scale = (grad.unsqueeze(1) * inverse_norm).unsqueeze(-1)  # (B, N, 1)
-        return torch.addcmul(rows * scale, x, projection.unsqueeze(-1) * scale, value=-1.0), None
+        return (rows * scale).addcmul_(x, projection.unsqueeze(-1) * scale, value=-1.0), None
 
 
 def _pool_onto(y, to_x, count):

@@ -7,10 +7,12 @@ Content view k of mesh <name> gets example/content/<name>/landmarks_<k>.txt: the
 landmark vertices when example/models/<name>.landmarks.txt lists them (exact), else dlib's detection.
 A style image <style>.png|jpg without <style>.txt gets one from dlib. Files are 68 lines "x y" (pixels,
 origin at the top-left pixel centre). Existing files are checked and kept unless --force. Overlays for
-checking by eye go to <folder>/overlays/.
+checking by eye go to <folder>/overlays/; detections that need that check (a weak face detection, or
+predictions that disagree) are listed with a warning.
 """
 import argparse
 import re
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -114,15 +116,21 @@ def main():
     jobs = content_jobs(args.content, args.models, only) + style_jobs(args.style, only)
     if not jobs:
         raise InputError(f"--only {' '.join(sorted(only))}: no content folder or style image has that name")
-    counts, failures = Counter(), []
+    counts, failures, to_check = Counter(), [], []
     for image_path, landmark_path, mesh_points in tqdm(jobs, desc="landmarks", unit="image"):
         try:
-            counts[landmarks_for(image_path, landmark_path, mesh_points, args.force)] += 1
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                counts[landmarks_for(image_path, landmark_path, mesh_points, args.force)] += 1
         except InputError as err:
             failures.append(err)
             tqdm.write(f"error: {err}")
+        for warning in caught:
+            to_check.append(warning)
+            tqdm.write(f"warning: {warning.message}")
+    check = f"; {len(to_check)} to check by eye (warnings above)" if to_check else ""
     print(f"landmarks: {counts['mesh']} from mesh vertices, {counts['detected']} detected, "
-          f"{counts['kept']} kept, {len(failures)} failed")
+          f"{counts['kept']} kept, {len(failures)} failed{check}")
     if failures:
         raise InputError(f"{len(failures)} image(s) have no landmarks (listed above); fix them and re-run")
 

@@ -49,6 +49,9 @@ RETRY_DOWNSCALE = 0.6
 PAD_FRACTION = 0.25  # padded view: border replicated by this fraction of the longer side on every side
 MIN_WIDTH_FRACTION = 0.5  # candidates narrower than this fraction of the widest one are dropped
 SPREAD_TOLERANCE = 1.25  # a candidate earlier in the order of trust wins unless another's spread is lower by more
+UNCERTAIN_SPREAD = 0.08  # above this prediction spread the landmarks come with a warning to check them: on the RRPS
+# style images it flags 26 of 120, among them 13 of the 19 with an error above 0.1 and the 8 worst; renders and
+# photos stay under 0.05
 CNN_MAX_SIDE = 384  # the CNN searches larger views downscaled to this (its cost grows with the area)
 MEDIAN_BLUR = 5  # kernel (pixels at the working size) that smooths brush strokes and halftone dots
 CLAHE_CLIP, CLAHE_TILES = 2.0, 8
@@ -92,7 +95,7 @@ def detect_landmarks(image, source="image", manual_path=None):
 
     image: tensor (3, H, W) or array (H, W), (H, W, 1|3|4) RGB(A), uint8, uint16 or float in [0, 1].
     source and manual_path word the messages: a warning naming ``source`` when only a weak detection
-    was found; when no face is found anywhere, InputError (one line) naming ``source`` and telling
+    was found or the predictions on the chosen box scatter (spread above UNCERTAIN_SPREAD); when no face is found anywhere, InputError (one line) naming ``source`` and telling
     the user to write ``manual_path`` by hand.
     """
     rgb = as_rgb_uint8(image)
@@ -103,10 +106,14 @@ def detect_landmarks(image, source="image", manual_path=None):
     if not candidates:
         raise InputError(f"{source}: no face found by dlib (HOG and CNN detectors, several preprocessings); "
                          f"write its landmarks by hand to {target}: {FORMAT_HINT}")
+    view, box, spread = most_consistent(candidates)
     if weak:
         warnings.warn(f"{source}: only a weak face detection; check its landmarks on the overlay "
                       f"(or write them by hand to {target})", stacklevel=2)
-    view, box, spread = most_consistent(candidates)
+    elif spread > UNCERTAIN_SPREAD:
+        warnings.warn(f"{source}: uncertain landmarks (the predictor's answers on nearby boxes scatter: spread "
+                      f"{spread:.2f}, above {UNCERTAIN_SPREAD}); check them on the overlay (or write them by hand "
+                      f"to {target})", stacklevel=2)
     points = (transform_points(view.to_work, refined_landmarks(view, box, spread)) + 0.5) / scale - 0.5
     return np.clip(points, -0.5, np.array(rgb.shape[1::-1]) - 0.5)  # landmark files must lie inside the image
 

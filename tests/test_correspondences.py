@@ -86,6 +86,17 @@ def test_without_content_says_run_rendering_first(tmp_path, monkeypatch, capsys)
     assert status == 2 and "run rendering.py first" in output and "Traceback" not in output
 
 
+def test_detections_to_check_are_listed_one_line_each(photo_folders, monkeypatch, capsys):
+    from models import landmark_detector
+
+    monkeypatch.setattr(landmark_detector, "UNCERTAIN_SPREAD", 0.0)  # every detection counts as uncertain
+    status, output = run_main(monkeypatch, capsys, *folder_args(photo_folders))
+    lines = [line for line in output.splitlines() if line.startswith("warning: ")]
+    assert status == 0 and "2 detected" in output and "2 to check by eye" in output and "Traceback" not in output
+    assert len(lines) == 2 and all("uncertain landmarks" in line for line in lines)
+    assert any("portrait.png" in line for line in lines) and "UserWarning" not in output
+
+
 def test_broken_existing_file_and_faceless_image_are_reported(tmp_path, monkeypatch, capsys):
     save_image(tmp_path / "content" / "blank" / "view_0.png", np.ones((64, 64, 3)))
     (tmp_path / "content" / "blank" / "landmarks_0.txt").write_text("1 2\n")

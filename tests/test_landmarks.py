@@ -1,4 +1,6 @@
 """The landmark file loader/writer (utils/landmarks.py) and the dlib detector wrapper (models/landmark_detector.py)."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -228,6 +230,18 @@ def test_weak_detection_is_a_last_resort_with_a_warning(hopper, monkeypatch):
     with pytest.warns(UserWarning, match=r"hopper\.png: only a weak face detection; check its landmarks"):
         points = landmark_detector.detect_landmarks(hopper, source="hopper.png")
     assert_face_landmarks(points, HOPPER_FACE)
+
+
+def test_scattered_predictions_come_with_a_warning(hopper, monkeypatch):
+    from models import landmark_detector
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clear photo: no warning
+        reference = landmark_detector.detect_landmarks(hopper, source="hopper.png")
+    monkeypatch.setattr(landmark_detector, "UNCERTAIN_SPREAD", 0.0)
+    with pytest.warns(UserWarning, match=r"hopper\.png: uncertain landmarks .*check them on the overlay"):
+        points = landmark_detector.detect_landmarks(hopper, source="hopper.png")
+    np.testing.assert_array_equal(points, reference)  # the warning changes nothing else
 
 
 def test_noise_gets_points_inside_the_image_and_a_warning():

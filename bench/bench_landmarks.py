@@ -6,13 +6,14 @@ Content renders: error against the dlib landmarks shipped with them (content_pts
 Style images: detection rate and error against their Face-of-Art landmarks (<n>.txt, row/col).
 Errors are mean point distances over the distance between the outer eye corners (points 36 and 45).
 The style figures are also given for the even- and the odd-numbered images apart (tune on one half,
-check on the other).
+check on the other), and for the images that came with a warning to check them by eye and those without.
 Where one name has both a .png and a .jpg (1, 2), the .png is the picture its .txt describes; the .jpg is
 a different portrait and is left out.
 """
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -72,16 +73,21 @@ def selected(pairs, names):
 
 
 def evaluate(pairs, method):
-    """({image name: error or None when no face found}, seconds per image)."""
-    errors, start = {}, time.perf_counter()
+    """({image name: error or None when no face found}, seconds per image, {names that came with a warning})."""
+    errors, warned, start = {}, set(), time.perf_counter()
     for image_path, landmark_file in pairs:
+        name = f"{image_path.parent.name}/{image_path.name}"
         image = read_image_array(image_path)
         reference = load_landmarks(landmark_file, image_size=image.shape[:2])
-        try:
-            errors[f"{image_path.parent.name}/{image_path.name}"] = landmark_error(method(image), reference)
-        except InputError:
-            errors[f"{image_path.parent.name}/{image_path.name}"] = None
-    return errors, (time.perf_counter() - start) / max(len(pairs), 1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                errors[name] = landmark_error(method(image), reference)
+            except InputError:
+                errors[name] = None
+        if caught:
+            warned.add(name)
+    return errors, (time.perf_counter() - start) / max(len(pairs), 1), warned
 
 
 def summary(errors):
@@ -97,8 +103,11 @@ def number_parity(name):
     return ("even", "odd")[int(stem) % 2] if stem.isdigit() else None
 
 
-def report(title, errors, seconds, worst=0):
+def report(title, errors, seconds, warned, worst=0):
     print(f"  {title:11s} {summary(errors)}  ({seconds:.2f} s/image)")
+    if warned:
+        print(f"    with a warning to check by eye: {summary({n: e for n, e in errors.items() if n in warned})}; "
+              f"without: {summary({n: e for n, e in errors.items() if n not in warned})}")
     for parity in ("even", "odd"):
         half = {name: e for name, e in errors.items() if number_parity(name) == parity}
         if half:
@@ -124,8 +133,8 @@ def main():
             continue
         print(f"{title}: {len(pairs)} images evaluated")
         results = {name: evaluate(pairs, method) for name, method in METHODS.items()}
-        for name, (errors, seconds) in results.items():
-            report(name, errors, seconds, worst=worst)
+        for name, (errors, seconds, warned) in results.items():
+            report(name, errors, seconds, warned, worst=worst)
         common = [image for image in results["plain dlib"][0] if all(r[0][image] is not None for r in results.values())]
         if common:
             means = ", ".join(f"{name} {np.mean([r[0][image] for image in common]):.4f}" for name, r in results.items())

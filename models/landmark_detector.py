@@ -71,6 +71,10 @@ MIRRORED_INDEX = np.array(
     + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
 
 
+class CheckByEyeWarning(UserWarning):
+    """Landmarks worth checking on their overlay: only a weak face detection, or predictions that disagree."""
+
+
 @dataclass
 class FaceView:
     """A preprocessed version of the working image: uint8 (H, W, 3) RGB and the (2, 3) affine to working pixels."""
@@ -109,11 +113,11 @@ def detect_landmarks(image, source="image", manual_path=None):
     view, box, spread = most_consistent(candidates)
     if weak:
         warnings.warn(f"{source}: only a weak face detection; check its landmarks on the overlay "
-                      f"(or write them by hand to {target})", stacklevel=2)
+                      f"(or write them by hand to {target})", CheckByEyeWarning, stacklevel=2)
     elif spread > UNCERTAIN_SPREAD:
         warnings.warn(f"{source}: uncertain landmarks (the predictor's answers on nearby boxes scatter: spread "
                       f"{spread:.2f}, above {UNCERTAIN_SPREAD}); check them on the overlay (or write them by hand "
-                      f"to {target})", stacklevel=2)
+                      f"to {target})", CheckByEyeWarning, stacklevel=2)
     points = (transform_points(view.to_work, refined_landmarks(view, box, spread)) + 0.5) / scale - 0.5
     return np.clip(points, -0.5, np.array(rgb.shape[1::-1]) - 0.5)  # landmark files must lie inside the image
 

@@ -227,7 +227,7 @@ def test_weak_detection_is_a_last_resort_with_a_warning(hopper, monkeypatch):
 
     monkeypatch.setattr(landmark_detector, "CANDIDATE_HOG_THRESHOLD", 10.0)  # no HOG box is strong enough
     monkeypatch.setattr(landmark_detector, "cnn_boxes", lambda image: [])
-    with pytest.warns(UserWarning, match=r"hopper\.png: only a weak face detection; check its landmarks"):
+    with pytest.warns(landmark_detector.CheckByEyeWarning, match=r"hopper\.png: only a weak face detection"):
         points = landmark_detector.detect_landmarks(hopper, source="hopper.png")
     assert_face_landmarks(points, HOPPER_FACE)
 
@@ -239,7 +239,7 @@ def test_scattered_predictions_come_with_a_warning(hopper, monkeypatch):
         warnings.simplefilter("error")  # a clear photo: no warning
         reference = landmark_detector.detect_landmarks(hopper, source="hopper.png")
     monkeypatch.setattr(landmark_detector, "UNCERTAIN_SPREAD", 0.0)
-    with pytest.warns(UserWarning, match=r"hopper\.png: uncertain landmarks .*check them on the overlay"):
+    with pytest.warns(landmark_detector.CheckByEyeWarning, match=r"hopper\.png: uncertain landmarks .*on the overlay"):
         points = landmark_detector.detect_landmarks(hopper, source="hopper.png")
     np.testing.assert_array_equal(points, reference)  # the warning changes nothing else
 

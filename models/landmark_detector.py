@@ -98,9 +98,10 @@ def detect_landmarks(image, source="image", manual_path=None):
     """68 landmarks of the main face in an image, as a (68, 2) float64 array of pixel (x, y).
 
     image: tensor (3, H, W) or array (H, W), (H, W, 1|3|4) RGB(A), uint8, uint16 or float in [0, 1].
-    source and manual_path word the messages: a warning naming ``source`` when only a weak detection
-    was found or the predictions on the chosen box scatter (spread above UNCERTAIN_SPREAD); when no face is found anywhere, InputError (one line) naming ``source`` and telling
-    the user to write ``manual_path`` by hand.
+    source and manual_path word the messages: a ``CheckByEyeWarning`` naming ``source`` when only a weak
+    detection was found or the predictions on the chosen box scatter (spread above UNCERTAIN_SPREAD); when
+    no face is found anywhere, InputError (one line) naming ``source`` and telling the user to write
+    ``manual_path`` by hand.
     """
     rgb = as_rgb_uint8(image)
     scale = working_scale(rgb.shape[:2])

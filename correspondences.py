@@ -12,14 +12,13 @@ predictions that disagree) are listed with a warning.
 """
 import argparse
 import re
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from models.landmark_detector import CheckByEyeWarning, detect_landmarks
+from models.landmark_detector import checks_by_eye, detect_landmarks
 from utils.errors import InputError, cli_entry
 from utils.images import list_images, read_image_array
 from utils.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
@@ -118,19 +117,15 @@ def main():
         raise InputError(f"--only {' '.join(sorted(only))}: no content folder or style image has that name")
     counts, failures, to_check = Counter(), [], []
     for image_path, landmark_path, mesh_points in tqdm(jobs, desc="landmarks", unit="image"):
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", CheckByEyeWarning)
+        with checks_by_eye() as checks:
+            try:
                 counts[landmarks_for(image_path, landmark_path, mesh_points, args.force)] += 1
-        except InputError as err:
-            failures.append(err)
-            tqdm.write(f"error: {err}")
-        for warning in caught:
-            if issubclass(warning.category, CheckByEyeWarning):
-                to_check.append(warning)
-                tqdm.write(f"warning: {warning.message}")
-            else:  # not about the landmarks: shown as Python would have
-                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+            except InputError as err:
+                failures.append(err)
+                tqdm.write(f"error: {err}")
+        for message in checks:
+            tqdm.write(f"warning: {message}")
+        to_check += checks
     check = f"; {len(to_check)} to check by eye (warnings above)" if to_check else ""
     print(f"landmarks: {counts['mesh']} from mesh vertices, {counts['detected']} detected, "
           f"{counts['kept']} kept, {len(failures)} failed{check}")

@@ -13,7 +13,6 @@ a different portrait and is left out.
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.landmark_detector import CheckByEyeWarning, dlib_models, detect_landmarks, predict  # noqa: E402
+from models.landmark_detector import checks_by_eye, dlib_models, detect_landmarks, predict  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.images import read_image_array, to_uint8_array  # noqa: E402
 from utils.landmarks import landmark_error, load_landmarks  # noqa: E402
@@ -79,13 +78,12 @@ def evaluate(pairs, method):
         name = f"{image_path.parent.name}/{image_path.name}"
         image = read_image_array(image_path)
         reference = load_landmarks(landmark_file, image_size=image.shape[:2])
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CheckByEyeWarning)
+        with checks_by_eye() as checks:
             try:
                 errors[name] = landmark_error(method(image), reference)
             except InputError:
                 errors[name] = None
-        if any(issubclass(warning.category, CheckByEyeWarning) for warning in caught):
+        if checks:
             warned.add(name)
     return errors, (time.perf_counter() - start) / max(len(pairs), 1), warned
 

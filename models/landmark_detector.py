@@ -27,6 +27,7 @@ the HOG face detector and the CNN (mmod) face detector. The pipeline:
 
 The ground-truth landmarks of any data set play no part here.
 """
+import contextlib
 import functools
 import itertools
 import warnings
@@ -73,6 +74,23 @@ MIRRORED_INDEX = np.array(
 
 class CheckByEyeWarning(UserWarning):
     """Landmarks worth checking on their overlay: only a weak face detection, or predictions that disagree."""
+
+
+@contextlib.contextmanager
+def checks_by_eye():
+    """Collect the ``CheckByEyeWarning`` messages raised inside the block (every one, repeats too) into the list
+    it yields, filled when the block ends; any other warning is passed on as Python would show it."""
+    messages = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CheckByEyeWarning)
+            yield messages
+    finally:
+        for warning in caught:
+            if issubclass(warning.category, CheckByEyeWarning):
+                messages.append(str(warning.message))
+            else:
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 @dataclass
@@ -288,17 +306,15 @@ def ensemble_landmarks(image, box):
     return np.median(np.stack(predictions), axis=0)
 
 
-def refined_landmarks(view, box, spread=None):
+def refined_landmarks(view, box, spread):
     """``ensemble_landmarks`` on ``box``, then on the box its points imply where the predictions agree as well there.
 
     On a three-quarter view or an unusual detection the box can sit off the face the predictor sees; the box
     fitted to the first answer (``box_from_landmarks``) is used when its ``prediction_spread`` is no higher.
-    spread: ``box``'s own prediction_spread when already known (``most_consistent`` computed it).
+    spread: ``box``'s own prediction_spread (``most_consistent`` has computed it).
     """
     points = ensemble_landmarks(view.image, box)
     refined = box_from_landmarks(points)
-    if spread is None:
-        spread = prediction_spread(view, box)
     if prediction_spread(view, refined) > spread:
         return points
     return ensemble_landmarks(view.image, refined)

@@ -268,16 +268,18 @@ def test_box_from_landmarks_follows_the_points_and_matches_the_detector(hopper):
 
 
 def test_refined_landmarks_recover_from_a_box_off_the_face(hopper):
-    from models.landmark_detector import FaceView, ensemble_landmarks, hog_boxes, refined_landmarks
+    from models.landmark_detector import (FaceView, ensemble_landmarks, hog_boxes, prediction_spread,
+                                          refined_landmarks)
 
     plain = FaceView(hopper, np.eye(2, 3))
     (face, _), = hog_boxes(hopper, 0.0)
     reference = ensemble_landmarks(hopper, face)
-    np.testing.assert_allclose(refined_landmarks(plain, face), reference, atol=0.05 * (face[2] - face[0]))
+    refined = refined_landmarks(plain, face, prediction_spread(plain, face))
+    np.testing.assert_allclose(refined, reference, atol=0.05 * (face[2] - face[0]))
     width = face[2] - face[0]
     off = (face[0] + 0.15 * width, face[1] - 0.1 * width, face[2] + 0.35 * width, face[3] + 0.1 * width)
-    assert landmark_error(refined_landmarks(plain, off), reference) < 0.5 * landmark_error(
-        ensemble_landmarks(hopper, off), reference)
+    recovered = refined_landmarks(plain, off, prediction_spread(plain, off))
+    assert landmark_error(recovered, reference) < 0.5 * landmark_error(ensemble_landmarks(hopper, off), reference)
 
 
 def test_weak_hog_boxes_are_candidates_after_the_strong_ones(hopper, monkeypatch):

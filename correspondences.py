@@ -115,7 +115,7 @@ def main():
     jobs = content_jobs(args.content, args.models, only) + style_jobs(args.style, only)
     if not jobs:
         raise InputError(f"--only {' '.join(sorted(only))}: no content folder or style image has that name")
-    counts, failures, to_check = Counter(), [], []
+    counts, failures, to_check = Counter(), [], 0
     for image_path, landmark_path, mesh_points in tqdm(jobs, desc="landmarks", unit="image"):
         with checks_by_eye() as checks:
             try:
@@ -125,8 +125,8 @@ def main():
                 tqdm.write(f"error: {err}")
         for message in checks:
             tqdm.write(f"warning: {message}")
-        to_check += checks
-    check = f"; {len(to_check)} to check by eye (warnings above)" if to_check else ""
+        to_check += len(checks)
+    check = f"; {to_check} to check by eye (warnings above)" if to_check else ""
     print(f"landmarks: {counts['mesh']} from mesh vertices, {counts['detected']} detected, "
           f"{counts['kept']} kept, {len(failures)} failed{check}")
     if failures:

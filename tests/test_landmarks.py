@@ -246,10 +246,10 @@ def test_scattered_predictions_come_with_a_warning(hopper, monkeypatch):
 
 def test_noise_gets_points_inside_the_image_and_a_warning():
     """Chosen behaviour: where only weak HOG boxes exist (here on random noise), landmarks come with a warning."""
-    from models.landmark_detector import detect_landmarks
+    from models.landmark_detector import CheckByEyeWarning, detect_landmarks
 
     noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
-    with pytest.warns(UserWarning, match="noise.png: only a weak face detection"):
+    with pytest.warns(CheckByEyeWarning, match="noise.png: only a weak face detection"):
         points = detect_landmarks(noise, source="noise.png")
     assert points.shape == (LANDMARK_COUNT, 2) and (points >= -0.5).all() and (points <= 255.5).all()
 

@@ -20,10 +20,10 @@ from tqdm import tqdm
 
 from models.landmark_detector import checks_by_eye, detect_landmarks
 from utils.errors import InputError, cli_entry
-from utils.images import list_images, read_image_array
-from utils.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
+from utils.io.images import list_images, read_image_array
+from utils.io.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
                              save_landmarks)
-from utils.plots import save_keypoint_overlay
+from utils.report.plots import save_keypoint_overlay
 
 # ---- parameters -------------------------------------------------------------------------------------------
 CONTENT_DIR = "example/content"  # one folder per mesh, written by rendering.py

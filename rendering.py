@@ -11,10 +11,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from utils.content import RenderSettings, is_up_to_date, render_content
+from utils.rendering.content import RenderSettings, is_up_to_date, render_content
 from utils.device import resolve_device
 from utils.errors import InputError, cli_entry
-from utils.mesh_io import list_meshes
+from utils.io.mesh import list_meshes
 
 # ---- parameters -------------------------------------------------------------------------------------------
 MODELS_DIR = "example/models"  # meshes to render (.obj with vertex colours or UV texture, .ply)

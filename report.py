@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import InputError, cli_entry
-from utils.report import TurntableSettings, write_report
+from utils.report.page import TurntableSettings, write_report
 
 # ---- parameters -------------------------------------------------------------------------------------------
 OUTPUT_DIR = "output"  # the run's output folder; the report is written inside it

@@ -24,16 +24,16 @@ from pathlib import Path
 
 from models.features import NETWORK_CHOICES, load_feature_network
 from utils.batch import SELECTION_MODES, run_batch, select_pairs
-from utils.cameras import load_cameras
+from utils.rendering.cameras import load_cameras
 from utils.device import keep_freed_memory, resolve_device
 from utils.errors import InputError, cli_entry
-from utils.files import load_json
-from utils.images import list_images
-from utils.mesh_io import load_mesh
-from utils.reconstruct import ReconstructionSettings, reconstruct_mesh, save_reconstruction
-from utils.report import write_report
-from utils.stylize import StylizeSettings, stylize_views
-from utils.stylize_io import load_content_views, load_style, output_dir, prepare_inputs, save_result
+from utils.io.files import load_json
+from utils.io.images import list_images
+from utils.io.mesh import load_mesh
+from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh, save_reconstruction
+from utils.report.page import write_report
+from utils.style.stylize import StylizeSettings, stylize_views
+from utils.style.io import load_content_views, load_style, output_dir, prepare_inputs, save_result
 
 # ---- inputs and outputs
 CONTENT_DIR = "example/content"

@@ -11,8 +11,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils.errors import InputError, cli_entry
-from utils.mesh_io import load_mesh, save_obj
-from utils.smoothing import taubin_smooth
+from utils.io.mesh import load_mesh, save_obj
+from utils.geometry.smoothing import taubin_smooth
 
 # ---- parameters -------------------------------------------------------------------------------------------
 OUTPUT_DIR = "output"  # searched for **/mesh.obj when no files are named

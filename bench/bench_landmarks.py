@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from models.landmark_detector import checks_by_eye, dlib_models, detect_landmarks, predict  # noqa: E402
 from utils.errors import InputError  # noqa: E402
-from utils.images import read_image_array, to_uint8_array  # noqa: E402
-from utils.landmarks import landmark_error, load_landmarks  # noqa: E402
+from utils.io.images import read_image_array, to_uint8_array  # noqa: E402
+from utils.io.landmarks import landmark_error, load_landmarks  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "rrps"
 IMAGE_SUFFIXES = (".png", ".jpg")  # preferred first when one name has both

@@ -26,10 +26,10 @@ from pytorch3d.structures import Meshes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.cameras import frame_mesh, make_cameras  # noqa: E402
+from utils.rendering.cameras import frame_mesh, make_cameras  # noqa: E402
 from utils.errors import cli_entry  # noqa: E402
-from utils.mesh_io import load_mesh  # noqa: E402
-from utils.raster import FastMeshRasterizer  # noqa: E402
+from utils.io.mesh import load_mesh  # noqa: E402
+from utils.rendering.raster import FastMeshRasterizer  # noqa: E402
 
 MESH = Path(__file__).resolve().parents[2] / "shared" / "data" / "rrps" / "meshes" / "00319.obj"
 AZIMUTHS = [-10.0, 10.0]

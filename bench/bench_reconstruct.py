@@ -17,12 +17,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the known-answer fixture
 
-from utils.cameras import frame_mesh, make_cameras, world_to_pixel  # noqa: E402
+from utils.rendering.cameras import frame_mesh, make_cameras, world_to_pixel  # noqa: E402
 from utils.errors import cli_entry  # noqa: E402
-from utils.mesh_io import load_mesh  # noqa: E402
-from utils.reconstruct import ReconstructionSettings, reconstruct_mesh  # noqa: E402
-from utils.synthetic import deform_and_recolor, observe  # noqa: E402
+from utils.io.mesh import load_mesh  # noqa: E402
+from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh  # noqa: E402
+from synthetic import deform_and_recolor, observe  # noqa: E402
 
 MESH = Path(__file__).resolve().parents[2] / "shared" / "data" / "rrps" / "meshes" / "00319.obj"
 AZIMUTHS = [-10.0, 10.0]

@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 import run  # noqa: E402
 from models.features import load_feature_network  # noqa: E402
 from utils.device import keep_freed_memory  # noqa: E402
-from utils.landmarks import load_landmarks  # noqa: E402
-from utils.strotss import hypercolumns, remd, sample_positions  # noqa: E402
-from utils.stylize import DeformableStyleTransfer, ScaleProblem, StylizeSettings, stylize_views  # noqa: E402
-from utils.stylize_io import ContentViews, StyleExemplar, prepare_inputs  # noqa: E402
+from utils.io.landmarks import load_landmarks  # noqa: E402
+from utils.style.strotss import hypercolumns, remd, sample_positions  # noqa: E402
+from utils.style.stylize import DeformableStyleTransfer, ScaleProblem, StylizeSettings, stylize_views  # noqa: E402
+from utils.style.io import ContentViews, StyleExemplar, prepare_inputs  # noqa: E402
 
 RRPS_DATA = ROOT.parent / "shared" / "data" / "rrps"
 RRPS_SECONDS_PER_ITERATION = {128: 9.5, 256: 17.5, 512: 22.0}
@@ -54,7 +54,7 @@ def face_inputs(size):
     """ContentViews (2 views, ``size`` px, 50k fake vertices seen by both) and a StyleExemplar."""
     import cv2
 
-    from utils.images import read_image_array
+    from utils.io.images import read_image_array
 
     if RRPS_DATA.is_dir():
         content = RRPS_DATA / "content" / "00319"

@@ -15,10 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.errors import cli_entry  # noqa: E402
-from utils.example_data import make_style, relief_mesh, require_landmarks, sample_photo  # noqa: E402
-from utils.files import save_text  # noqa: E402
-from utils.images import save_image  # noqa: E402
-from utils.mesh_io import save_obj  # noqa: E402
+from example_data import make_style, relief_mesh, require_landmarks, sample_photo  # noqa: E402
+from utils.io.files import save_text  # noqa: E402
+from utils.io.images import save_image  # noqa: E402
+from utils.io.mesh import save_obj  # noqa: E402
 
 EXAMPLE_DIR = Path(__file__).resolve().parent
 MESH_VERTICES = 30000  # about; the grid step follows from it

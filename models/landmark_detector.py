@@ -37,8 +37,8 @@ import cv2
 import numpy as np
 
 from utils.errors import InputError
-from utils.images import to_uint8_array
-from utils.landmarks import FORMAT_HINT
+from utils.io.images import to_uint8_array
+from utils.io.landmarks import FORMAT_HINT
 
 DETECTION_MAX_SIDE = 800  # larger images are downscaled for detection and the points scaled back
 DETECTION_MIN_SIDE = 256  # smaller images are upsampled

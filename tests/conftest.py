@@ -1,4 +1,4 @@
-"""Shared test fixtures: the project root on sys.path and the RRPS data in ../shared (skip if absent)."""
+"""Shared test fixtures: the project root (and example/) on sys.path and the RRPS data in ../shared (skip if absent)."""
 import sys
 from pathlib import Path
 
@@ -7,6 +7,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_RRPS = ROOT.parent / "shared" / "data" / "rrps"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "example"))  # the example's builder, example/example_data.py
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import pytest
 
 from utils.batch import COMPLETE_MARKER, is_complete, run_batch, select_pairs
 from utils.errors import InputError
-from utils.files import load_json
+from utils.io.files import load_json
 
 
 def test_select_all_pairs_and_seeded_random_pairs():

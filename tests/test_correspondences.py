@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import correspondences
-from utils.images import save_image
-from utils.landmarks import LANDMARK_COUNT, load_landmarks, project_landmark_vertices, save_landmarks
+from utils.io.images import save_image
+from utils.io.landmarks import LANDMARK_COUNT, load_landmarks, project_landmark_vertices, save_landmarks
 
 
 def run_main(monkeypatch, capsys, *args):

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from models.landmark_detector import detect_landmarks as detect_face_landmarks
-from utils.cameras import frame_mesh, make_cameras
+from utils.rendering.cameras import frame_mesh, make_cameras
 from utils.errors import InputError
-from utils.example_data import (exaggerate_landmarks, make_style, relief_mesh, require_landmarks,
+from example_data import (exaggerate_landmarks, make_style, relief_mesh, require_landmarks,
                                 sample_photo, square_face_crop, thin_plate_warp)
-from utils.images import list_images, read_image_array
-from utils.mesh_io import load_mesh, to_pytorch3d
-from utils.render import render_views
-from utils.warp import border_points
+from utils.io.images import list_images, read_image_array
+from utils.io.mesh import load_mesh, to_pytorch3d
+from utils.rendering.render import render_views
+from utils.style.warp import border_points
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example"
 MESH_PATH = EXAMPLE / "models" / "hopper.obj"

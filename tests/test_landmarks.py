@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from utils.errors import InputError
-from utils.landmarks import LANDMARK_COUNT, landmark_error, load_landmarks, save_landmarks
+from utils.io.landmarks import LANDMARK_COUNT, landmark_error, load_landmarks, save_landmarks
 
 
 def face_points():
@@ -182,7 +182,7 @@ def test_mirror_index_is_an_involution():
 
 
 def test_landmark_vertices_load_and_reject_bad_files(tmp_path):
-    from utils.landmarks import load_landmark_vertices
+    from utils.io.landmarks import load_landmark_vertices
 
     good = write_lines(tmp_path / "mesh.landmarks.txt", [str(i * 3) for i in range(LANDMARK_COUNT)])
     np.testing.assert_array_equal(load_landmark_vertices(good, 300), np.arange(LANDMARK_COUNT) * 3)

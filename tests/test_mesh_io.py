@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from utils.errors import InputError
-from utils.images import save_image
-from utils.mesh_io import Mesh, load_mesh, save_obj, to_pytorch3d
+from utils.io.images import save_image
+from utils.io.mesh import Mesh, load_mesh, save_obj, to_pytorch3d
 
 QUAD_OBJ = """# a unit quad as one polygon and a triangle
 v 0 0 0 255 0 0

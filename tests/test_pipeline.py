@@ -12,9 +12,9 @@ import run
 import smooth
 from models.features import FeatureNetwork
 from utils.batch import is_complete
-from utils.images import save_image
-from utils.landmarks import load_landmarks
-from utils.mesh_io import Mesh, load_mesh, save_obj
+from utils.io.images import save_image
+from utils.io.landmarks import load_landmarks
+from utils.io.mesh import Mesh, load_mesh, save_obj
 
 GRID = 25
 RUN_FLAGS = ["--device", "cpu", "--image-size", "32", "--scales", "2", "--iterations", "3", "--result-samples",

@@ -8,8 +8,8 @@ from pytorch3d.renderer import (FoVOrthographicCameras, FoVPerspectiveCameras, H
 from pytorch3d.structures import Meshes
 from pytorch3d.utils import ico_sphere
 
-import utils.raster as raster
-from utils.raster import FastMeshRasterizer, make_rasterizer
+import utils.rendering.raster as raster
+from utils.rendering.raster import FastMeshRasterizer, make_rasterizer
 
 CAMERA_TYPES = {"perspective": FoVPerspectiveCameras, "orthographic": FoVOrthographicCameras}
 

@@ -2,14 +2,14 @@
 import pytest
 import torch
 
-from utils.cameras import frame_mesh, make_cameras, project, world_to_pixel
+from utils.rendering.cameras import frame_mesh, make_cameras, project, world_to_pixel
 from utils.errors import InputError
-from utils.mesh_fill import edge_weights, harmonic_fill
-from utils.mesh_io import Mesh, load_mesh
-from utils.metrics import displacement_stats, flipped_face_share, reprojection_errors
-from utils.reconstruct import (ReconstructionSettings, initial_colors, reconstruct_mesh, refine,
+from utils.geometry.fill import edge_weights, harmonic_fill
+from utils.io.mesh import Mesh, load_mesh
+from utils.geometry.metrics import displacement_stats, flipped_face_share, reprojection_errors
+from utils.geometry.reconstruct import (ReconstructionSettings, initial_colors, reconstruct_mesh, refine,
                                save_reconstruction, triangulated_verts)
-from utils.synthetic import deform_and_recolor, observe
+from synthetic import deform_and_recolor, observe
 
 IMAGE_SIZE = 96
 AZIMUTHS = [-15.0, 15.0]

@@ -7,10 +7,10 @@ import pytest
 import torch
 from pytorch3d.utils import ico_sphere
 
-from utils.cameras import frame_mesh, load_cameras, make_cameras, project, save_cameras, world_to_pixel
-from utils.images import load_image
-from utils.mesh_io import Mesh, save_obj, to_pytorch3d
-from utils.render import rasterize_views, render_views, vertex_visibility
+from utils.rendering.cameras import frame_mesh, load_cameras, make_cameras, project, save_cameras, world_to_pixel
+from utils.io.images import load_image
+from utils.io.mesh import Mesh, save_obj, to_pytorch3d
+from utils.rendering.render import rasterize_views, render_views, vertex_visibility
 
 import rendering
 

@@ -15,11 +15,11 @@ from PIL import Image
 from pytorch3d.utils import ico_sphere
 
 import report as report_script
-from utils.files import save_json, save_text
-from utils.images import read_image_array, save_image
-from utils.landmarks import save_landmarks
-from utils.mesh_io import Mesh, save_obj
-from utils.report import TurntableSettings, flatten, format_value, is_full_circle, summary_metrics, write_report
+from utils.io.files import save_json, save_text
+from utils.io.images import read_image_array, save_image
+from utils.io.landmarks import save_landmarks
+from utils.io.mesh import Mesh, save_obj
+from utils.report.page import TurntableSettings, flatten, format_value, is_full_circle, summary_metrics, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")

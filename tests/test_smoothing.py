@@ -3,8 +3,8 @@ import numpy as np
 import pymeshlab
 import torch
 
-from utils.mesh_io import load_mesh
-from utils.smoothing import taubin_smooth
+from utils.io.mesh import load_mesh
+from utils.geometry.smoothing import taubin_smooth
 
 
 def meshlab_taubin(verts, faces, lambd, mu, steps):

@@ -3,9 +3,9 @@ import pytest
 import torch
 from pytorch3d.utils import ico_sphere
 
-from utils.cameras import make_cameras, project, world_to_pixel
-from utils.mesh_fill import edge_weights, harmonic_fill
-from utils.triangulate import triangulate
+from utils.rendering.cameras import make_cameras, project, world_to_pixel
+from utils.geometry.fill import edge_weights, harmonic_fill
+from utils.geometry.triangulate import triangulate
 
 
 def _views(count, image_size=256):

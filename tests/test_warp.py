@@ -1,7 +1,7 @@
 """Thin-plate-spline warp with coincident landmarks (a closed mouth's inner lips project onto each other)."""
 import torch
 
-from utils.warp import LandmarkWarp, coincident_merge_matrix
+from utils.style.warp import LandmarkWarp, coincident_merge_matrix
 
 
 def landmarks_with_duplicates():

@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils.errors import InputError
-from utils.files import save_json
+from utils.io.files import save_json
 
 COMPLETE_MARKER = "complete.json"
 SELECTION_MODES = ("all", "random")

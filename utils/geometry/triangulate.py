@@ -2,7 +2,7 @@
 
 Each view k that sees vertex v gives two linear equations in the homogeneous
 point X = [X, Y, Z, 1]:  x p3.X - p1.X = 0  and  y p3.X - p2.X = 0,  with p1, p2,
-p3 the rows of P_k (pixel (x, y), ``utils.cameras.world_to_pixel``). The pixels
+p3 the rows of P_k (pixel (x, y), ``utils.rendering.cameras.world_to_pixel``). The pixels
 are first mapped to about [-1, 1] (Hartley normalisation) for conditioning, the
 rows of a view are divided by that view's depth of the current estimate so that
 the algebraic residual is the pixel residual (a few reweighting rounds), and the

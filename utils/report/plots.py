@@ -5,8 +5,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from utils.files import atomic_path  # noqa: E402
-from utils.images import to_uint8_array  # noqa: E402
+from utils.io.files import atomic_path  # noqa: E402
+from utils.io.images import to_uint8_array  # noqa: E402
 
 POINT_COLORS = ("#00e5ff", "#ff3d00", "#76ff03", "#ffea00", "#d500f9")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import InputError
-from utils.files import save_text
+from utils.io.files import save_text
 
 LANDMARK_COUNT = 68
 JAW_LEFT, JAW_RIGHT = 0, 16  # the jaw's ends: in (x, y) order they differ mostly horizontally

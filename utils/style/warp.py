@@ -14,7 +14,7 @@ warped with the same field.
 import torch
 import torch.nn.functional as F
 
-from utils.images import pixel_to_grid
+from utils.io.images import pixel_to_grid
 
 
 def border_points(image_size, per_side):

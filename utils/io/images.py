@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from utils.errors import InputError
-from utils.files import atomic_path
+from utils.io.files import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

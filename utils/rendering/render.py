@@ -1,13 +1,13 @@
 """Rendering K views of one mesh (unlit colours or a simple headlight) and vertex visibility.
 
-The rasterizer is a swappable piece (``utils.raster.make_rasterizer``): the
+The rasterizer is a swappable piece (``utils.rendering.raster.make_rasterizer``): the
 project's fast rasterizer on CPU, PyTorch3D's own on CUDA.
 """
 import torch
 from pytorch3d.renderer import BlendParams, DirectionalLights, HardPhongShader, RasterizationSettings
 from pytorch3d.renderer.blending import hard_rgb_blend
 
-from utils.raster import make_rasterizer
+from utils.rendering.raster import make_rasterizer
 
 
 def rasterize_views(meshes, cameras, image_size, backend="auto"):

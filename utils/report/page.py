@@ -23,15 +23,15 @@ from PIL import Image
 from tqdm import tqdm
 
 from utils.batch import COMPLETE_MARKER, is_complete
-from utils.cameras import frame_mesh, make_cameras
+from utils.rendering.cameras import frame_mesh, make_cameras
 from utils.device import resolve_device
 from utils.errors import InputError
-from utils.files import atomic_path, load_json, save_text
-from utils.images import list_images, read_image_array, save_image, to_uint8_array
-from utils.landmarks import load_landmarks
-from utils.mesh_io import load_mesh, to_pytorch3d
-from utils.plots import save_keypoint_overlay
-from utils.render import render_views
+from utils.io.files import atomic_path, load_json, save_text
+from utils.io.images import list_images, read_image_array, save_image, to_uint8_array
+from utils.io.landmarks import load_landmarks
+from utils.io.mesh import load_mesh, to_pytorch3d
+from utils.report.plots import save_keypoint_overlay
+from utils.rendering.render import render_views
 
 REPORT_NAME = "index.html"
 OVERVIEW_NAME = "overview.png"  # one picture of the first finished pair (the README shows the example's)

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from utils.errors import InputError
-from utils.files import atomic_path
-from utils.images import read_image_array
+from utils.io.files import atomic_path
+from utils.io.images import read_image_array
 
 MESH_SUFFIXES = (".obj", ".ply")
 

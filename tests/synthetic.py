@@ -8,9 +8,9 @@ import math
 
 import torch
 
-from utils.cameras import project, world_to_pixel
-from utils.mesh_io import Mesh, to_pytorch3d
-from utils.render import render_views, vertex_visibility
+from utils.rendering.cameras import project, world_to_pixel
+from utils.io.mesh import Mesh, to_pytorch3d
+from utils.rendering.render import render_views, vertex_visibility
 
 VISIBILITY_TOLERANCE = 0.01  # depth slack, relative to the bounding-box diagonal (as rendering.py)
 

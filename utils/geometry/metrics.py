@@ -9,7 +9,7 @@ import kornia.metrics
 import torch
 import torch.nn.functional as F
 
-from utils.cameras import project
+from utils.rendering.cameras import project
 
 SSIM_WINDOW = 11
 
@@ -69,7 +69,7 @@ def displacement_stats(verts_before, verts_after):
 def reconstruction_metrics(mesh_in, mesh_out, P, verts2d_target, visible, renders, targets, footprint):
     """All figures as a JSON-ready dict; per-view lists are in view order.
 
-    mesh_in, mesh_out: ``utils.mesh_io.Mesh`` with the same faces; P: (K, 3, 4);
+    mesh_in, mesh_out: ``utils.io.mesh.Mesh`` with the same faces; P: (K, 3, 4);
     verts2d_target: (V, K, 2); visible: (V, K) bool; renders, targets: (K, 3, S, S); footprint: (K, S, S) bool.
     """
     verts_in, verts_out = mesh_in.verts.to(mesh_out.verts.device), mesh_out.verts.detach()

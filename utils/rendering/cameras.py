@@ -10,7 +10,7 @@ import torch
 from pytorch3d.renderer import FoVPerspectiveCameras, look_at_view_transform
 
 from utils.errors import InputError
-from utils.files import load_json, save_json
+from utils.io.files import load_json, save_json
 
 
 def frame_mesh(verts, fov_degrees, margin=1.1):

@@ -20,8 +20,8 @@ from scipy.spatial import cKDTree
 
 from models.landmark_detector import hog_boxes, predict
 from utils.errors import InputError
-from utils.mesh_io import Mesh
-from utils.warp import border_points
+from utils.io.mesh import Mesh
+from utils.style.warp import border_points
 
 # dlib 68-point index ranges (iBUG 300-W order; "right" is the subject's right, the image's left)
 JAW = slice(0, 17)

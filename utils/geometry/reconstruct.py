@@ -26,17 +26,17 @@ from pytorch3d.renderer import TexturesVertex
 from pytorch3d.structures import Meshes
 from tqdm import tqdm
 
-from utils.cameras import project
+from utils.rendering.cameras import project
 from utils.device import resolve_device
 from utils.errors import InputError
-from utils.files import save_json
-from utils.images import pixel_to_grid, save_image
-from utils.mesh_fill import edge_weights, harmonic_fill
-from utils.mesh_io import Mesh, save_obj
-from utils.metrics import footprint_interior, reconstruction_metrics
-from utils.plots import save_loss_curves
-from utils.render import rasterize_views, render_views
-from utils.triangulate import backproject, triangulate
+from utils.io.files import save_json
+from utils.io.images import pixel_to_grid, save_image
+from utils.geometry.fill import edge_weights, harmonic_fill
+from utils.io.mesh import Mesh, save_obj
+from utils.geometry.metrics import footprint_interior, reconstruction_metrics
+from utils.report.plots import save_loss_curves
+from utils.rendering.render import rasterize_views, render_views
+from utils.geometry.triangulate import backproject, triangulate
 
 
 @dataclass
@@ -52,7 +52,7 @@ class ReconstructionSettings:
     PyTorch3D's version costs about as much as a render per iteration on a 100k-face mesh on CPU).
     fill_weights: Laplacian for the harmonic fill ("cotangent" or "uniform").
     checkpoint_every: save renders every N iterations (0: never).
-    device: "auto", "cpu", "cuda"; backend: rasterizer (``utils.raster.make_rasterizer``).
+    device: "auto", "cpu", "cuda"; backend: rasterizer (``utils.rendering.raster.make_rasterizer``).
     """
 
     refine: bool = True
@@ -127,7 +127,7 @@ def triangulated_verts(verts_in, P, warped, visible, weight_matrix):
     harmonically; a vertex seen in exactly one view then slides along that view's ray onto its warped
     projection, keeping the filled depth, and the unseen vertices are filled again to follow it.
     verts_in: (V, 3); P: (K, 3, 4); warped: (V, K, 2) pixel (x, y); visible: (V, K) bool;
-    weight_matrix: the mesh's edge weights (``utils.mesh_fill.edge_weights``).
+    weight_matrix: the mesh's edge weights (``utils.geometry.fill.edge_weights``).
     Returns (verts (V, 3), triangulated (V,) bool, single_view (V,) bool).
     """
     points, triangulated = triangulate(warped, P, visible)
@@ -151,7 +151,7 @@ def initial_colors(verts, faces, cameras, stylized, warped, visible, weight_matr
     in that view (normalised by the sampled coverage), so silhouette vertices take no background colour.
     Vertices no view sees get their neighbours' colours by harmonic fill (grey where none).
     verts: (V, 3); faces: (F, 3); stylized: (K, 3, S, S); warped: (V, K, 2); visible: (V, K) bool;
-    weight_matrix: the mesh's edge weights (``utils.mesh_fill.edge_weights``).
+    weight_matrix: the mesh's edge weights (``utils.geometry.fill.edge_weights``).
     """
     surface = Meshes(verts=[verts], faces=[faces])
     with torch.no_grad():

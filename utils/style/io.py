@@ -11,12 +11,12 @@ import numpy as np
 import torch
 
 from utils.errors import InputError
-from utils.files import load_json, save_json, save_npy
-from utils.images import load_image, read_image_array, save_image
-from utils.landmarks import load_landmarks
-from utils.plots import save_keypoint_overlay, save_loss_curves
-from utils.stylize import ViewInputs
-from utils.style_view import aligned_targets, rotate_exemplar
+from utils.io.files import load_json, save_json, save_npy
+from utils.io.images import load_image, read_image_array, save_image
+from utils.io.landmarks import load_landmarks
+from utils.report.plots import save_keypoint_overlay, save_loss_curves
+from utils.style.stylize import ViewInputs
+from utils.style.style_view import aligned_targets, rotate_exemplar
 
 DEFAULT_FOV = 15.0  # degrees, when cameras.json gives none
 

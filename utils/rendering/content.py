@@ -4,12 +4,12 @@ from pathlib import Path
 
 import torch
 
-from utils.cameras import frame_mesh, make_cameras, project, save_cameras, world_to_pixel
+from utils.rendering.cameras import frame_mesh, make_cameras, project, save_cameras, world_to_pixel
 from utils.errors import InputError
-from utils.files import load_json, save_npy
-from utils.images import save_image
-from utils.mesh_io import load_mesh, to_pytorch3d
-from utils.render import render_views, vertex_visibility
+from utils.io.files import load_json, save_npy
+from utils.io.images import save_image
+from utils.io.mesh import load_mesh, to_pytorch3d
+from utils.rendering.render import render_views, vertex_visibility
 
 
 @dataclass

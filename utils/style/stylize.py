@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from utils.images import pixel_to_grid
-from utils.pyramid import laplacian_pyramid, synthesize
-from utils.strotss import (content_loss, hypercolumns, network_hypercolumns, sample_positions, style_loss,
+from utils.io.images import pixel_to_grid
+from utils.style.pyramid import laplacian_pyramid, synthesize
+from utils.style.strotss import (content_loss, hypercolumns, network_hypercolumns, sample_positions, style_loss,
                            style_target)
-from utils.warp import LandmarkWarp, warp_smoothness
+from utils.style.warp import LandmarkWarp, warp_smoothness
 
 LOSS_NAMES = ("total", "style", "content", "warp", "tv", "consistency")
 

@@ -1,5 +1,6 @@
 """The report's 3D viewer: .glb files with their colours, written when stale; in headless Chromium (software
 WebGL, page opened from file://) a pair's views show the head and a drag turns both of them."""
+import json
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ from pytorch3d.utils import ico_sphere
 from browser import browser_page, needs_browser, screenshot_array
 from test_report import fake_run  # noqa: F401  (fake_run is a fixture)
 from utils.io.mesh import Mesh, load_mesh, save_obj
-from utils.report.glb import input_mesh_path, save_glb
+from utils.report.glb import glb_script_path, input_mesh_path, save_glb
 from utils.report.page import write_report
 
 BACKGROUND = np.array([0xEE, 0xEE, 0xFF]) / 255.0  # the model-viewer boxes' background colour in page.py
@@ -35,8 +36,12 @@ def test_glb_keeps_vertices_faces_and_colours(tmp_path):
     loaded = next(iter(scene.geometry.values()))
     assert np.allclose(loaded.vertices, mesh.verts.numpy(), atol=1e-6)
     assert (loaded.faces == mesh.faces.numpy()).all()
-    colors = loaded.visual.vertex_colors[:, :3] / 255.0
+    colors = loaded.visual.vertex_attributes["color"][:, :3] / 255.0  # COLOR_0 (the material has no texture)
     assert np.abs(colors - mesh.colors.numpy()).max() <= 0.5 / 255 + 1e-6
+    header = (tmp_path / "mesh.glb").read_bytes()
+    length = int.from_bytes(header[12:16], "little")
+    tree = json.loads(header[20:20 + length])  # the glTF JSON chunk
+    assert all(material["doubleSided"] for material in tree["materials"]) and tree["materials"]
 
 
 def _write_sphere(folder):
@@ -52,11 +57,11 @@ def test_report_writes_glbs_beside_the_meshes_and_only_when_stale(fake_run):
     _add_input_mesh(root)
     index = _report(root, failures)
     folder = root / "output/head/ink"
-    for name in ["input.glb", "mesh.glb", "mesh_smooth.glb"]:
-        assert (folder / name).is_file() and (folder / f"{name}.js").is_file(), name
+    for glb in [folder.parent / "input.glb", folder / "mesh.glb", folder / "mesh_smooth.glb"]:
+        assert glb.is_file() and glb_script_path(glb).is_file(), glb
     assert (root / "output/report_files/model-viewer-umd.min.js").is_file()
     page = index.read_text()
-    assert page.count('class="viewer3d"') == 2  # ink: three meshes; oil paint: the input mesh only
+    assert page.count('class="viewer3d"') == 3  # ink: three meshes; oil paint and wax: the input mesh only
     assert "head/ink/mesh_smooth.glb.js" in page
     before = (folder / "mesh.glb").stat().st_mtime_ns
     _report(root, failures)
@@ -82,12 +87,14 @@ def _differs_from_background(picture):
 
 
 @needs_browser
-def test_viewer_shows_the_head_and_a_drag_turns_both_views(fake_run):
+def test_viewer_loads_lazily_shows_the_head_and_a_drag_turns_every_view(fake_run):
     root, failures = fake_run
     _add_input_mesh(root)
     index = _report(root, failures)
-    with browser_page() as page:
+    with browser_page(height=500) as page:
         page.goto(index.as_uri())
+        page.wait_for_timeout(500)
+        lazy = page.evaluate("[document.querySelectorAll('model-viewer').length, typeof ModelViewerElement]")
         pair = page.locator('section[id="head--ink"] .viewer3d')
         pair.scroll_into_view_if_needed()
         page.wait_for_function("""() => {
@@ -109,6 +116,7 @@ def test_viewer_shows_the_head_and_a_drag_turns_both_views(fake_run):
         if os.environ.get("RRPS_KEEP_SCREENSHOTS"):
             pair.screenshot(path="/tmp/viewer_after_drag.png")
     assert not page.errors, page.errors
+    assert lazy == [0, "undefined"]  # nothing loaded before a viewer comes into view
     for picture in before:
         assert _differs_from_background(picture) > 0.05  # the head is drawn, not a blank box
     changed = [float(np.abs(a - b).mean()) for a, b in zip(before, after)]

@@ -1,7 +1,8 @@
 """The meshes of a pair as glTF binary (.glb, vertex colours kept) for the report's 3D viewer.
 
-Each pair folder output/<name>/<style>/ gets input.glb (the content mesh the run started from), mesh.glb and
-mesh_smooth.glb beside the .obj files, written by trimesh when missing or older than their mesh. Browsers
+Each pair folder output/<name>/<style>/ gets mesh.glb and mesh_smooth.glb beside the .obj files, and each mesh
+folder output/<name>/ one input.glb (the content mesh the runs started from, shared by its pairs), written by
+trimesh when missing or older than their mesh. Browsers
 refuse to fetch a file:// .glb from a page opened from a folder, so each .glb also gets a small classic
 script (``<mesh>.glb.js``, the file as base64) that the page loads with a <script> tag instead.
 """
@@ -16,7 +17,6 @@ from utils.errors import InputError
 from utils.io.files import atomic_path, load_json, save_text
 from utils.io.mesh import load_mesh
 
-GLB_NAMES = {"input": "input.glb", "mesh.obj": "mesh.glb", "mesh_smooth.obj": "mesh_smooth.glb"}
 SCRIPT_CALLBACK = "rrpsGlbLoaded"  # the page's function that each <mesh>.glb.js calls with its base64 data
 
 
@@ -26,9 +26,21 @@ def save_glb(path, mesh):
     rgba = np.concatenate([np.round(colors * 255), np.full((len(colors), 1), 255)], axis=1).astype(np.uint8)
     shape = trimesh.Trimesh(vertices=mesh.verts.detach().cpu().numpy(), faces=mesh.faces.cpu().numpy(),
                             vertex_colors=rgba, process=False)
-    data = shape.export(file_type="glb", include_normals=True)
+    data = shape.export(file_type="glb", include_normals=True, tree_postprocessor=_matte_double_sided)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
+
+
+MATERIAL = {"pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 0.9}, "doubleSided": True}
+
+
+def _matte_double_sided(tree):
+    """Give every primitive one matte, double-sided material (trimesh writes none for vertex colours, and glTF's
+    default is metallic); double-sided because the heads are open shells, seen from behind when turned."""
+    tree["materials"] = [MATERIAL]
+    for mesh in tree.get("meshes", []):
+        for primitive in mesh["primitives"]:
+            primitive["material"] = 0
 
 
 def save_glb_script(script_path, glb_path, key):
@@ -57,8 +69,8 @@ def update_glbs(folder, input_mesh, is_stale):
     """
     sources = {"input": input_mesh, "mesh.obj": folder / "mesh.obj", "mesh_smooth.obj": folder / "mesh_smooth.obj"}
     notes = []
-    for name, glb_name in GLB_NAMES.items():
-        source, glb = sources[name], folder / glb_name
+    for name, glb in glb_paths(folder).items():
+        source = sources[name]
         if source is None or not Path(source).is_file():
             continue
         script = glb_script_path(glb)
@@ -72,8 +84,16 @@ def update_glbs(folder, input_mesh, is_stale):
     return notes
 
 
+def glb_paths(folder):
+    """{mesh: .glb path} of a pair folder output/<name>/<style>/: "input" (in output/<name>/, shared by the pairs
+    of that mesh), "mesh.obj" and "mesh_smooth.obj"."""
+    folder = Path(folder)
+    return {"input": folder.parent / "input.glb", "mesh.obj": folder / "mesh.glb",
+            "mesh_smooth.obj": folder / "mesh_smooth.glb"}
+
+
 def glb_key(glb_path):
-    """The name a .glb's script announces itself with: "<name>/<style>/<file>", as the page asks for it."""
+    """The name a .glb's script announces itself with (its last three path parts), as the page asks for it."""
     glb_path = Path(glb_path)
     return f"{glb_path.parent.parent.name}/{glb_path.parent.name}/{glb_path.name}"
 

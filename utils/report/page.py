@@ -33,7 +33,7 @@ from utils.io.files import atomic_path, load_json, save_text
 from utils.io.images import list_images, read_image_array, save_image, to_uint8_array
 from utils.io.landmarks import load_landmarks
 from utils.io.mesh import load_mesh, to_pytorch3d
-from utils.report.glb import GLB_NAMES, glb_key, glb_script_path, input_mesh_path, update_glbs
+from utils.report.glb import glb_key, glb_paths, glb_script_path, input_mesh_path, update_glbs
 from utils.report.plots import save_keypoint_overlay
 from utils.rendering.render import render_views
 
@@ -353,10 +353,10 @@ def pair_html(pair, index_dir, assets_dir, settings):
 def viewer_html(pair, index_dir):
     """The pair's 3D viewer: an empty box that viewer.js fills with its meshes when it scrolls into view."""
     meshes = []
-    for name, glb_name in GLB_NAMES.items():
-        script = glb_script_path(pair.folder / glb_name)
+    for name, glb in glb_paths(pair.folder).items():
+        script = glb_script_path(glb)
         if script.is_file():
-            meshes.append({"key": glb_key(pair.folder / glb_name), "script": _href(script, index_dir),
+            meshes.append({"key": glb_key(glb), "script": _href(script, index_dir),
                            "caption": VIEWER_CAPTIONS[name]})
     if not meshes:
         return ""

@@ -53,29 +53,29 @@ def _checks_file(landmark_path):
     return Path(landmark_path).parent / "overlays" / CHECKS_NAME
 
 
-def load_checks(landmark_path):
-    """The check-by-eye messages recorded for a landmark file ([] when none or unreadable)."""
+def _read_checks(landmark_path):
+    """The recorded flags of a landmark file's folder: {file name: [messages]} ({} when none or unreadable)."""
     path = _checks_file(landmark_path)
     try:
         recorded = load_json(path) if path.is_file() else {}
     except InputError:
         recorded = {}
-    return list(recorded.get(Path(landmark_path).name, [])) if isinstance(recorded, dict) else []
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def load_checks(landmark_path):
+    """The check-by-eye messages recorded for a landmark file ([] when none)."""
+    return list(_read_checks(landmark_path).get(Path(landmark_path).name, []))
 
 
 def record_checks(landmark_path, messages):
     """Record (or, with no messages, clear) the check-by-eye messages of a freshly written landmark file."""
-    path = _checks_file(landmark_path)
-    try:
-        recorded = load_json(path) if path.is_file() else {}
-    except InputError:
-        recorded = {}
-    recorded = recorded if isinstance(recorded, dict) else {}
+    recorded = _read_checks(landmark_path)
     if messages:
         recorded[Path(landmark_path).name] = list(messages)
     elif recorded.pop(Path(landmark_path).name, None) is None:
         return
-    save_json(path, recorded)
+    save_json(_checks_file(landmark_path), recorded)
 
 
 # ---- what can be edited -----------------------------------------------------------------------------------

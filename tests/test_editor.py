@@ -91,9 +91,9 @@ def test_bad_points_are_refused_with_a_reason(body, message):
         parse_points(body, (IMAGE_SIZE, IMAGE_SIZE))
 
 
-def _post(url, body):
+def _post(url, body, content_type="application/json"):
     """POST ``body``; returns (status, JSON answer)."""
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -109,6 +109,9 @@ def test_malformed_saves_are_refused_and_change_nothing(editor):
                  json.dumps({"points": [[0, 0]] * 67 + [[-3, 0]]}).encode()]:
         status, answer = _post(f"{url}/api/save/0", body)
         assert status == 400 and answer["error"].startswith("not saved:"), answer
+    good = json.dumps({"points": [[1, 1]] * 68}).encode()
+    status, answer = _post(f"{url}/api/save/0", good, "text/plain")  # what another site's page could send
+    assert status == 400 and "Content-Type: application/json" in answer["error"]
     assert _post(f"{url}/api/save/9", b"{}")[0] == 404
     assert (landmarks.read_bytes(), landmarks.stat().st_mtime_ns) == before
     assert (root / "output/head/wax/complete.json").is_file()

@@ -176,10 +176,11 @@ class EditorHandler(BaseHTTPRequestHandler):
         if item is None:
             self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such item: {self.path}"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"request too large ({length} bytes)"})
+        refusal = self._refusal()
+        if refusal:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"not saved: {refusal}"})
             return
+        length = int(self.headers.get("Content-Length") or 0)
         try:
             height, width = read_image_array(item.image).shape[:2]
             points = parse_points(self.rfile.read(length), (height, width))
@@ -189,6 +190,20 @@ class EditorHandler(BaseHTTPRequestHandler):
         pairs = save_item(item, points, self.output_root)
         self._send_json(HTTPStatus.OK, {"saved": str(item.landmarks),
                                         "incomplete": [str(folder) for folder in pairs]})
+
+    def _refusal(self):
+        """Why a save request is refused before its points are read ("" when it is not): it must come from a page
+        of this server (Host 127.0.0.1 or localhost; other sites' pages cannot send JSON here without asking
+        first), be JSON and small."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        length = self.headers.get("Content-Length") or "0"
+        if host not in ("127.0.0.1", "localhost"):
+            return f"unexpected Host {host!r}; open the editor at 127.0.0.1"
+        if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+            return "send the points as JSON (Content-Type: application/json)"
+        if not length.isdigit() or int(length) > MAX_BODY:
+            return f"a save is at most {MAX_BODY} bytes, this one says {length}"
+        return ""
 
     def _item(self):
         """The item numbered by the path's last part, or None."""

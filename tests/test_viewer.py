@@ -94,7 +94,7 @@ def test_viewer_loads_lazily_shows_the_head_and_a_drag_turns_every_view(fake_run
     with browser_page(height=500) as page:
         page.goto(index.as_uri())
         page.wait_for_timeout(500)
-        lazy = page.evaluate("[document.querySelectorAll('model-viewer').length, typeof ModelViewerElement]")
+        below = page.evaluate("[...document.querySelectorAll('.viewer3d')].slice(1).map(c => c.dataset.state || '')")
         pair = page.locator('section[id="head--ink"] .viewer3d')
         pair.scroll_into_view_if_needed()
         page.wait_for_function("""() => {
@@ -115,8 +115,15 @@ def test_viewer_loads_lazily_shows_the_head_and_a_drag_turns_every_view(fake_run
         after = [screenshot_array(views.nth(i)) for i in range(3)]
         if os.environ.get("RRPS_KEEP_SCREENSHOTS"):
             pair.screenshot(path="/tmp/viewer_after_drag.png")
+        page.evaluate("document.body.insertAdjacentHTML('beforeend', '<div style=\"height: 6000px\"></div>')")
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # far past the pair: its views are freed ...
+        page.wait_for_function("document.querySelectorAll('section[id=\"head--ink\"] model-viewer').length === 0",
+                               timeout=10000)
+        pair.scroll_into_view_if_needed()  # ... and come back when it is in view again
+        page.wait_for_function("document.querySelectorAll('section[id=\"head--ink\"] model-viewer').length === 3",
+                               timeout=30000)
     assert not page.errors, page.errors
-    assert lazy == [0, "undefined"]  # nothing loaded before a viewer comes into view
+    assert below == ["", ""]  # the pairs further down have loaded nothing
     for picture in before:
         assert _differs_from_background(picture) > 0.05  # the head is drawn, not a blank box
     changed = [float(np.abs(a - b).mean()) for a, b in zip(before, after)]

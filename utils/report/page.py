@@ -361,7 +361,7 @@ def viewer_html(pair, index_dir):
     if not meshes:
         return ""
     return (f'<div class="viewer3d" data-meshes="{_esc(json.dumps(meshes))}"><h4>in 3D</h4>'
-            f'<p class="viewer-note">the 3D view loads when it comes into view</p></div>')
+            f'<p class="viewer-note">the 3D view loads when it comes into view</p></div>')  # = viewer.js's NOTE
 
 
 def copy_viewer_files(assets_dir):

@@ -1,11 +1,13 @@
 // The report's 3D viewer: each pair's meshes turned with the mouse, side by side, cameras linked.
 // Classic script (no ES modules) so that it runs from a page opened from a folder (file://).
-// Lazy: the model-viewer library and a pair's meshes load only when the pair scrolls into view.
+// Lazy: the model-viewer library and a pair's meshes load only when the pair scrolls into view, and a pair's
+// views are removed again when it is far out of view, so that scrolling through hundreds of pairs stays light.
 (function () {
   "use strict";
   var LIBRARY = "report_files/model-viewer-umd.min.js";
   var waiting = {};  // mesh key -> callback waiting for its base64 data
   var library = null;  // promise of the model-viewer library
+  var NOTE = "the 3D view loads when it comes into view";
 
   // Called by each <mesh>.glb.js script with the .glb file as base64.
   window.rrpsGlbLoaded = function (key, base64) {
@@ -16,7 +18,7 @@
     return new Promise(function (resolve, reject) {
       var script = document.createElement("script");
       script.src = src;
-      script.onload = resolve;
+      script.onload = function () { script.remove(); resolve(); };
       script.onerror = function () { reject(new Error("could not load " + src)); };
       document.head.appendChild(script);
     });
@@ -69,12 +71,14 @@
   function build(container) {
     var meshes = JSON.parse(container.dataset.meshes);
     container.querySelector(".viewer-note").textContent = "loading the 3D view...";
+    container.dataset.state = "loading";
     loadLibrary().then(function () {
       return Promise.all(meshes.map(function (mesh) { return loadMesh(mesh.key, mesh.script); }));
     }).then(function (urls) {
       container.querySelector(".viewer-note").textContent = "drag to turn, scroll to zoom; the views turn together";
       linkCameras(meshes.map(function (mesh, i) { return pane(container, mesh, urls[i]); }));
       container.dataset.state = "shown";
+      unloader.observe(container);
     }).catch(function (error) {
       container.querySelector(".viewer-note").textContent = "3D view unavailable (" + error.message +
         "); the turntables below show the meshes";
@@ -82,16 +86,30 @@
     });
   }
 
+  // Frees a pair's views (and their meshes) and waits for it to come into view again.
+  function unload(container) {
+    container.querySelectorAll("figure").forEach(function (figure) { figure.remove(); });
+    container.querySelector(".viewer-note").textContent = NOTE;
+    container.dataset.state = "";
+    unloader.unobserve(container);
+    loader.observe(container);
+  }
+
+  var loader = new IntersectionObserver(function (entries) {
+    entries.forEach(function (entry) {
+      if (!entry.isIntersecting) return;
+      loader.unobserve(entry.target);
+      build(entry.target);
+    });
+  }, {rootMargin: "200px"});
+  var unloader = new IntersectionObserver(function (entries) {
+    entries.forEach(function (entry) {
+      if (!entry.isIntersecting && entry.target.dataset.state === "shown") unload(entry.target);
+    });
+  }, {rootMargin: "1500px"});
+
   function start() {
-    var containers = document.querySelectorAll(".viewer3d");
-    var observer = new IntersectionObserver(function (entries) {
-      entries.forEach(function (entry) {
-        if (!entry.isIntersecting) return;
-        observer.unobserve(entry.target);
-        build(entry.target);
-      });
-    }, {rootMargin: "200px"});
-    containers.forEach(function (container) { observer.observe(container); });
+    document.querySelectorAll(".viewer3d").forEach(function (container) { loader.observe(container); });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -1,6 +1,7 @@
 """Step 2 of the method: render a mesh into content views, with cameras, vertex projections and visibility."""
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -14,22 +15,24 @@ from utils.rendering.render import render_views, vertex_visibility
 
 @dataclass
 class RenderSettings:
-    """How content views are rendered (see the constants at the top of rendering.py)."""
+    """How content views are rendered; the defaults are RRPS's (rendering.py's flags come from here)."""
 
-    azimuths: list = field(default_factory=lambda: [-10.0, 10.0])
-    elevations: list = field(default_factory=lambda: [0.0, 0.0])
-    image_size: int = 512
-    fov: float = 15.0
-    distance: float = None  # None: frame the mesh's bounding box
-    look_at: list = None  # None: the bounding box's centre
+    azimuths: List[float] = field(default_factory=lambda: [-10.0, 10.0])  # degrees; RRPS renders two views
+    elevations: Optional[List[float]] = None  # degrees, one per azimuth; None: 0 for every view
+    image_size: int = 512  # pixels a side
+    fov: float = 15.0  # vertical field of view, degrees
+    distance: Optional[float] = None  # None: frame the mesh's bounding box
+    look_at: Optional[Tuple[float, float, float]] = None  # None: the bounding box's centre
     margin: float = 1.15  # framing slack around the bounding box
-    light: float = None  # None: unlit colours; else the headlight's diffuse share
-    background: tuple = (1.0, 1.0, 1.0)
+    light: Optional[float] = None  # None: unlit colours; else the headlight's diffuse share (0.3: 30%)
+    background: Tuple[float, float, float] = (1.0, 1.0, 1.0)  # RGB in [0, 1]
     visibility_tolerance: float = 0.01  # depth slack, relative to the bounding-box diagonal
 
     def __post_init__(self):
+        if self.elevations is None:
+            self.elevations = [0.0] * len(self.azimuths)
         if len(self.azimuths) != len(self.elevations):
-            raise ValueError("give one elevation per azimuth")
+            raise ValueError(f"give one elevation per azimuth ({len(self.azimuths)})")
 
 
 def content_outputs(content_dir, num_views):

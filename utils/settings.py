@@ -63,13 +63,13 @@ def _dest(prefix, name):
 def _argument_kind(hint):
     """argparse keywords for a field annotated ``hint``: type, choices, nargs, or a --x/--no-x switch."""
     hint = _without_none(hint)
-    origin, parts = typing.get_origin(hint), typing.get_args(hint)
+    origin, parts = typing.get_origin(hint) or hint, typing.get_args(hint)
     if hint is bool:
         return {"action": argparse.BooleanOptionalAction}
     if origin is typing.Literal:
         return {"choices": parts, "type": type(parts[0])}
-    if origin in (list, tuple):
-        fixed = origin is tuple and Ellipsis not in parts
+    if origin in (list, tuple):  # Tuple[float, float, float]: exactly three; List[float], Tuple[float, ...]: any
+        fixed = origin is tuple and parts and Ellipsis not in parts
         return {"nargs": len(parts) if fixed else "+", "type": parts[0] if parts else float}
     return {"type": hint}
 
@@ -82,7 +82,8 @@ def _without_none(hint):
 
 def _as_annotated(value, hint):
     """A parsed flag value as its field holds it: argparse's list becomes a tuple for tuple fields."""
-    return tuple(value) if typing.get_origin(_without_none(hint)) is tuple else value
+    hint = _without_none(hint)
+    return tuple(value) if (typing.get_origin(hint) or hint) is tuple else value
 
 
 def _shown(value):

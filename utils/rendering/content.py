@@ -62,15 +62,8 @@ def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto
     Returns the share of vertices visible in each view, (K,).
     """
     mesh = load_mesh(mesh_path)
-    at, distance = frame_mesh(mesh.verts, settings.fov, settings.margin)
-    at = torch.tensor(settings.look_at, dtype=torch.float32) if settings.look_at is not None else at
-    distance = settings.distance if settings.distance is not None else distance
-    cameras = make_cameras(settings.azimuths, settings.elevations, distance, settings.fov, at, device=device)
-    with torch.no_grad():
-        images, zbuf = render_views(to_pytorch3d(mesh, device), cameras, settings.image_size, backend=backend,
-                                    light=settings.light, background=settings.background)
-        pixels, depth = project(mesh.verts.to(device), world_to_pixel(cameras, settings.image_size))
-        visible = vertex_visibility(pixels, depth, zbuf, settings.visibility_tolerance * mesh.bbox_diagonal())
+    cameras, at, distance = view_cameras(mesh, settings, device)
+    images, pixels, visible = observe_mesh(mesh, cameras, settings, backend)
     content_dir = Path(content_dir)
     remove_stale_views(content_dir, len(images))
     for k, image in enumerate(images):
@@ -81,6 +74,31 @@ def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto
                  settings.elevations, distance, settings.fov, at.tolist(),
                  extra={"mesh": str(mesh_path), "render_settings": _as_json(settings)})
     return visible.float().mean(0)
+
+
+def view_cameras(mesh, settings, device="cpu"):
+    """The K cameras of ``settings`` (a ``RenderSettings``) around ``mesh``, framing its bounding box unless
+    ``settings`` fixes the look-at point or the distance. Returns (cameras, at (3,) tensor, distance)."""
+    at, distance = frame_mesh(mesh.verts, settings.fov, settings.margin)
+    at = torch.tensor(settings.look_at, dtype=torch.float32) if settings.look_at is not None else at
+    distance = settings.distance if settings.distance is not None else distance
+    cameras = make_cameras(settings.azimuths, settings.elevations, distance, settings.fov, at, device=device)
+    return cameras, at, distance
+
+
+def observe_mesh(mesh, cameras, settings, backend="auto"):
+    """What K cameras see of ``mesh`` (V vertices): renders, vertex projections and visibility, with the image
+    size, light, background and depth tolerance of ``settings`` (a ``RenderSettings``).
+
+    Returns (images (K, 3, S, S) in [0, 1], pixels (V, K, 2) pixel (x, y), visible (V, K) bool).
+    """
+    device = cameras.device
+    with torch.no_grad():
+        images, zbuf = render_views(to_pytorch3d(mesh, device), cameras, settings.image_size, backend=backend,
+                                    light=settings.light, background=settings.background)
+        pixels, depth = project(mesh.verts.to(device), world_to_pixel(cameras, settings.image_size))
+        visible = vertex_visibility(pixels, depth, zbuf, settings.visibility_tolerance * mesh.bbox_diagonal())
+    return images, pixels, visible
 
 
 def remove_stale_views(content_dir, num_views):

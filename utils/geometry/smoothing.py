@@ -11,14 +11,22 @@ import scipy.sparse as sp
 import torch
 
 
+def border_edges(faces):
+    """Each face's three edges and which of them lie on the mesh's border (belong to that face only).
+
+    faces: (F, 3) int array. Returns (edges: (3F, 2) int, directed as in their face; on_border: (3F,) bool).
+    """
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    _, edge_id, uses = np.unique(np.sort(edges, axis=1), axis=0, return_inverse=True, return_counts=True)
+    return edges, uses[edge_id.ravel()] == 1
+
+
 def umbrella_operator(faces, num_verts):
     """Row-normalised averaging operator W (V, V) following MeshLab's border rule, and a mask of referenced vertices.
 
     faces: (F, 3) int array. Returns (W: scipy CSR, referenced: (V,) bool).
     """
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])  # (3F, 2) directed, per face
-    _, edge_id, uses = np.unique(np.sort(edges, axis=1), axis=0, return_inverse=True, return_counts=True)
-    on_border = uses[edge_id.ravel()] == 1
+    edges, on_border = border_edges(faces)
 
     def adjacency(directed):
         ones = np.ones(len(directed))

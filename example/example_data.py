@@ -51,7 +51,7 @@ def sample_photo(name):
     raise ValueError(f"unknown sample photo '{name}'; use 'hopper' or 'astronaut'")
 
 
-def detect_landmarks(image):
+def frontal_face_landmarks(image):
     """dlib's 68 landmarks of the most confident HOG detection in a uint8 (H, W, 3) RGB photo.
 
     A plain single detection (the builder's photos are frontal): the pipeline's detector
@@ -67,8 +67,8 @@ def detect_landmarks(image):
 
 
 def require_landmarks(image, what):
-    """``detect_landmarks`` that raises ``InputError`` naming ``what`` when no face is found."""
-    landmarks = detect_landmarks(image)
+    """``frontal_face_landmarks`` that raises ``InputError`` naming ``what`` when no face is found."""
+    landmarks = frontal_face_landmarks(image)
     if landmarks is None:
         raise InputError(f"{what}: dlib found no face; use a frontal portrait")
     return landmarks

@@ -6,9 +6,20 @@ averaged over itself and its border neighbours only; unreferenced vertices stay.
 PyTorch3D's ``taubin_smoothing`` uses other weights (and gives NaN for
 unreferenced vertices), so it does not reproduce MeshLab's result.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+
+@dataclass
+class TaubinSettings:
+    """MeshLab's "Taubin Smooth" filter and its defaults (smooth.py's flags come from here)."""
+
+    lambd: float = 0.7  # shrinking step
+    mu: float = -0.53  # inflating step
+    steps: int = 20  # lambda/mu pairs, as MeshLab's step count
 
 
 def border_edges(faces):
@@ -44,7 +55,7 @@ def umbrella_operator(faces, num_verts):
     return normalised.tocsr(), referenced
 
 
-def taubin_smooth(verts, faces, lambd=0.7, mu=-0.53, steps=20):
+def taubin_smooth(verts, faces, lambd=TaubinSettings.lambd, mu=TaubinSettings.mu, steps=TaubinSettings.steps):
     """Taubin smoothing: ``steps`` pairs of a lambda step and a mu step, as MeshLab's filter.
 
     verts: (V, 3) tensor; faces: (F, 3) tensor. Returns the smoothed (V, 3) tensor (same dtype and device).

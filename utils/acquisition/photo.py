@@ -3,6 +3,8 @@
 ``utils.io.images.read_image_array`` already turns grayscale, gray+alpha, RGBA (over white) and
 16-bit files into RGB in [0, 1]; here the size is checked and huge photos are downscaled.
 """
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -16,6 +18,8 @@ def load_photo(path, min_side=128, max_side=1024):
     scale: the factor applied (1.0 when the photo was small enough). A photo whose shorter side is
     under ``min_side`` pixels raises ``InputError`` (a face needs detail to be modelled).
     """
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such photo; check the path")
     image = read_image_array(path)
     height, width = image.shape[:2]
     if min(height, width) < min_side:

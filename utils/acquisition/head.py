@@ -18,12 +18,14 @@ import scipy.ndimage
 import scipy.sparse
 import scipy.sparse.linalg
 from matplotlib.path import Path as PolygonPath
-from scipy.interpolate import CloughTocher2DInterpolator
+from scipy.interpolate import LinearNDInterpolator
 
 from utils.geometry.fill import edge_weights
 from utils.errors import InputError
 
 import torch
+
+FACE_MESH_POINTS = 468  # MediaPipe's face surface; the refined points after them are the irises
 
 
 @dataclass
@@ -37,7 +39,7 @@ class HeadShape:
     """
 
     neck_length: float = 0.45
-    neck_width: float = 0.75
+    neck_width: float = 1.6
     back_depth: float = 1.25
     front_depth: float = 0.9
     outline_blur: float = 0.03
@@ -94,8 +96,8 @@ def grid_sheet(region, target_vertices):
     used = np.unique(faces)
     new_index = np.full(len(pixels), -1, dtype=np.int64)
     new_index[used] = np.arange(len(used))
-    faces = new_index[faces]
-    return pixels[used], faces, _outline_vertices(faces, len(used))
+    pixels, faces = _split_chords(pixels[used], new_index[faces])
+    return pixels, faces, _outline_vertices(faces, len(pixels))
 
 
 def inflation(region, pixels, rim):
@@ -123,7 +125,10 @@ def front_depth(face, pixels, faces, rim, base):
     bool: the vertices inside the face).
     """
     inside = face_interior(face, pixels)
-    interpolate = CloughTocher2DInterpolator(face.points[:, :2], face.points[:, 2])
+    # piecewise linear: a smooth (Clough-Tocher) interpolant overshot by 3 face depths on MediaPipe's nearly
+    # coincident lip and eyelid points (measured on RRPS 00319); the iris points (468-477) are left out
+    mesh_points = face.points[:FACE_MESH_POINTS]
+    interpolate = LinearNDInterpolator(mesh_points[:, :2], mesh_points[:, 2])
     face_depth = interpolate(pixels[inside])
     valid = np.isfinite(face_depth)
     inside[np.flatnonzero(inside)[~valid]] = False
@@ -179,6 +184,47 @@ def _largest_piece(faces, num_verts):
     _, labels = scipy.sparse.csgraph.connected_components(adjacency, directed=False)
     face_labels = labels[faces[:, 0]]
     return faces[face_labels == np.bincount(face_labels).argmax()]
+
+
+def _split_chords(pixels, faces, rounds=10):
+    """Split every chord (an inner edge whose two ends lie on the outline) at its midpoint.
+
+    The back sheet shares the outline's vertices, so a chord would be used by four faces of the closed
+    head. pixels: (V, 2); faces: (F, 3). Returns (pixels (V + C, 2), faces (F + 2 C, 3)), orientation kept;
+    each round splits a set of chords no two of which share a triangle.
+    """
+    for _ in range(rounds):
+        rim = _outline_vertices(faces, len(pixels))
+        edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 3, 2), axis=2)
+        inner = _edge_counts(edges.reshape(-1, 2)).reshape(-1, 3) == 2
+        chord = inner & rim[edges[..., 0]] & rim[edges[..., 1]]
+        if not chord.any():
+            return pixels, faces
+        owners = {}
+        for face, corner in zip(*np.nonzero(chord)):
+            owners.setdefault(tuple(edges[face, corner]), []).append((face, corner))
+        busy, new_faces, new_pixels, drop = set(), [], [], []
+        for (a, b), sides in owners.items():
+            if any(face in busy for face, _ in sides):
+                continue
+            middle = len(pixels) + len(new_pixels)
+            new_pixels.append((pixels[a] + pixels[b]) / 2)
+            for face, corner in sides:
+                busy.add(face)
+                drop.append(face)
+                u, v, w = np.roll(faces[face], -corner)  # the chord is (u, v), w the opposite corner
+                new_faces += [(u, middle, w), (middle, v, w)]
+        keep = np.ones(len(faces), dtype=bool)
+        keep[drop] = False
+        pixels = np.concatenate([pixels, np.array(new_pixels)])
+        faces = np.concatenate([faces[keep], np.array(new_faces, dtype=np.int64)])
+    raise InputError("the head region's outline is too ragged to close; use a photo with a plain background")
+
+
+def _edge_counts(edges):
+    """(E,) how many times each row of edges (E, 2) occurs among them."""
+    _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
+    return counts[inverse.ravel()]
 
 
 def _outline_vertices(faces, num_verts):

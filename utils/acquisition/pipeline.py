@@ -38,7 +38,8 @@ class AcquiredHead:
 
     mesh: the closed head (``Mesh`` with vertex colours); landmark_vertices: (68,) int64 in dlib's order;
     notes: one-line remarks for the user (several faces, the photo downscaled); seen: (V,) bool, the
-    vertices whose colour came from the photo or its mirror image; to_photo: (scale, offset (2,)) mapping
+    vertices whose colour came from the photo or its mirror image; on_face: (V,) bool, the front vertices inside
+    the face's outline (MediaPipe's face oval); to_photo: (scale, offset (2,)) mapping
     mesh (x, y) back to photo pixels: pixel = offset + (x, -y) / scale.
     """
 
@@ -46,6 +47,7 @@ class AcquiredHead:
     landmark_vertices: np.ndarray
     notes: list
     seen: np.ndarray
+    on_face: np.ndarray
     to_photo: tuple
 
 
@@ -66,7 +68,8 @@ def acquire_head(image, what="photo", settings=None):
                                blur=settings.fill_blur * face.height())
     landmark_vertices = _nearest_front_vertices(pixels, on_face, landmarks)
     mesh, to_photo = _to_scene(points, all_faces, colors, settings.height)
-    return AcquiredHead(mesh, landmark_vertices, notes, seen, to_photo)
+    on_face = np.concatenate([on_face, np.zeros(len(points) - len(on_face), dtype=bool)])
+    return AcquiredHead(mesh, landmark_vertices, notes, seen, on_face, to_photo)
 
 
 def acquire_file(photo_path, out_dir, settings=None):

@@ -11,7 +11,7 @@ dlib landmarks, content_pts1.txt). Per mesh and on average:
   IoU       silhouette overlap of the two heads rendered at azimuth -30, 0, +30 degrees (target >= 0.85);
   lm        dlib's landmarks (the pipeline's detector) on a frontal render of the acquired mesh against the
             projections of its landmark vertices, i.e. dlib's landmarks on the photo (target <= 0.03);
-  bad       faces that are degenerate (area under 1e-3 of the median) or wound against a neighbour (< 0.5%);
+  bad       faces that are degenerate, wound against a neighbour or flipped against their neighbours (< 0.5%);
   s         seconds per photo (the machine's load average is printed: it is shared).
 """
 import argparse
@@ -83,15 +83,23 @@ def silhouettes(meshes, azimuths):
 
 
 def bad_faces(mesh):
-    """Fraction of faces that are degenerate or wound against a neighbour (an edge used twice the same way)."""
+    """Fraction of faces that are degenerate (area under 1e-3 of the median), wound against a neighbour (an edge
+    used twice the same way) or flipped (the normal opposite to the mean normal of the faces across its edges)."""
     faces = mesh.faces.numpy()
     corners = mesh.verts.double()[mesh.faces].numpy()
-    area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1) / 2
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    area = np.linalg.norm(normals, axis=1) / 2
     degenerate = area < 1e-3 * np.median(area)
     directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
     _, inverse, counts = np.unique(directed, axis=0, return_inverse=True, return_counts=True)
     twisted = (counts[inverse.ravel()] > 1).reshape(-1, 3).any(1)
-    return float((degenerate | twisted).mean())
+    _, edge_id = np.unique(np.sort(directed, axis=1), axis=0, return_inverse=True)
+    edge_id = edge_id.ravel()
+    edge_normal = np.zeros((edge_id.max() + 1, 3))
+    np.add.at(edge_normal, edge_id, np.repeat(normals, 3, axis=0))
+    around = edge_normal[edge_id].reshape(-1, 3, 3).sum(1) - 3 * normals  # the neighbours' normals, summed
+    flipped = (normals * around).sum(1) < 0
+    return float((degenerate | twisted | flipped).mean())
 
 
 def frontal_landmark_error(head):
@@ -135,6 +143,7 @@ def main():
     parser.add_argument("--vertices", type=int, default=AcquireSettings().vertices)
     parser.add_argument("--back-depth", type=float, default=HeadShape().back_depth)
     parser.add_argument("--neck-width", type=float, default=HeadShape().neck_width)
+    parser.add_argument("--neck-length", type=float, default=HeadShape().neck_length)
     args = parser.parse_args()
     cases = sorted((args.data / "meshes").glob("*.obj"))
     if args.only:
@@ -142,7 +151,8 @@ def main():
     if not cases:
         sys.exit(f"no meshes in {args.data / 'meshes'}; pass --data")
     settings = AcquireSettings(vertices=args.vertices,
-                               shape=HeadShape(back_depth=args.back_depth, neck_width=args.neck_width))
+                               shape=HeadShape(back_depth=args.back_depth, neck_width=args.neck_width,
+                                               neck_length=args.neck_length))
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; torch threads "
           f"{torch.get_num_threads()}")
     print(f"{'id':>6} {'face':>6} {'IoU-30':>7} {'IoU0':>6} {'IoU+30':>7} {'lm':>6} {'bad%':>6} {'s':>6} {'V':>6}")

@@ -50,28 +50,36 @@ def symmetry_plane(face_points):
     return (left + right).mean(0) / 2, normal / np.linalg.norm(normal)
 
 
-def head_colors(image, points, faces, is_back, face_points, blur, min_facing=0.5, mirror_tolerance=3.0):
+def head_colors(image, points, faces, is_back, face_points, blur, facing=(0.25, 0.65), mirror_tolerance=3.0):
     """(V, 3) float32 colours in [0, 1] of a head mesh built in photo pixels, and (V,) bool: taken from the photo.
 
     image: uint8 (H, W, 3) RGB (best after ``extend_beyond``); points: (V, 3) pixel x, y and depth toward
     the viewer; faces: (F, 3) wound outward; is_back: (V,) bool; face_points: MediaPipe's (478, 3);
     blur: pixels; the harmonic fill spreads the photo blurred by this much (a fill from sharp colours
     draws streaks along the mesh from every detail on its border).
-    min_facing: the least normal component toward the camera for a vertex to count as seen; mirror_tolerance:
-    how far (pixels) a mirror image may lie from the seen vertex whose colour it takes.
+    facing: (low, high) normal components toward the camera: at or above high a vertex counts as seen (its
+    photo colour, or its mirror image's, is kept and feeds the fill), at or below low it takes the fill, and in
+    between a blend of both (a hard threshold draws a jagged seam where the surface turns away);
+    mirror_tolerance: how far (pixels) a mirror image may lie from the seen vertex whose colour it takes.
     """
     normals = vertex_normals(points * np.array([1.0, -1.0, 1.0]), faces)  # y up, so the winding reads outward
-    seen = ~is_back & (normals[:, 2] >= min_facing)
+    toward = np.where(is_back, -1.0, normals[:, 2])
+    front = toward > facing[0]
     sharp, smooth = (np.zeros((len(points), 3), dtype=np.float32) for _ in range(2))
     blurred = cv2.GaussianBlur(image, (0, 0), blur)
-    sharp[seen], smooth[seen] = sample_image(image, points[seen, :2]), sample_image(blurred, points[seen, :2])
+    sharp[front], smooth[front] = sample_image(image, points[front, :2]), sample_image(blurred, points[front, :2])
+    seen = toward >= facing[1]
     mirror, source = mirror_sources(points, seen, face_points, mirror_tolerance)
+    keep = toward[mirror] <= facing[0]  # only where the photo has nothing: a mirrored cheek beside a seen one shows
+    mirror, source = mirror[keep], source[keep]
     sharp[mirror], smooth[mirror] = sharp[source], smooth[source]
     known = seen.copy()
     known[mirror] = True
     weights = edge_weights(torch.from_numpy(faces), torch.zeros(len(points), 3))
     filled = harmonic_fill(torch.from_numpy(smooth), torch.from_numpy(known), weights, default=0.5).numpy()
-    return np.where(known[:, None], sharp, filled).astype(np.float32), known
+    share = np.clip((toward - facing[0]) / (facing[1] - facing[0]), 0.0, 1.0)[:, None]
+    share[mirror] = 1.0
+    return (share * sharp + (1 - share) * filled).astype(np.float32), known
 
 
 def mirror_sources(points, seen, face_points, tolerance):

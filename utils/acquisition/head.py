@@ -19,12 +19,14 @@ import scipy.sparse
 import scipy.sparse.linalg
 from matplotlib.path import Path as PolygonPath
 from scipy.interpolate import LinearNDInterpolator
+from scipy.spatial import cKDTree
 
 from utils.geometry.fill import edge_weights
 from utils.errors import InputError
 
 import torch
 
+GRID_JITTER = 0.1  # grid steps
 FACE_MESH_POINTS = 468  # MediaPipe's face surface; the refined points after them are the irises
 
 
@@ -87,28 +89,60 @@ def grid_sheet(region, target_vertices):
     xs, ys = np.arange(0.0, width - 1, step), np.arange(0.0, height - 1, step)
     gx, gy = np.meshgrid(xs, ys)
     pixels = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    # a fixed small jitter: on an exact lattice, edges met pixel centres exactly in frontal renders and the CPU
+    # rasterizer's strict edge test left them to neither triangle (dotted lines of background across the face)
+    pixels += np.random.default_rng(0).uniform(-GRID_JITTER, GRID_JITTER, pixels.shape) * step
     inside = scipy.ndimage.map_coordinates(region.astype(np.float32), [pixels[:, 1], pixels[:, 0]], order=1) > 0.5
     cols = len(xs)
     corner = (np.arange(len(ys) - 1)[:, None] * cols + np.arange(cols - 1)[None, :]).ravel()
     quads = np.stack([corner, corner + cols, corner + cols + 1, corner + 1], axis=1)
-    faces = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    flip = ((corner // cols) % 2 == 1)[:, None]  # diagonals alternate from row to row (no long straight edges)
+    first = np.where(flip, quads[:, [0, 1, 3]], quads[:, [0, 1, 2]])
+    second = np.where(flip, quads[:, [1, 2, 3]], quads[:, [0, 2, 3]])
+    faces = np.concatenate([first, second])
     faces = _largest_piece(faces[inside[faces].all(axis=1)], len(pixels))
     used = np.unique(faces)
     new_index = np.full(len(pixels), -1, dtype=np.int64)
     new_index[used] = np.arange(len(used))
     pixels, faces = _split_chords(pixels[used], new_index[faces])
-    return pixels, faces, _outline_vertices(faces, len(pixels))
+    rim = _outline_vertices(faces, len(pixels))
+    return smooth_outline(pixels, faces, rim), faces, rim
 
 
-def inflation(region, pixels, rim):
-    """(V,) height of the silhouette inflated into a round body at pixels (V, 2): sqrt(d (2 D - d)).
+def inflation(pixels, faces, rim, samples_per_edge=4):
+    """(V,) height of the sheet's outline inflated into a round body at pixels (V, 2): sqrt(d (2 D - d)).
 
-    d: distance to the region's outline, D: its largest value (a disc becomes a hemisphere); 0 on the rim.
+    d: distance to the sheet's outline (its rim edges, finely sampled), D: its largest value (a disc becomes
+    a hemisphere); 0 on the rim. Measured from the mesh's own outline rather than the pixel mask, so the
+    steep band next to the rim has no ridges from the grid's staircase.
     """
-    distance = scipy.ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
-    d = scipy.ndimage.map_coordinates(distance, [pixels[:, 1], pixels[:, 0]], order=1)
-    d_max = float(distance.max())
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    unique_edges, counts = np.unique(edges, axis=0, return_counts=True)
+    outline = unique_edges[counts == 1]
+    steps = np.linspace(0.0, 1.0, samples_per_edge, endpoint=False)[:, None, None]
+    samples = (pixels[outline[:, 0]] + steps * (pixels[outline[:, 1]] - pixels[outline[:, 0]])).reshape(-1, 2)
+    d = cKDTree(samples).query(pixels)[0]
+    d_max = float(d.max())
     return np.where(rim, 0.0, np.sqrt(np.clip(d * (2 * d_max - d), 0.0, None)))
+
+
+def smooth_outline(pixels, faces, rim, rounds=4):
+    """(V, 2) pixels with the rim vertices moved toward the mean of their outline neighbours (a smooth outline).
+
+    Each round moves a rim vertex halfway to the mean of the rim vertices it shares an outline edge with.
+    """
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    unique_edges, counts = np.unique(edges, axis=0, return_counts=True)
+    outline = unique_edges[counts == 1]
+    smoothed = pixels.copy()
+    degree = np.bincount(outline.ravel(), minlength=len(pixels)).astype(np.float64)[:, None]
+    for _ in range(rounds):
+        total = np.zeros_like(smoothed)
+        np.add.at(total, outline[:, 0], smoothed[outline[:, 1]])
+        np.add.at(total, outline[:, 1], smoothed[outline[:, 0]])
+        mean = total / np.maximum(degree, 1)
+        smoothed[rim] = 0.5 * smoothed[rim] + 0.5 * mean[rim]
+    return smoothed
 
 
 def face_interior(face, pixels):
@@ -238,6 +272,4 @@ def _outline_vertices(faces, num_verts):
 
 def _sample_nearest(pixels, values, queries):
     """(Q,) values (V,) of the pixels (V, 2) nearest to each query (Q, 2)."""
-    from scipy.spatial import cKDTree
-
     return values[cKDTree(pixels).query(queries)[1]]

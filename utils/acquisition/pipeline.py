@@ -28,7 +28,7 @@ class AcquireSettings:
     height: float = 2.0
     min_side: int = 128
     max_side: int = 1024
-    fill_blur: float = 0.06  # face heights: the photo's blur for the colours filled on unseen parts
+    fill_blur: float = 0.15  # face heights: the photo's blur for the colours filled on unseen parts
     shape: HeadShape = field(default_factory=HeadShape)
 
 
@@ -59,7 +59,7 @@ def acquire_head(image, what="photo", settings=None):
     landmarks = face_landmarks(image, face, what)
     region = head_region(person_mask(image), face, settings.shape)
     pixels, faces, rim = grid_sheet(region, settings.vertices)
-    base = inflation(region, pixels, rim)
+    base = inflation(pixels, faces, rim)
     front, on_face = front_depth(face, pixels, faces, rim, settings.shape.front_depth * base)
     points, all_faces, is_back = close_head(pixels, faces, rim, front, -settings.shape.back_depth * base)
     face.points[:, 2] += _face_offset(front, on_face, pixels, face)

@@ -144,6 +144,7 @@ def main():
     parser.add_argument("--back-depth", type=float, default=HeadShape().back_depth)
     parser.add_argument("--neck-width", type=float, default=HeadShape().neck_width)
     parser.add_argument("--neck-length", type=float, default=HeadShape().neck_length)
+    parser.add_argument("--mask-threshold", type=float, default=HeadShape().mask_threshold)
     args = parser.parse_args()
     cases = sorted((args.data / "meshes").glob("*.obj"))
     if args.only:
@@ -152,7 +153,7 @@ def main():
         sys.exit(f"no meshes in {args.data / 'meshes'}; pass --data")
     settings = AcquireSettings(vertices=args.vertices,
                                shape=HeadShape(back_depth=args.back_depth, neck_width=args.neck_width,
-                                               neck_length=args.neck_length))
+                                               neck_length=args.neck_length, mask_threshold=args.mask_threshold))
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; torch threads "
           f"{torch.get_num_threads()}")
     print(f"{'id':>6} {'face':>6} {'IoU-30':>7} {'IoU0':>6} {'IoU+30':>7} {'lm':>6} {'bad%':>6} {'s':>6} {'V':>6}")

@@ -3,10 +3,10 @@
 All geometry here is in photo pixels: (x, y) as in the photo, z toward the viewer.
 
 1. ``head_region``: the person mask cut under the chin and narrowed to the neck, holes filled;
-2. ``grid_sheet``: a regular triangle grid over it (the front sheet), its outline vertices;
-3. ``front_depth``: the silhouette inflated into a round body (a sphere for a disc), the face's
-   MediaPipe depth inside the face outline, and a biharmonic correction between them that continues
-   the face's depth smoothly out to the outline (where it vanishes);
+2. ``grid_sheet``: a regular triangle grid over it (the front sheet), its outline vertices (smoothed);
+3. ``inflation``: the outline inflated into a round body (a hemisphere for a disc);
+   ``front_depth``: the face's MediaPipe depth inside the face outline, and a biharmonic correction
+   that continues it smoothly over the inflated body out to the outline (where it vanishes);
 4. ``close_head``: a back sheet (the inflated silhouette, deeper than the front) sharing the outline
    vertices with the front sheet, so the mesh is closed.
 """
@@ -37,7 +37,8 @@ class HeadShape:
     neck_length: how far below the chin the neck is cut, in face heights; neck_width: the neck's width
     in face widths (the mask is narrowed to it below the jaw); back_depth: the back sheet's depth over
     the inflated silhouette's (1 = a sphere behind a disc); front_depth: the same for the front sheet
-    away from the face; outline_blur: smoothing of the mask's outline in face heights.
+    away from the face; outline_blur: smoothing of the mask's outline in face heights; mask_threshold: the
+    person mask's level taken as the outline.
     """
 
     neck_length: float = 0.45
@@ -45,6 +46,7 @@ class HeadShape:
     back_depth: float = 1.25
     front_depth: float = 0.9
     outline_blur: float = 0.03
+    mask_threshold: float = 0.5
 
 
 def head_region(mask, face, shape):
@@ -58,7 +60,7 @@ def head_region(mask, face, shape):
     face_height = face.height()
     points = face.points[:, :2]
     blur = max(1.0, shape.outline_blur * face_height)
-    region = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), blur) > 0.5
+    region = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), blur) > shape.mask_threshold
     face_outline = np.zeros_like(region, dtype=np.uint8)
     cv2.fillPoly(face_outline, [np.round(points[face.oval]).astype(np.int32)], 1)
     region |= face_outline.astype(bool)

@@ -12,6 +12,7 @@ params.json, intermediate/, complete.json last), and output/index.html shows the
     python run.py                                # every content folder x every style in example/
     python run.py --content hopper --style astronaut_cartoon --iterations 50
     python run.py --pairs random --styles-per-content 3    # RRPS's way: 3 random styles per mesh, seeded
+    python run.py --executor ray --ray-address auto        # each pair a task on a Ray cluster (README)
 
 Pairs already complete are skipped (--force redoes them); a pair with bad input is reported and the others go
 on; the run ends with a summary and exits non-zero if any pair failed.

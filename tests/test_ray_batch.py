@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from test_pipeline import COMPARED, project, run_main  # noqa: F401 (project is a fixture used below)
+from utils import batch_ray
 from utils.batch import is_complete
 from utils.io.images import save_image
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray==2.60.0)")
-batch_ray = pytest.importorskip("utils.batch_ray")
 
 THREADS = 1  # torch threads of each Ray task (--cpus-per-task) and of the local run it is compared with
 RAY_FLAGS = ["--executor", "ray", "--cpus-per-task", str(THREADS)]

@@ -127,28 +127,30 @@ def cancel(outstanding):
 
 
 def collect(outstanding, pairs, folder_of, summary, log, bar):
-    """Record each task's outcome as it arrives: the marker for a done pair, the reason for a failed one."""
-    failed = {}
+    """Record each task's outcome as it arrives: the marker for a done pair, the reason for a failed one.
+
+    summary.done and summary.failed end in the batch's order, as the local loop leaves them.
+    """
+    done, failed = [], {}
     while outstanding:
         [ref], _ = ray.wait(list(outstanding), num_returns=1)
         pair = outstanding.pop(ref)
-        name = " x ".join(pair)
         try:
             info, reason = ray.get(ref)
         except ray.exceptions.RayError as err:  # the worker died (out of memory, node lost): that pair failed
             info, reason = None, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}"
         if reason is None:
             mark_complete(folder_of(pair), dict(info, content=pair[0], style=pair[1]))
-            summary.done.append(name)
-            log(f"{name}: done in {info['seconds']} s")
+            done.append(pair)
+            log(f"{' x '.join(pair)}: done in {info['seconds']} s")
         else:
             failed[pair] = reason
-            log(f"{name}: failed: {reason}")
+            log(f"{' x '.join(pair)}: failed: {reason}")
         bar.update()
-        bar.set_postfix(done=len(summary.done), failed=len(failed))
-    order = {tuple(pair): i for i, pair in enumerate(pairs)}
-    summary.done.sort(key=lambda name: order[tuple(name.split(" x "))])
-    summary.failed.update(sorted(failed.items(), key=lambda item: order[item[0]]))
+        bar.set_postfix(done=len(done), failed=len(failed))
+    ordered = [tuple(pair) for pair in pairs]
+    summary.done += [" x ".join(pair) for pair in ordered if pair in done]
+    summary.failed.update((pair, failed[pair]) for pair in ordered if pair in failed)
 
 
 def run_batch_ray(pairs, folder_of, make_runner, force=False, log=tqdm.write, address=None, cpus_per_task=1,

@@ -1,4 +1,5 @@
 """run.py --executor ray on a local Ray (2 CPUs): the same files and failure line as the local loop, and resuming."""
+import os
 import re
 import sys
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from test_pipeline import COMPARED, project, run_main  # noqa: F401 (project is a fixture used below)
+import run
+from test_pipeline import COMPARED, project, run_main, tiny_network  # noqa: F401 (project: a fixture used below)
 from utils import batch_ray
 from utils.batch import is_complete
 from utils.io.images import save_image
@@ -53,6 +55,7 @@ def failure_lines(text):
 
 
 def assert_same_outputs(folder, reference, pairs):
+    """Every pair complete in ``folder``, its images, arrays and mesh byte for byte those in ``reference``."""
     for content, style in pairs:
         assert is_complete(folder / content / style)
         for name in COMPARED:
@@ -60,7 +63,15 @@ def assert_same_outputs(folder, reference, pairs):
                 (reference / content / style / name).read_bytes(), f"{content} x {style}: {name}"
 
 
-def test_ray_gives_the_local_files_and_failure_line(styles, capsys):
+def test_ray_gives_the_local_files_and_failure_line(styles, capsys, monkeypatch):
+    loads = styles / "network_loads.txt"
+
+    def load_and_count(*args, **kwargs):
+        with open(loads, "a") as log:
+            log.write(f"{os.getpid()}\n")
+        return tiny_network()
+
+    monkeypatch.setattr(run, "load_feature_network", load_and_count)
     assert with_threads(THREADS, styles, styles / "local", "--no-report") == 1
     local = capsys.readouterr().out
     assert run_main(styles, styles / "ray", *RAY_FLAGS) == 1
@@ -70,6 +81,8 @@ def test_ray_gives_the_local_files_and_failure_line(styles, capsys):
     assert_same_outputs(styles / "ray", styles / "local", [("face", "toon"), ("face", "toon2")])
     assert not is_complete(styles / "ray" / "face" / "broken")
     assert "toon2" in (styles / "ray" / "index.html").read_text()  # the report, written by the driver
+    processes = loads.read_text().split()  # the driver's (local run), then each Ray worker's
+    assert len(processes) == len(set(processes)) >= 2, "the network was loaded more than once in a process"
 
 
 def test_interrupted_ray_run_resumes_to_the_same_outputs(styles, monkeypatch):

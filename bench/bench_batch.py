@@ -51,9 +51,9 @@ def make_project(work, styles, size):
         for suffix in (".png", ".txt"):
             shutil.copy(source.with_suffix(suffix), work / "style" / f"style{i}{suffix}")
     assert quietly(rendering, [str(work / "models" / "hopper.obj"), "--out", str(work / "content"),
-                                "--size", str(size)]) == 0
+                               "--size", str(size)]) == 0
     assert quietly(correspondences, ["--content", str(work / "content"), "--style", str(work / "style"),
-                                      "--models", str(work / "models")]) == 0
+                                     "--models", str(work / "models")]) == 0
 
 
 def timed_batch(work, output, flags):

@@ -247,7 +247,7 @@ def main(argv=None):
     device = resolve_device(args.device)
     keep_freed_memory()
     settings, network_name, profile = choose_settings(args, device)
-    _, _, pairs, problem_of = load_inputs(args, device)  # every input is checked before any work starts
+    pairs, problem_of = load_inputs(args, device)[2:]  # every input is checked before any work; read again per pair
 
     def make_runner():
         """run_pair for the process that runs the pairs (this one, or each Ray worker): the network loads once."""

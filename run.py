@@ -12,18 +12,20 @@ params.json, intermediate/, complete.json last), and output/index.html shows the
     python run.py                                # every content folder x every style in example/
     python run.py --content hopper --style astronaut_cartoon --iterations 50
     python run.py --pairs random --styles-per-content 3    # RRPS's way: 3 random styles per mesh, seeded
+    python run.py --executor ray --ray-address auto        # each pair a task on a Ray cluster (README)
 
 Pairs already complete are skipped (--force redoes them); a pair with bad input is reported and the others go
 on; the run ends with a summary and exits non-zero if any pair failed.
 """
 import argparse
+import functools
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from models.features import NETWORK_CHOICES, load_feature_network
-from utils.batch import SELECTION_MODES, run_batch, select_pairs
+from utils.batch import EXECUTORS, SELECTION_MODES, run_pairs, select_pairs
 from utils.rendering.cameras import load_cameras
 from utils.device import keep_freed_memory, resolve_device
 from utils.errors import InputError, cli_entry
@@ -59,6 +61,9 @@ DEVICE = "auto"  # "auto", "cpu", "cuda"
 PROFILE = "auto"  # "gpu": RRPS's settings; "cpu": smaller and faster; "auto": by device
 NETWORK = None  # None: the profile's; else one of models.features.NETWORK_CHOICES
 ALLOW_DOWNLOAD = False  # may VGG16's ImageNet weights be downloaded when missing
+EXECUTOR = "local"  # "local": pairs one after another here; "ray": one Ray task per pair (README: on a cluster)
+RAY_ADDRESS = None  # with "ray": a running cluster ("auto", "host:6379"); None starts a local Ray for the run
+CPUS_PER_TASK = 1  # with "ray": CPUs (and torch threads) per pair; a GPU per pair too where there are GPUs
 
 # ---- the optimisation: StylizeSettings (utils/style/stylize.py) holds every setting with RRPS's default, each
 # with a flag (--iterations 50). Write here only what you change, e.g. dict(iterations=50, style_weight=10.0);
@@ -86,6 +91,9 @@ def parse_args(argv=None):
     add("--profile", choices=("auto", "gpu", "cpu"), default=PROFILE)
     add("--network", choices=NETWORK_CHOICES, default=NETWORK, help="default: the profile's")
     add("--allow-download", action="store_true", default=ALLOW_DOWNLOAD)
+    add("--executor", choices=EXECUTORS, default=EXECUTOR)
+    add("--ray-address", default=RAY_ADDRESS, help="with --executor ray (default: a local Ray for this run)")
+    add("--cpus-per-task", type=int, default=CPUS_PER_TASK, help="with --executor ray")
     add("--pairs", choices=SELECTION_MODES, default=PAIRS, help="every content x every style, or random styles")
     add("--styles-per-content", type=int, default=STYLES_PER_CONTENT, help="with --pairs random (seeded by --seed)")
     add("--force", action="store_true", default=FORCE, help="redo pairs that are already complete")
@@ -183,6 +191,14 @@ def mesh_of(content_folder, models_dir):
                      "put it back or use --no-reconstruct")
 
 
+def pair_inputs(args, device):
+    """inputs_of(pair) -> (ContentViews, StyleExemplar), read from the input folders (the last content is kept)."""
+    content_views = functools.lru_cache(maxsize=1)(lambda name: load_content_views(Path(args.content_dir) / name,
+                                                                                   device))
+    style_paths = {path.stem: path for path in list_images(Path(args.style_dir))}
+    return lambda pair: (content_views(pair[0]), load_style(style_paths[pair[1]]))
+
+
 def stylize_pair(content, style, network, settings, args, device, run_info):
     """Stylize one mesh's views with one exemplar and write output/<name>/<style>/; returns a summary dict."""
     folder = output_dir(args.output, content.name, style.name)
@@ -210,16 +226,27 @@ def main(argv=None):
     device = resolve_device(args.device)
     keep_freed_memory()
     settings, network_name, profile = choose_settings(args, device)
-    contents, styles, pairs, problem_of = load_inputs(args, device, settings.seed)
-    network = load_feature_network(network_name, device, allow_download=args.allow_download)
-    run_info = dict(profile=profile, device=str(device), network=network.name, network_reason=network.reason)
+    # every input is checked before any work starts; each pair's are read again where it runs
+    pairs, problem_of = load_inputs(args, device, settings.seed)[2:]
 
-    def run_pair(pair):
-        if problem_of(pair):
-            raise InputError(problem_of(pair))
-        return stylize_pair(contents[pair[0]], styles[pair[1]], network, settings, args, device, run_info)
+    def make_runner():
+        """run_pair for the process that runs the pairs (this one, or each Ray worker): the network loads once."""
+        here = resolve_device(args.device)
+        keep_freed_memory()
+        network = load_feature_network(network_name, here, allow_download=args.allow_download)
+        run_info = dict(profile=profile, device=str(here), network=network.name, network_reason=network.reason)
+        inputs_of = pair_inputs(args, here)
 
-    summary = run_batch(pairs, lambda pair: output_dir(args.output, *pair), run_pair, force=args.force)
+        def run_pair(pair):
+            if problem_of(pair):
+                raise InputError(problem_of(pair))
+            return stylize_pair(*inputs_of(pair), network, settings, args, here, run_info)
+
+        return run_pair
+
+    summary = run_pairs(pairs, lambda pair: output_dir(args.output, *pair), make_runner, force=args.force,
+                        executor=args.executor, address=args.ray_address, cpus_per_task=args.cpus_per_task,
+                        use_gpu=args.device != "cpu")
     if args.report:
         report = write_report(args.output, args.content_dir, args.style_dir, failures=summary.failed, device=device)
         print(f"report: {report}")

@@ -69,7 +69,8 @@ def main():
         if not args.overwrite and is_up_to_date(mesh_path, content_dir, settings):
             tqdm.write(f"{mesh_path.stem}: up to date in {content_dir} (--overwrite to render again)")
             continue
-        visible_share = render_content(mesh_path, content_dir, settings, device=device, backend=args.rasterizer)
+        visible_share = render_content(mesh_path, content_dir, settings, device=device, backend=args.rasterizer,
+                                       log=tqdm.write)
         shares = ", ".join(f"{100 * float(s):.0f}%" for s in visible_share)
         tqdm.write(f"{mesh_path.stem}: {len(settings.azimuths)} views in {content_dir} (vertices visible: {shares})")
 

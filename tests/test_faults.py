@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
+from tests.test_pipeline import RUN_FLAGS, project  # noqa: F401  (project: a fixture)
 from tests.test_rendering import sphere_mesh
+from utils.batch import is_complete
+from utils.io.lock import folder_lock
 from utils.io.mesh import save_obj
 
 
@@ -46,3 +49,35 @@ def test_rerender_keeps_corrected_landmarks_when_views_are_identical(tmp_path):
     assert (out / "ball" / "landmarks_0.txt.old").read_text() == "10 10\n" * 68
     said = [line for line in result.stdout.splitlines() if "moved aside" in line]
     assert len(said) == 1 and "landmarks_0.txt" in said[0]
+
+
+# ---- 2. a pair being worked on is locked ---------------------------------------------------------------------
+
+RUN_DRIVER = ("import sys, run; from tests.test_pipeline import tiny_network; "
+              "run.load_feature_network = lambda *a, **k: tiny_network(); run.main(sys.argv[1:])")
+
+
+def run_script(project, output, *extra):
+    """run.py on the tiny project (test_pipeline's), with its tiny feature network, in a subprocess."""
+    return script("-c", RUN_DRIVER, "--content-dir", project / "content", "--style-dir", project / "style",
+                  "--output", output, "--no-report", *RUN_FLAGS, *extra)
+
+
+def test_second_run_on_a_busy_pair_says_so_and_leaves_it(project):
+    folder = project / "output" / "face" / "toon"
+    with folder_lock(folder) as held:  # another run is working on the pair
+        assert held
+        result = run_script(project, project / "output", "--seed", "1")
+    assert result.returncode == 0, result.stderr  # busy is not a failure of the pair
+    said = [line for line in result.stdout.splitlines() if "another run is working" in line]
+    assert len(said) == 1 and "face x toon" in said[0]
+    assert "busy 1" in result.stdout
+    assert not is_complete(folder) and not list(folder.glob("*.png"))
+
+
+def test_a_killed_run_does_not_leave_its_pair_locked(tmp_path):
+    holder = ("import os, sys; from utils.io.lock import folder_lock\n"
+              "with folder_lock(sys.argv[1]) as held:\n    assert held\n    os.kill(os.getpid(), 9)\n")
+    assert script("-c", holder, tmp_path / "pair").returncode == -9
+    with folder_lock(tmp_path / "pair") as held:
+        assert held

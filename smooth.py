@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils.errors import InputError, cli_entry
+from utils.io.files import sweep_temporaries
 from utils.io.mesh import load_mesh, save_obj
 from utils.geometry.smoothing import taubin_smooth
 
@@ -48,6 +49,7 @@ def main():
         raise InputError(f"{args.output}: no mesh.obj found; run run.py first or name the meshes to smooth")
     for mesh_path in tqdm(meshes, desc="smoothing", unit="mesh"):
         target = smoothed_path(mesh_path)
+        sweep_temporaries(target.parent, recursive=False, log=tqdm.write)
         if not args.overwrite and target.is_file() and target.stat().st_mtime >= mesh_path.stat().st_mtime:
             continue
         mesh = load_mesh(mesh_path)

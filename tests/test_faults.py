@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.test_pipeline import RUN_FLAGS, project  # noqa: F401  (project: a fixture)
 from tests.test_rendering import sphere_mesh
-from utils.batch import is_complete
+from utils.batch import is_complete, run_batch
 from utils.io.lock import folder_lock
 from utils.io.mesh import save_obj
 
@@ -81,3 +81,22 @@ def test_a_killed_run_does_not_leave_its_pair_locked(tmp_path):
     assert script("-c", holder, tmp_path / "pair").returncode == -9
     with folder_lock(tmp_path / "pair") as held:
         assert held
+
+
+# ---- 3. a kill during a write leaves nothing for ever ---------------------------------------------------------
+
+def test_temporary_file_of_a_killed_write_is_swept_on_the_next_run(tmp_path):
+    folder = tmp_path / "output" / "face" / "toon"
+    writer = ("import os, sys; from utils.io.files import atomic_path\n"
+              "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_bytes(b'v 0 0 0\\n' * 1000)\n"
+              "    os.kill(os.getpid(), 9)\n")
+    assert script("-c", writer, folder / "intermediate" / "mesh.obj").returncode == -9
+    left = list(folder.rglob("*.tmp-*"))
+    assert len(left) == 1 and left[0].name.startswith("mesh.tmp-")  # what a SIGKILL leaves: recognisable
+    alive = folder / f"stylized_0.tmp-{os.getpid()}.png"  # a live writer's file is not touched
+    alive.write_bytes(b"being written")
+    lines = []
+    summary = run_batch([("face", "toon")], lambda pair: tmp_path / "output" / pair[0] / pair[1], lambda pair: {},
+                        log=lines.append)
+    assert summary.done == ["face x toon"] and not left[0].exists() and alive.exists()
+    assert any("removed 1 temporary file" in line for line in lines)

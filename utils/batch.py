@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils.errors import InputError
-from utils.io.files import save_json
+from utils.io.files import save_json, sweep_temporaries
 from utils.io.lock import folder_lock
 
 COMPLETE_MARKER = "complete.json"
@@ -98,6 +98,7 @@ def run_batch(pairs, folder_of, run_pair, force=False, log=tqdm.write):
 
 def _run_locked(pair, name, folder, run_pair, summary, log):
     """Run one pair whose folder this process has locked, recording the outcome in ``summary``."""
+    sweep_temporaries(folder, log=log)
     clear_marker(folder)
     start = time.time()
     try:

@@ -7,7 +7,7 @@ import torch
 
 from utils.rendering.cameras import frame_mesh, make_cameras, project, save_cameras, world_to_pixel
 from utils.errors import InputError
-from utils.io.files import load_json, save_npy
+from utils.io.files import load_json, save_npy, sweep_temporaries
 from utils.io.images import read_image_array, save_image, to_uint8_array
 from utils.io.mesh import load_mesh, to_pytorch3d
 from utils.rendering.render import render_views, vertex_visibility
@@ -72,6 +72,7 @@ def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto
         pixels, depth = project(mesh.verts.to(device), world_to_pixel(cameras, settings.image_size))
         visible = vertex_visibility(pixels, depth, zbuf, settings.visibility_tolerance * mesh.bbox_diagonal())
     content_dir = Path(content_dir)
+    sweep_temporaries(content_dir, log=log)
     unchanged = unchanged_views(content_dir, images, world_to_pixel(cameras, settings.image_size))
     remove_stale_views(content_dir, len(images))
     moved = set_aside_landmarks(content_dir, unchanged)

@@ -11,13 +11,15 @@ from tests.conftest import ROOT
 from tests.test_pipeline import RUN_FLAGS, project  # noqa: F401  (project: a fixture)
 from tests.test_rendering import sphere_mesh
 from utils.batch import is_complete, run_batch
+from utils.errors import InputError
+from utils.io.landmarks import load_landmarks
 from utils.io.lock import folder_lock
 from utils.io.mesh import save_obj
 
 
 def script(*args, cwd=ROOT, timeout=120):
     """Run ``python <args>`` from the project root; returns the CompletedProcess (text stdout/stderr)."""
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-X", "faulthandler", *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
@@ -100,3 +102,34 @@ def test_temporary_file_of_a_killed_write_is_swept_on_the_next_run(tmp_path):
                         log=lines.append)
     assert summary.done == ["face x toon"] and not left[0].exists() and alive.exists()
     assert any("removed 1 temporary file" in line for line in lines)
+
+
+# ---- 4. degenerate landmarks are rejected; a non-finite loss stops its pair, not the batch ---------------------
+
+@pytest.mark.parametrize("points", [np.full((68, 2), 40.0), 40 + np.random.default_rng(0).random((68, 2)),
+                                    np.concatenate([np.full((20, 2), 5.0), np.random.default_rng(1).random((48, 2)) * 60])],
+                         ids=["identical", "one-pixel-spread", "many-repeated"])
+def test_degenerate_landmarks_are_rejected_naming_the_file(tmp_path, points):
+    path = tmp_path / "style.txt"
+    np.savetxt(path, points, fmt="%.3f")
+    with pytest.raises(InputError, match="style.txt.*not a face's landmarks"):
+        load_landmarks(path)
+
+
+def test_degenerate_style_landmarks_in_run_py_give_one_line(project):
+    (project / "style" / "toon.txt").write_text("0 0\n" * 68)
+    result = run_script(project, project / "output")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "toon.txt" in last_line(result.stderr) and "not a face's landmarks" in last_line(result.stderr)
+
+
+def test_a_pair_whose_loss_turns_nan_stops_and_the_batch_goes_on(project):
+    (project / "style" / "flat.png").write_bytes((project / "style" / "toon.png").read_bytes())
+    (project / "style" / "flat.txt").write_text("40 40\n" * 68)  # let through: the loss turns NaN (was exit 139)
+    driver = "import utils.io.landmarks as l; l._check_not_degenerate = lambda *a: None\n" + RUN_DRIVER
+    result = script("-c", driver, "--content-dir", project / "content", "--style-dir", project / "style",
+                    "--output", project / "output", "--no-report", *RUN_FLAGS)
+    assert result.returncode == 1, result.stderr[-2000:]
+    said = [line for line in result.stdout.splitlines() if line.startswith("face x flat: failed")]
+    assert len(said) == 1 and "non-finite" in said[0]
+    assert is_complete(project / "output" / "face" / "toon") and not is_complete(project / "output" / "face" / "flat")

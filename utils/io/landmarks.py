@@ -18,6 +18,8 @@ JAW_LEFT, JAW_RIGHT = 0, 16  # the jaw's ends: in (x, y) order they differ mostl
 OUTER_EYE_CORNERS = (36, 45)  # the usual normaliser of landmark errors (inter-ocular distance)
 ORDERS = ("auto", "xy", "rowcol")
 BOUNDS_TOLERANCE = 0.05  # points may lie this fraction of the image size outside it
+MIN_SPREAD = 3.0  # pixels: RMS distance of the points from their centroid; a face's is tens of pixels (RRPS: 49-90)
+MAX_DUPLICATES = 8  # repeated points allowed (a closed mouth repeats up to 3 inner-lip points in the RRPS files)
 FORMAT_HINT = f'{LANDMARK_COUNT} lines "x y" (pixel coordinates, origin at the top-left pixel)'
 _SEPARATORS = re.compile(r"[,;\s]+")
 
@@ -39,6 +41,7 @@ def load_landmarks(path, order="auto", image_size=None):
     if order == "rowcol" or (order == "auto" and _looks_like_rowcol(columns)):
         columns = columns[:, ::-1]
     points = np.ascontiguousarray(columns, dtype=np.float64)
+    _check_not_degenerate(path, points)
     if image_size is not None:
         _check_inside(path, points, line_numbers, image_size)
     return points
@@ -97,6 +100,21 @@ def _parse_point(path, line_number, line, fields):
     if not np.isfinite(point).all():
         raise InputError(f"{where}: not a finite number; expected {FORMAT_HINT}")
     return point
+
+
+def _check_not_degenerate(path, points):
+    """InputError when the points cannot be a face's: (nearly) all in one place, or many of them repeated.
+
+    Such points make the landmark alignment divide by zero and the optimisation's loss non-finite.
+    """
+    spread = float(np.sqrt(((points - points.mean(0)) ** 2).sum(1).mean()))
+    if spread < MIN_SPREAD:
+        raise InputError(f"{path}: the {LANDMARK_COUNT} points lie within {spread:.2g} px of one place, "
+                         f"not a face's landmarks; expected {FORMAT_HINT}")
+    repeated = LANDMARK_COUNT - len(np.unique(points, axis=0))
+    if repeated > MAX_DUPLICATES:
+        raise InputError(f"{path}: {repeated} of the {LANDMARK_COUNT} points repeat others, not a face's "
+                         f"landmarks; expected {FORMAT_HINT}")
 
 
 def _looks_like_rowcol(columns):

@@ -9,10 +9,11 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.test_pipeline import RUN_FLAGS, project  # noqa: F401  (project: a fixture)
+from tests.test_landmarks import face_points
 from tests.test_rendering import sphere_mesh
 from utils.batch import is_complete, run_batch
 from utils.errors import InputError
-from utils.io.landmarks import load_landmarks
+from utils.io.landmarks import LandmarkOrderWarning, load_landmarks
 from utils.io.lock import folder_lock
 from utils.io.mesh import save_obj
 
@@ -133,3 +134,38 @@ def test_a_pair_whose_loss_turns_nan_stops_and_the_batch_goes_on(project):
     said = [line for line in result.stdout.splitlines() if line.startswith("face x flat: failed")]
     assert len(said) == 1 and "non-finite" in said[0]
     assert is_complete(project / "output" / "face" / "toon") and not is_complete(project / "output" / "face" / "flat")
+
+
+# ---- 5. nothing silently wrong -----------------------------------------------------------------------------
+
+def tilted_face(degrees):
+    """test_landmarks' upright face turned by ``degrees`` about the image centre (200 px): (68, 2) x, y."""
+    turn = np.radians(degrees)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    return (face_points() - 100) @ rotation.T + 100
+
+
+@pytest.mark.parametrize("line_format", ["{x:.3f} {y:.3f}", "{y:.3f}, {x:.3f}"], ids=["x y", "row, col"])
+def test_auto_order_keeps_the_files_own_form_for_a_tilted_head_and_warns(tmp_path, line_format):
+    points = tilted_face(60)  # both readings are plausible faces: the old rule transposed the "x y" one
+    path = tmp_path / "tilted.txt"
+    path.write_text("".join(line_format.format(x=x, y=y) + "\n" for x, y in points))
+    with pytest.warns(LandmarkOrderWarning, match="tilted.txt"):
+        loaded = load_landmarks(path, image_size=200)
+    np.testing.assert_allclose(loaded, points, atol=1e-3)
+
+
+def test_auto_order_swaps_only_a_clearly_implausible_reading(tmp_path, recwarn):
+    points = face_points()
+    path = tmp_path / "upright.txt"
+    path.write_text("".join(f"{x}, {y}\n" for x, y in points))  # "x, y": read as row, col it stands on its side
+    np.testing.assert_allclose(load_landmarks(path, image_size=200), points)
+    assert not [w for w in recwarn if issubclass(w.category, LandmarkOrderWarning)]
+
+
+def test_outside_the_image_advice_names_no_python_argument(tmp_path):
+    path = tmp_path / "far.txt"
+    path.write_text("".join(f"{x + 300} {y}\n" for x, y in face_points()))
+    with pytest.raises(InputError) as error:
+        load_landmarks(path, image_size=200)
+    assert "far.txt" in str(error.value) and "order=" not in str(error.value)

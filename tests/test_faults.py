@@ -15,6 +15,7 @@ from utils.batch import is_complete, run_batch
 from utils.errors import InputError
 from utils.io.landmarks import LandmarkOrderWarning, load_landmarks
 from utils.io.lock import folder_lock
+from utils.io.images import read_image_array
 from utils.io.mesh import save_obj
 
 
@@ -169,3 +170,22 @@ def test_outside_the_image_advice_names_no_python_argument(tmp_path):
     with pytest.raises(InputError) as error:
         load_landmarks(path, image_size=200)
     assert "far.txt" in str(error.value) and "order=" not in str(error.value)
+
+
+def test_a_mesh_at_any_scale_is_framed_and_rendered(tmp_path):
+    ball = sphere_mesh(1)
+    save_obj(tmp_path / "tiny.obj", ball.with_verts(ball.verts * 1e-6 + 5e-6))
+    result = render(tmp_path / "tiny.obj", tmp_path / "content")
+    assert result.returncode == 0, result.stderr[-2000:]
+    visible = np.load(tmp_path / "content" / "tiny" / "visible.npy")
+    assert visible.mean(0).min() > 0.25  # about a third of a coarse sphere's vertices face the camera
+    image = read_image_array(tmp_path / "content" / "tiny" / "view_0.png")
+    assert (image.min(-1) < 0.9).mean() > 0.3  # the ball fills the frame
+
+
+def test_a_view_that_sees_no_vertex_is_an_error_naming_the_mesh(tmp_path):
+    save_obj(tmp_path / "ball.obj", sphere_mesh(1))
+    result = render(tmp_path / "ball.obj", tmp_path / "content", "--look-at", "100", "0", "0")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "ball.obj" in last_line(result.stderr) and "no vertex is visible" in last_line(result.stderr)
+    assert not (tmp_path / "content" / "ball" / "cameras.json").exists()

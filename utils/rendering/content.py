@@ -71,6 +71,7 @@ def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto
                                     light=settings.light, background=settings.background)
         pixels, depth = project(mesh.verts.to(device), world_to_pixel(cameras, settings.image_size))
         visible = vertex_visibility(pixels, depth, zbuf, settings.visibility_tolerance * mesh.bbox_diagonal())
+    check_views_see_the_mesh(mesh_path, visible, settings)
     content_dir = Path(content_dir)
     sweep_temporaries(content_dir, log=log)
     unchanged = unchanged_views(content_dir, images, world_to_pixel(cameras, settings.image_size))
@@ -87,6 +88,14 @@ def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto
                  settings.elevations, distance, settings.fov, at.tolist(),
                  extra={"mesh": str(mesh_path), "render_settings": _as_json(settings)})
     return visible.float().mean(0)
+
+
+def check_views_see_the_mesh(mesh_path, visible, settings):
+    """InputError naming the mesh when a view sees none of its vertices (visible: (V, K) bool)."""
+    for k, seen in enumerate(visible.any(0).tolist()):
+        if not seen:
+            raise InputError(f"{mesh_path}: no vertex is visible in view {k} (azimuth {settings.azimuths[k]:g}, "
+                             f"elevation {settings.elevations[k]:g}); check --look-at, --distance and the mesh")
 
 
 def remove_stale_views(content_dir, num_views):

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import ROOT
 from tests.test_pipeline import RUN_FLAGS, project  # noqa: F401  (project: a fixture)
@@ -189,3 +190,14 @@ def test_a_view_that_sees_no_vertex_is_an_error_naming_the_mesh(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "ball.obj" in last_line(result.stderr) and "no vertex is visible" in last_line(result.stderr)
     assert not (tmp_path / "content" / "ball" / "cameras.json").exists()
+
+
+def test_a_truncated_jpeg_is_an_error_naming_the_file(tmp_path):
+    pixels = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    whole = tmp_path / "whole.jpg"
+    Image.fromarray(pixels).save(whole)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    assert read_image_array(whole).shape == (64, 64, 3)
+    with pytest.raises(InputError, match="cut.jpg: damaged or truncated JPEG"):
+        read_image_array(cut)

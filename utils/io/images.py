@@ -4,6 +4,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image, ImageFile
 
 from utils.errors import InputError
 from utils.io.files import atomic_path
@@ -20,6 +21,7 @@ def read_image_array(path):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: image not found")
+    _check_complete_jpeg(path)
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None or raw.size == 0:
         raise InputError(f"{path}: not a readable image; save it as PNG or JPEG")
@@ -40,6 +42,24 @@ def read_image_array(path):
         raise InputError(f"{path}: {channels} channels not supported; save it as an RGB image")
     rgb = np.ascontiguousarray(img[:, :, ::-1])  # OpenCV stores BGR
     return np.clip(rgb, 0.0, 1.0)
+
+
+def _check_complete_jpeg(path):
+    """InputError for a truncated or damaged JPEG, which OpenCV decodes half grey after a libjpeg warning.
+
+    Other formats need no check: OpenCV returns nothing for a truncated PNG or WebP (measured).
+    """
+    with open(path, "rb") as f:
+        if f.read(2) != b"\xff\xd8":  # JPEG's start-of-image marker
+            return
+    truncated_allowed, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError) as err:
+        raise InputError(f"{path}: damaged or truncated JPEG ({err}); save it again or replace it") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated_allowed
 
 
 def load_image(path, device="cpu"):

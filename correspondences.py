@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from models.landmark_detector import checks_by_eye, detect_landmarks
 from utils.errors import InputError, cli_entry
-from utils.io.files import sweep_temporaries
+from utils.io.files import check_writable, sweep_temporaries
 from utils.io.images import list_images, read_image_array
 from utils.io.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
                              save_landmarks)
@@ -117,6 +117,7 @@ def main():
     if not jobs:
         raise InputError(f"--only {' '.join(sorted(only))}: no content folder or style image has that name")
     for folder in sorted({landmark_path.parent for _, landmark_path, _ in jobs}):
+        check_writable(folder, "--style" if folder == Path(args.style) else "--content")
         sweep_temporaries(folder, log=tqdm.write)  # left by a killed run (its overlays/ included)
     counts, failures, to_check = Counter(), [], 0
     for image_path, landmark_path, mesh_points in tqdm(jobs, desc="landmarks", unit="image"):

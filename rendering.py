@@ -14,6 +14,7 @@ from tqdm import tqdm
 from utils.rendering.content import RenderSettings, is_up_to_date, render_content
 from utils.device import resolve_device
 from utils.errors import InputError, cli_entry
+from utils.io.files import check_writable
 from utils.io.mesh import list_meshes
 
 # ---- parameters -------------------------------------------------------------------------------------------
@@ -63,6 +64,7 @@ def main():
         raise InputError(f"--elevations: give one per azimuth ({len(args.azimuths)})")
     settings = RenderSettings(azimuths=args.azimuths, elevations=elevations, image_size=args.size, fov=args.fov,
                               distance=args.distance, look_at=args.look_at, light=args.light, background=BACKGROUND)
+    check_writable(args.out, "--out")
     device = resolve_device(args.device)
     for mesh_path in tqdm(meshes, desc="rendering", unit="mesh"):
         content_dir = Path(args.out) / mesh_path.stem

@@ -27,7 +27,7 @@ from utils.batch import SELECTION_MODES, run_batch, select_pairs
 from utils.rendering.cameras import load_cameras
 from utils.device import keep_freed_memory, resolve_device
 from utils.errors import InputError, cli_entry
-from utils.io.files import load_json
+from utils.io.files import check_writable, load_json
 from utils.io.images import list_images
 from utils.io.mesh import load_mesh
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh, save_reconstruction
@@ -228,6 +228,7 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
+    check_writable(args.output, "--output")  # before minutes of work, not after
     device = resolve_device(args.device)
     keep_freed_memory()
     settings, network_name, profile = choose_settings(args, device)

@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils.errors import InputError, cli_entry
-from utils.io.files import sweep_temporaries
+from utils.io.files import check_writable, sweep_temporaries
 from utils.io.mesh import load_mesh, save_obj
 from utils.geometry.smoothing import taubin_smooth
 
@@ -47,6 +47,8 @@ def main():
     meshes = [Path(m) for m in args.meshes] or sorted(Path(args.output).glob("**/mesh.obj"))
     if not meshes:
         raise InputError(f"{args.output}: no mesh.obj found; run run.py first or name the meshes to smooth")
+    for folder in sorted({mesh_path.parent for mesh_path in meshes}):
+        check_writable(folder, None)  # the smoothed mesh is written beside its input
     for mesh_path in tqdm(meshes, desc="smoothing", unit="mesh"):
         target = smoothed_path(mesh_path)
         sweep_temporaries(target.parent, recursive=False, log=tqdm.write)

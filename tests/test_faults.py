@@ -201,3 +201,27 @@ def test_a_truncated_jpeg_is_an_error_naming_the_file(tmp_path):
     assert read_image_array(whole).shape == (64, 64, 3)
     with pytest.raises(InputError, match="cut.jpg: damaged or truncated JPEG"):
         read_image_array(cut)
+
+
+# ---- 6. an output that cannot be written is found before any work -------------------------------------------
+
+def test_unwritable_output_is_reported_before_any_work(project, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_script(project, blocker / "output")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    line = last_line(result.stderr)
+    assert line.startswith("error:") and "a_file" in line and "--output" in line
+    assert "->" not in result.stdout  # no pair started
+
+    save_obj(tmp_path / "ball.obj", sphere_mesh(1))
+    result = render(tmp_path / "ball.obj", blocker / "content")
+    assert result.returncode == 2 and "--out" in last_line(result.stderr) and "Traceback" not in result.stderr
+
+
+def test_a_full_disk_while_writing_gives_one_line():
+    driver = ("import errno, utils.errors as e\n@e.cli_entry\ndef main():\n"
+              "    raise OSError(errno.ENOSPC, 'No space left on device', 'output/face/toon/mesh.obj')\nmain()\n")
+    result = script("-c", driver)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "mesh.obj: No space left on device" in last_line(result.stderr)

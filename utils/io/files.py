@@ -79,6 +79,22 @@ def sweep_temporaries(folder, recursive=True, log=None):
     return removed
 
 
+def check_writable(folder, flag):
+    """InputError (one line, naming the folder and what to do) unless files can be created in ``folder`` (made
+    when missing): called before any work starts, not after it. flag: the option that chooses the folder, or
+    None when none does."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check{TEMP_MARK}{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        fix = f"choose another folder with {flag} or make it writable" if flag else "make it writable"
+        raise InputError(f"{folder}: cannot write there ({reason}); {fix}") from None
+
+
 def save_text(path, text):
     """Write a string to ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -114,6 +114,8 @@ def main():
     args = parse_args()
     only = set(args.only or [])
     jobs = content_jobs(args.content, args.models, only) + style_jobs(args.style, only)
+    if not Path(args.style).is_dir():
+        print(f"{args.style}: no such style folder, so no style landmarks to make (nothing to do there)")
     if not jobs:
         raise InputError(f"--only {' '.join(sorted(only))}: no content folder or style image has that name")
     for folder in sorted({landmark_path.parent for _, landmark_path, _ in jobs}):

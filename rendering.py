@@ -66,15 +66,26 @@ def main():
                               distance=args.distance, look_at=args.look_at, light=args.light, background=BACKGROUND)
     check_writable(args.out, "--out")
     device = resolve_device(args.device)
+    failed = []
     for mesh_path in tqdm(meshes, desc="rendering", unit="mesh"):
-        content_dir = Path(args.out) / mesh_path.stem
-        if not args.overwrite and is_up_to_date(mesh_path, content_dir, settings):
-            tqdm.write(f"{mesh_path.stem}: up to date in {content_dir} (--overwrite to render again)")
-            continue
-        visible_share = render_content(mesh_path, content_dir, settings, device=device, backend=args.rasterizer,
-                                       log=tqdm.write)
-        shares = ", ".join(f"{100 * float(s):.0f}%" for s in visible_share)
-        tqdm.write(f"{mesh_path.stem}: {len(settings.azimuths)} views in {content_dir} (vertices visible: {shares})")
+        try:
+            render_one(mesh_path, Path(args.out) / mesh_path.stem, settings, device, args)
+        except InputError as err:  # one bad mesh: reported, the others go on
+            failed.append(mesh_path.name)
+            tqdm.write(f"error: {err}")
+    if failed:
+        raise InputError(f"{len(failed)} of {len(meshes)} mesh(es) failed ({', '.join(failed)}; errors above)")
+
+
+def render_one(mesh_path, content_dir, settings, device, args):
+    """Render one mesh into its content folder unless it is up to date; one line says what happened."""
+    if not args.overwrite and is_up_to_date(mesh_path, content_dir, settings):
+        tqdm.write(f"{mesh_path.stem}: up to date in {content_dir} (--overwrite to render again)")
+        return
+    visible_share = render_content(mesh_path, content_dir, settings, device=device, backend=args.rasterizer,
+                                   log=tqdm.write)
+    shares = ", ".join(f"{100 * float(s):.0f}%" for s in visible_share)
+    tqdm.write(f"{mesh_path.stem}: {len(settings.azimuths)} views in {content_dir} (vertices visible: {shares})")
 
 
 if __name__ == "__main__":

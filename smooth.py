@@ -21,6 +21,7 @@ LAMBDA = 0.7  # shrinking step
 MU = -0.53  # inflating step
 STEPS = 20  # lambda/mu pairs, as MeshLab's "Taubin Smooth" step count
 SUFFIX = "_smooth"  # mesh.obj -> mesh_smooth.obj
+SHRINK_WARNING = 0.5  # say so when a smoothed mesh's bounding box shrinks below this share of the input's
 OVERWRITE = False  # smooth again meshes whose smoothed file is newer than them
 # -----------------------------------------------------------------------------------------------------------
 
@@ -55,8 +56,13 @@ def main():
         if not args.overwrite and target.is_file() and target.stat().st_mtime >= mesh_path.stat().st_mtime:
             continue
         mesh = load_mesh(mesh_path)
-        save_obj(target, mesh.with_verts(taubin_smooth(mesh.verts, mesh.faces, args.lambd, args.mu, args.steps)))
+        smoothed = mesh.with_verts(taubin_smooth(mesh.verts, mesh.faces, args.lambd, args.mu, args.steps))
+        save_obj(target, smoothed)
         tqdm.write(f"{target}")
+        ratio = smoothed.bbox_diagonal() / max(mesh.bbox_diagonal(), 1e-30)
+        if ratio < SHRINK_WARNING:
+            tqdm.write(f"warning: {target}: shrank to {ratio:.0%} of its size; on a mesh that is mostly border "
+                       "(a single triangle, a strip) MeshLab's rule, matched here, does the same; use fewer --steps")
 
 
 if __name__ == "__main__":

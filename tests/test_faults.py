@@ -17,7 +17,8 @@ from utils.errors import InputError
 from utils.io.landmarks import LandmarkOrderWarning, load_landmarks
 from utils.io.lock import folder_lock
 from utils.io.images import read_image_array
-from utils.io.mesh import save_obj
+from utils.geometry.smoothing import taubin_smooth
+from utils.io.mesh import Mesh, load_mesh, save_obj
 
 
 def script(*args, cwd=ROOT, timeout=120):
@@ -225,3 +226,52 @@ def test_a_full_disk_while_writing_gives_one_line():
     result = script("-c", driver)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "mesh.obj: No space left on device" in last_line(result.stderr)
+
+
+# ---- 8. smaller ones -------------------------------------------------------------------------------------------
+
+def test_one_bad_mesh_does_not_stop_rendering_the_others(tmp_path):
+    save_obj(tmp_path / "ball.obj", sphere_mesh(1))
+    (tmp_path / "bad.obj").write_text("v 0 0 0\n")
+    result = script("rendering.py", tmp_path / "bad.obj", tmp_path / "ball.obj", "--out", tmp_path / "content",
+                    "--size", "32")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (tmp_path / "content" / "ball" / "cameras.json").is_file()
+    errors = [line for line in result.stdout.splitlines() + result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "bad.obj" in errors[0] and "1 of 2 mesh(es) failed (bad.obj" in last_line(result.stderr)
+
+
+def test_correspondences_without_a_style_folder_says_there_is_nothing_to_do(project):
+    result = script("correspondences.py", "--content", project / "content", "--style", project / "no_style",
+                    "--models", project / "models")
+    assert result.returncode == 0
+    assert any("no_style: no such style folder" in line and "nothing to do" in line
+               for line in result.stdout.splitlines())
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(f"{x} {y}\n" for x, y in face_points()).encode())
+    np.testing.assert_allclose(load_landmarks(path, image_size=200), face_points())
+
+
+def test_a_binary_file_named_obj_is_not_a_text_obj(tmp_path):
+    path = tmp_path / "model.obj"
+    path.write_bytes(b"v 0 0 0\n" * 100 + bytes(range(256)) * 40)
+    with pytest.raises(InputError, match=r"model.obj: not a text OBJ"):
+        load_mesh(path)
+
+
+def test_smoothing_a_single_triangle_matches_meshlab_and_says_it_shrank(tmp_path):
+    import pymeshlab
+    import torch
+
+    verts, faces = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], float), np.array([[0, 1, 2]])
+    meshes = pymeshlab.MeshSet()
+    meshes.add_mesh(pymeshlab.Mesh(verts, faces))
+    meshes.apply_coord_taubin_smoothing(lambda_=0.7, mu=-0.53, stepsmoothnum=20)
+    ours = taubin_smooth(torch.tensor(verts), torch.tensor(faces)).numpy()
+    np.testing.assert_allclose(ours, meshes.current_mesh().vertex_matrix(), atol=1e-6)
+    save_obj(tmp_path / "tri.obj", Mesh(verts=torch.tensor(verts, dtype=torch.float32), faces=torch.tensor(faces)))
+    result = script("smooth.py", tmp_path / "tri.obj")
+    assert result.returncode == 0 and "tri_smooth.obj: shrank to 0%" in result.stdout

@@ -81,7 +81,7 @@ def _parse_columns(path):
     if not path.is_file():
         raise InputError(f"{path}: landmark file not found; write {FORMAT_HINT}")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is skipped
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text file; a landmark file has {FORMAT_HINT}") from None
     rows, line_numbers = [], []
@@ -184,7 +184,7 @@ def load_landmark_vertices(path, vertex_count):
     path = Path(path)
     hint = f"expected {LANDMARK_COUNT} lines, each one vertex index in [0, {vertex_count})"
     try:
-        fields = path.read_text().split()
+        fields = path.read_text(encoding="utf-8-sig").split()
         indices = np.array([int(field) for field in fields], dtype=np.int64)
     except (OSError, UnicodeDecodeError, ValueError):
         raise InputError(f"{path}: not a list of integers; {hint}") from None

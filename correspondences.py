@@ -21,7 +21,7 @@ from tqdm import tqdm
 from models.landmark_detector import checks_by_eye, detect_landmarks
 from utils.errors import InputError, cli_entry
 from utils.io.files import check_writable, sweep_temporaries
-from utils.io.images import list_images, read_image_array
+from utils.io.images import list_images, read_image_downscaled, to_file_pixels
 from utils.io.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
                              save_landmarks)
 from utils.report.plots import save_keypoint_overlay
@@ -30,6 +30,8 @@ from utils.report.plots import save_keypoint_overlay
 CONTENT_DIR = "example/content"  # one folder per mesh, written by rendering.py
 STYLE_DIR = "example/style"  # style exemplars; <style>.txt beside each image
 MODELS_DIR = "example/models"  # where <name>.landmarks.txt (68 vertex indices) may sit beside the mesh
+WORKING_MAX_SIDE = 2048  # larger images are read downscaled (detection works below 800 px anyway): a 6000 px
+# style image took 9.5 GB read whole (issue 19); points are mapped back to the file's pixels
 FORCE = False  # re-detect (and overwrite) landmark files that exist and are valid
 # -----------------------------------------------------------------------------------------------------------
 
@@ -96,16 +98,19 @@ def landmarks_for(image_path, landmark_path, mesh_points, force):
 
     Returns how: "kept", "mesh" or "detected".
     """
-    image = read_image_array(image_path)
+    image, scale, file_size = read_image_downscaled(image_path, WORKING_MAX_SIDE)  # bounded memory
     if landmark_path.exists() and not force:
-        points, how = load_landmarks(landmark_path, image_size=image.shape[:2]), "kept"
+        points, how = load_landmarks(landmark_path, image_size=file_size), "kept"
+    elif mesh_points is not None:
+        points, how = mesh_points, "mesh"
     else:
-        how = "detected" if mesh_points is None else "mesh"
-        points = mesh_points if mesh_points is not None else detect_landmarks(image, image_path, landmark_path)
+        points, how = to_file_pixels(detect_landmarks(image, image_path, landmark_path), scale), "detected"
+    if how != "kept":
         save_landmarks(landmark_path, points)
     overlay = image_path.parent / "overlays" / f"{landmark_path.stem}.png"
     if how != "kept" or not overlay.exists() or overlay.stat().st_mtime < landmark_path.stat().st_mtime:
-        save_keypoint_overlay(overlay, image, {f"{landmark_path.name} ({how})": points})
+        on_copy = (np.asarray(points) + 0.5) * scale - 0.5  # the overlay is drawn on the working copy
+        save_keypoint_overlay(overlay, image, {f"{landmark_path.name} ({how})": on_copy})
     return how
 
 

@@ -275,3 +275,27 @@ def test_smoothing_a_single_triangle_matches_meshlab_and_says_it_shrank(tmp_path
     save_obj(tmp_path / "tri.obj", Mesh(verts=torch.tensor(verts, dtype=torch.float32), faces=torch.tensor(faces)))
     result = script("smooth.py", tmp_path / "tri.obj")
     assert result.returncode == 0 and "tri_smooth.obj: shrank to 0%" in result.stdout
+
+
+# ---- 7. memory: large style images are detected on a downscaled copy -----------------------------------------
+
+def test_large_style_image_is_detected_downscaled_and_points_map_back(project, monkeypatch):
+    import correspondences
+
+    height, width = 3000, 4000
+    ramp = np.linspace(0, 255, width, dtype=np.uint8)
+    Image.fromarray(np.stack([np.tile(ramp, (height, 1))] * 3, -1)).save(project / "style" / "big.jpg")
+    seen = []
+
+    def detect(image, *args):  # the detector's answer on the copy it is given: a face filling its centre
+        seen.append(image.shape)
+        return face_points() / 200 * [image.shape[1], image.shape[0]]
+
+    monkeypatch.setattr(correspondences, "detect_landmarks", detect)
+    monkeypatch.setattr(sys, "argv", ["correspondences.py", "--content", str(project / "content"), "--style",
+                                      str(project / "style"), "--models", str(project / "models"), "--only", "big"])
+    correspondences.main()
+    assert seen and max(seen[0][:2]) <= correspondences.WORKING_MAX_SIDE
+    expected = (face_points() / 200 * [seen[0][1], seen[0][0]] + 0.5) / [seen[0][1] / width, seen[0][0] / height] - 0.5
+    np.testing.assert_allclose(load_landmarks(project / "style" / "big.txt"), expected, atol=1e-3)
+    assert max(Image.open(project / "style" / "overlays" / "big.png").size) <= 1.5 * correspondences.WORKING_MAX_SIDE

@@ -25,7 +25,7 @@ from pathlib import Path
 from models.features import NETWORK_CHOICES, load_feature_network
 from utils.batch import SELECTION_MODES, run_batch, select_pairs
 from utils.rendering.cameras import load_cameras
-from utils.device import keep_freed_memory, resolve_device
+from utils.device import keep_freed_memory, resolve_device, run_memory_estimate, warn_if_short_of_memory
 from utils.errors import InputError, cli_entry
 from utils.io.files import check_writable, load_json
 from utils.io.images import list_images
@@ -233,6 +233,8 @@ def main(argv=None):
     keep_freed_memory()
     settings, network_name, profile = choose_settings(args, device)
     contents, styles, pairs, problem_of = load_inputs(args, device)
+    for name, content in contents.items():  # said before any work starts
+        warn_if_short_of_memory(f"{name} ({len(content.verts2d)} vertices)", run_memory_estimate(len(content.verts2d)))
     network = load_feature_network(network_name, device, allow_download=args.allow_download)
     run_info = dict(profile=profile, device=str(device), network=network.name, network_reason=network.reason)
 

@@ -9,10 +9,11 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
-from tests.test_pipeline import RUN_FLAGS, project  # noqa: F401  (project: a fixture)
+from tests.test_pipeline import RUN_FLAGS, project, run_main  # noqa: F401  (project: a fixture)
 from tests.test_landmarks import face_points
 from tests.test_rendering import sphere_mesh
 from utils.batch import is_complete, run_batch
+from utils.device import run_memory_estimate
 from utils.errors import InputError
 from utils.io.landmarks import LandmarkOrderWarning, load_landmarks
 from utils.io.lock import folder_lock
@@ -299,3 +300,15 @@ def test_large_style_image_is_detected_downscaled_and_points_map_back(project, m
     expected = (face_points() / 200 * [seen[0][1], seen[0][0]] + 0.5) / [seen[0][1] / width, seen[0][0] / height] - 0.5
     np.testing.assert_allclose(load_landmarks(project / "style" / "big.txt"), expected, atol=1e-3)
     assert max(Image.open(project / "style" / "overlays" / "big.png").size) <= 1.5 * correspondences.WORKING_MAX_SIDE
+
+
+def test_a_mesh_expected_to_need_more_memory_than_available_is_said_before_work(project, monkeypatch, capsys):
+    import utils.device
+
+    monkeypatch.setattr(utils.device, "available_memory", lambda: 2**20)  # a machine with 1 MiB free
+    assert run_main(project, project / "output", "--no-report", "--no-reconstruct") == 0
+    lines = capsys.readouterr().out.splitlines()
+    warned = [i for i, line in enumerate(lines) if line.startswith("warning: face (625 vertices)")]
+    started = [i for i, line in enumerate(lines) if "face x toon ->" in line]
+    assert len(warned) == 1 and warned[0] < started[0] and "GiB available" in lines[warned[0]]
+    assert run_memory_estimate(1_000_000) > 10 * 2**30  # about what a 2M-face mesh took (12.9 GB)

@@ -7,6 +7,7 @@ Writes example/content/<name>/: view_<k>.png, cameras.json (per view R, T, fov a
 3x4 world-to-pixel matrix), verts2d.npy (V, K, 2) pixel (x, y) projections, visible.npy (V, K).
 """
 import argparse
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -70,9 +71,11 @@ def main():
     for mesh_path in tqdm(meshes, desc="rendering", unit="mesh"):
         try:
             render_one(mesh_path, Path(args.out) / mesh_path.stem, settings, device, args)
-        except InputError as err:  # one bad mesh: reported, the others go on
+        except InputError as err:  # one bad mesh among several: reported, the others go on
+            if len(meshes) == 1:
+                raise
             failed.append(mesh_path.name)
-            tqdm.write(f"error: {err}")
+            tqdm.write(f"error: {err}", file=sys.stderr)
     if failed:
         raise InputError(f"{len(failed)} of {len(meshes)} mesh(es) failed ({', '.join(failed)}; errors above)")
 

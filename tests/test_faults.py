@@ -312,3 +312,25 @@ def test_a_mesh_expected_to_need_more_memory_than_available_is_said_before_work(
     started = [i for i, line in enumerate(lines) if "face x toon ->" in line]
     assert len(warned) == 1 and warned[0] < started[0] and "GiB available" in lines[warned[0]]
     assert run_memory_estimate(1_000_000) > 10 * 2**30  # about what a 2M-face mesh took (12.9 GB)
+
+
+# ---- cases that already worked, kept working --------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, content, load, expected", [
+    ("empty.txt", b"", load_landmarks, "found no points"),
+    ("short.txt", b"1 2\n" * 67, load_landmarks, "found 67 points"),
+    ("nan.obj", b"v 0 0 nan\nv 1 0 0\nv 0 1 0\nf 1 2 3\n", load_mesh, "NaN or infinite"),
+    ("cloud.obj", b"v 0 0 0\nv 1 0 0\n", load_mesh, "no faces"),
+    ("noise.png", b"not an image at all", read_image_array, "not a readable image"),
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_bad_files_that_already_gave_one_line_still_do(tmp_path, name, content, load, expected):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=f"{name}.*{expected}"):
+        load(path)
+
+
+def test_unknown_style_name_in_run_py_is_one_line(project):
+    result = run_script(project, project / "output", "--style", "nonexistent")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "nonexistent" in last_line(result.stderr) and "toon" in last_line(result.stderr)

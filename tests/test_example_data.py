@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.landmark_detector import detect_landmarks as detect_face_landmarks
+from models.landmark_detector import detect_landmarks
 from utils.rendering.cameras import frame_mesh, make_cameras
 from utils.errors import InputError
 from example_data import (exaggerate_landmarks, make_style, relief_mesh, require_landmarks,
@@ -86,7 +86,7 @@ def test_dlib_finds_a_face_on_views_of_the_mesh(example_mesh):
     with torch.no_grad():
         images, _ = render_views(to_pytorch3d(example_mesh), cameras, 512)
     for image in images:
-        landmarks = detect_face_landmarks(image)  # the pipeline's detector, as correspondences.py runs it
+        landmarks = detect_landmarks(image)  # the pipeline's detector, as correspondences.py runs it
         assert landmarks.shape == (68, 2)
         assert np.ptp(landmarks[:, 0]) > 150  # the face fills a good part of the view
 

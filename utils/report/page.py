@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -51,7 +51,7 @@ class TurntableSettings:
     headlight (``light``: diffuse share), framed from the front with ``margin``; an animated GIF beside
     each strip when ``gif``."""
 
-    azimuths: tuple = tuple(np.linspace(-60.0, 60.0, 8).tolist())
+    azimuths: Tuple[float, ...] = tuple(np.linspace(-60.0, 60.0, 8).tolist())  # degrees (full circle: -180 ... 135)
     elevation: float = 0.0
     image_size: int = 256
     fov: float = 15.0

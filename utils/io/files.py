@@ -4,6 +4,7 @@ Temporary names carry the writer's process id (``mesh.tmp-<pid>.obj``); one left
 (SIGKILL, power loss) is removed by ``sweep_temporaries`` on the next run of the step that writes there.
 """
 import contextlib
+import errno
 import json
 import os
 import re
@@ -80,13 +81,15 @@ def sweep_temporaries(folder, recursive=True, log=None):
 
 
 def check_writable(folder, flag):
-    """InputError (one line, naming the folder and what to do) unless files can be created in ``folder`` (made
-    when missing): called before any work starts, not after it. flag: the option that chooses the folder, or
-    None when none does."""
-    folder = Path(folder)
+    """InputError (one line, naming the folder and what to do) unless files can be created in ``folder``: called
+    before any work starts, not after it. Nothing is left behind: a folder not made yet is checked through its
+    nearest existing parent. flag: the option that chooses the folder, or None when none does."""
+    folder = Path(folder).absolute()
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-check{TEMP_MARK}{os.getpid()}"
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file, not a folder")
+        probe = existing / f".write-check{TEMP_MARK}{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:

@@ -5,7 +5,8 @@
 
 For each pair: the content views, the style exemplar with its landmarks, the stylized views, the stylized
 mesh before and after smoothing turned around the head (turntable strips, rendered when missing or older
-than the mesh), and the figures of metrics.json. Static files with relative links: open it offline.
+than the mesh), the input, stylized and smoothed meshes in a 3D viewer (.glb files written beside the .obj when
+missing or older) and the figures of metrics.json. Static files with relative links: open it offline.
 """
 import argparse
 from pathlib import Path
@@ -18,6 +19,8 @@ from utils.settings import add_flags, from_flags
 OUTPUT_DIR = "output"  # the run's output folder; the report is written inside it
 CONTENT_DIR = "example/content"  # the content views the run used
 STYLE_DIR = "example/style"  # the style exemplars the run used
+MODELS_DIR = "example/models"  # the input meshes, when a content folder's cameras.json does not name its mesh
+VIEWER = True  # write .glb files and show them in a 3D viewer (False: turntable pictures only)
 RENDER = True  # render missing or stale turntables (False: show only the ones already there)
 DEVICE = "auto"  # "auto" (CUDA if available), "cpu", "cuda"
 RASTERIZER = "auto"  # "auto" (the fast one on CPU), "fast", "pytorch3d"
@@ -33,6 +36,9 @@ def parse_args():
     parser.add_argument("--output", default=OUTPUT_DIR, help="output folder of a run")
     parser.add_argument("--content-dir", default=CONTENT_DIR)
     parser.add_argument("--style-dir", default=STYLE_DIR)
+    parser.add_argument("--models", default=MODELS_DIR, help="input meshes <name>.obj")
+    parser.add_argument("--no-viewer", dest="viewer", action="store_false", default=VIEWER,
+                        help="no 3D viewer (and no .glb files)")
     parser.add_argument("--no-render", dest="render", action="store_false", default=RENDER,
                         help="do not render turntables, show those already there")
     parser.add_argument("--device", default=DEVICE)
@@ -49,7 +55,7 @@ def main():
         raise InputError(f"{args.output}: no such output folder; run run.py first or name one with --output")
     turntable = from_flags(args, TurntableSettings(**TURNTABLE)) if args.render else None
     index = write_report(args.output, args.content_dir, args.style_dir, turntable=turntable, device=args.device,
-                         backend=args.rasterizer)
+                         backend=args.rasterizer, models_root=args.models, viewer=args.viewer)
     print(f"report: {index} (open it in a browser)")
 
 

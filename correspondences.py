@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from models.landmark_detector import checks_by_eye, detect_landmarks
 from utils.errors import InputError, cli_entry
-from utils.io.images import list_images, read_image_array
+from utils.io.files import check_writable, sweep_temporaries
+from utils.io.images import list_images, read_image_downscaled, to_file_pixels
 from utils.io.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
                              save_landmarks)
 from utils.report.editor import find_items, record_checks, serve
@@ -32,6 +33,8 @@ from utils.report.plots import save_keypoint_overlay
 CONTENT_DIR = "example/content"  # one folder per mesh, written by rendering.py
 STYLE_DIR = "example/style"  # style exemplars; <style>.txt beside each image
 MODELS_DIR = "example/models"  # where <name>.landmarks.txt (68 vertex indices) may sit beside the mesh
+WORKING_MAX_SIDE = 2048  # larger images are read downscaled (detection works below 800 px anyway): a 6000 px
+# style image took 9.5 GB read whole (issue 19); points are mapped back to the file's pixels
 FORCE = False  # re-detect (and overwrite) landmark files that exist and are valid
 OUTPUT_DIR = "output"  # run.py's output; an edit marks the pairs made with the edited landmarks incomplete
 # -----------------------------------------------------------------------------------------------------------
@@ -102,16 +105,19 @@ def landmarks_for(image_path, landmark_path, mesh_points, force):
 
     Returns how: "kept", "mesh" or "detected".
     """
-    image = read_image_array(image_path)
+    image, scale, file_size = read_image_downscaled(image_path, WORKING_MAX_SIDE)  # bounded memory
     if landmark_path.exists() and not force:
-        points, how = load_landmarks(landmark_path, image_size=image.shape[:2]), "kept"
+        points, how = load_landmarks(landmark_path, image_size=file_size), "kept"
+    elif mesh_points is not None:
+        points, how = mesh_points, "mesh"
     else:
-        how = "detected" if mesh_points is None else "mesh"
-        points = mesh_points if mesh_points is not None else detect_landmarks(image, image_path, landmark_path)
+        points, how = to_file_pixels(detect_landmarks(image, image_path, landmark_path), scale), "detected"
+    if how != "kept":
         save_landmarks(landmark_path, points)
     overlay = image_path.parent / "overlays" / f"{landmark_path.stem}.png"
     if how != "kept" or not overlay.exists() or overlay.stat().st_mtime < landmark_path.stat().st_mtime:
-        save_keypoint_overlay(overlay, image, {f"{landmark_path.name} ({how})": points})
+        on_copy = (np.asarray(points) + 0.5) * scale - 0.5  # the overlay is drawn on the working copy
+        save_keypoint_overlay(overlay, image, {f"{landmark_path.name} ({how})": on_copy})
     return how
 
 
@@ -122,8 +128,13 @@ def main():
         return serve(find_items(args.content, args.style, set(args.edit)), args.output)
     only = set(args.only or [])
     jobs = content_jobs(args.content, args.models, only) + style_jobs(args.style, only)
+    if not Path(args.style).is_dir():
+        print(f"{args.style}: no such style folder, so no style landmarks to make (nothing to do there)")
     if not jobs:
         raise InputError(f"--only {' '.join(sorted(only))}: no content folder or style image has that name")
+    for folder in sorted({landmark_path.parent for _, landmark_path, _ in jobs}):
+        check_writable(folder, "--style" if folder == Path(args.style) else "--content")
+        sweep_temporaries(folder, log=tqdm.write)  # left by a killed run (its overlays/ included)
     counts, failures, to_check = Counter(), [], 0
     for image_path, landmark_path, mesh_points in tqdm(jobs, desc="landmarks", unit="image"):
         how = None

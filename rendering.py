@@ -7,6 +7,7 @@ Writes example/content/<name>/: view_<k>.png, cameras.json (per view R, T, fov a
 3x4 world-to-pixel matrix), verts2d.npy (V, K, 2) pixel (x, y) projections, visible.npy (V, K).
 """
 import argparse
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -14,6 +15,7 @@ from tqdm import tqdm
 from utils.rendering.content import RenderSettings, is_up_to_date, render_content
 from utils.device import resolve_device
 from utils.errors import InputError, cli_entry
+from utils.io.files import check_writable
 from utils.io.mesh import list_meshes
 from utils.settings import add_flags, flag_values
 
@@ -56,15 +58,30 @@ def main():
     if not meshes:
         raise InputError(f"{MODELS_DIR}: no .obj or .ply meshes found; put a mesh there or name one")
     settings = render_settings(args)
+    check_writable(args.out, "--out")
     device = resolve_device(args.device)
+    failed = []
     for mesh_path in tqdm(meshes, desc="rendering", unit="mesh"):
-        content_dir = Path(args.out) / mesh_path.stem
-        if not args.overwrite and is_up_to_date(mesh_path, content_dir, settings):
-            tqdm.write(f"{mesh_path.stem}: up to date in {content_dir} (--overwrite to render again)")
-            continue
-        visible_share = render_content(mesh_path, content_dir, settings, device=device, backend=args.rasterizer)
-        shares = ", ".join(f"{100 * float(s):.0f}%" for s in visible_share)
-        tqdm.write(f"{mesh_path.stem}: {len(settings.azimuths)} views in {content_dir} (vertices visible: {shares})")
+        try:
+            render_one(mesh_path, Path(args.out) / mesh_path.stem, settings, device, args)
+        except InputError as err:  # one bad mesh among several: reported, the others go on
+            if len(meshes) == 1:
+                raise
+            failed.append(mesh_path.name)
+            tqdm.write(f"error: {err}", file=sys.stderr)
+    if failed:
+        raise InputError(f"{len(failed)} of {len(meshes)} mesh(es) failed ({', '.join(failed)}; errors above)")
+
+
+def render_one(mesh_path, content_dir, settings, device, args):
+    """Render one mesh into its content folder unless it is up to date; one line says what happened."""
+    if not args.overwrite and is_up_to_date(mesh_path, content_dir, settings):
+        tqdm.write(f"{mesh_path.stem}: up to date in {content_dir} (--overwrite to render again)")
+        return
+    visible_share = render_content(mesh_path, content_dir, settings, device=device, backend=args.rasterizer,
+                                   log=tqdm.write)
+    shares = ", ".join(f"{100 * float(s):.0f}%" for s in visible_share)
+    tqdm.write(f"{mesh_path.stem}: {len(settings.azimuths)} views in {content_dir} (vertices visible: {shares})")
 
 
 if __name__ == "__main__":

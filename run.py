@@ -27,9 +27,9 @@ from pathlib import Path
 from models.features import NETWORK_CHOICES, load_feature_network
 from utils.batch import EXECUTORS, SELECTION_MODES, run_pairs, select_pairs
 from utils.rendering.cameras import load_cameras
-from utils.device import keep_freed_memory, resolve_device
+from utils.device import keep_freed_memory, resolve_device, run_memory_estimate, warn_if_short_of_memory
 from utils.errors import InputError, cli_entry
-from utils.io.files import load_json
+from utils.io.files import check_writable, load_json
 from utils.io.images import list_images
 from utils.io.mesh import load_mesh
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh, save_reconstruction
@@ -223,11 +223,13 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
+    check_writable(args.output, "--output")  # before minutes of work, not after
     device = resolve_device(args.device)
     keep_freed_memory()
     settings, network_name, profile = choose_settings(args, device)
-    # every input is checked before any work starts; each pair's are read again where it runs
-    pairs, problem_of = load_inputs(args, device, settings.seed)[2:]
+    contents, _, pairs, problem_of = load_inputs(args, device, settings.seed)  # all checked before any work
+    for name, content in contents.items():  # said before any work starts; each pair's inputs are read again
+        warn_if_short_of_memory(f"{name} ({len(content.verts2d)} vertices)", run_memory_estimate(len(content.verts2d)))
 
     def make_runner():
         """run_pair for the process that runs the pairs (this one, or each Ray worker): the network loads once."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils.errors import InputError, cli_entry
+from utils.io.files import check_writable, sweep_temporaries
 from utils.io.mesh import load_mesh, save_obj
 from utils.geometry.smoothing import TaubinSettings, taubin_smooth
 from utils.settings import add_flags, from_flags
@@ -18,6 +19,7 @@ from utils.settings import add_flags, from_flags
 # ---- parameters -------------------------------------------------------------------------------------------
 OUTPUT_DIR = "output"  # searched for **/mesh.obj when no files are named
 SUFFIX = "_smooth"  # mesh.obj -> mesh_smooth.obj
+SHRINK_WARNING = 0.5  # say so when a smoothed mesh's bounding box shrinks below this share of the input's
 OVERWRITE = False  # smooth again meshes whose smoothed file is newer than them
 # TaubinSettings (utils/geometry/smoothing.py) holds MeshLab's defaults (lambda 0.7, mu -0.53, 20 steps), each with
 # a flag; write here only what you change, e.g. dict(steps=10).
@@ -45,15 +47,23 @@ def main():
     meshes = [Path(m) for m in args.meshes] or sorted(Path(args.output).glob("**/mesh.obj"))
     if not meshes:
         raise InputError(f"{args.output}: no mesh.obj found; run run.py first or name the meshes to smooth")
+    for folder in sorted({mesh_path.parent for mesh_path in meshes}):
+        check_writable(folder, None)  # the smoothed mesh is written beside its input
     settings = from_flags(args, TaubinSettings(**SMOOTH))
     for mesh_path in tqdm(meshes, desc="smoothing", unit="mesh"):
         target = smoothed_path(mesh_path)
+        sweep_temporaries(target.parent, recursive=False, log=tqdm.write)
         if not args.overwrite and target.is_file() and target.stat().st_mtime >= mesh_path.stat().st_mtime:
             continue
         mesh = load_mesh(mesh_path)
-        smoothed = taubin_smooth(mesh.verts, mesh.faces, settings.lambd, settings.mu, settings.steps)
-        save_obj(target, mesh.with_verts(smoothed))
+        smoothed = mesh.with_verts(taubin_smooth(mesh.verts, mesh.faces, settings.lambd, settings.mu,
+                                                 settings.steps))
+        save_obj(target, smoothed)
         tqdm.write(f"{target}")
+        ratio = smoothed.bbox_diagonal() / max(mesh.bbox_diagonal(), 1e-30)
+        if ratio < SHRINK_WARNING:
+            tqdm.write(f"warning: {target}: shrank to {ratio:.0%} of its size; on a mesh that is mostly border "
+                       "(a single triangle, a strip) MeshLab's rule, matched here, does the same; use fewer --steps")
 
 
 if __name__ == "__main__":

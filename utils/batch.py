@@ -13,7 +13,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils.errors import InputError
-from utils.io.files import save_json
+from utils.io.files import save_json, sweep_temporaries
+from utils.io.lock import folder_lock
 
 COMPLETE_MARKER = "complete.json"
 SELECTION_MODES = ("all", "random")
@@ -53,6 +54,11 @@ def clear_marker(folder):
         marker.unlink()
 
 
+def busy_line(name, folder):
+    """What is said of a pair whose folder another run holds."""
+    return f"{name}: another run is working on {folder}; skipped (not a failure, re-run later)"
+
+
 def failure_reason(err):
     """One line for an unexpected error in a pair: its type, message and the file:line it was raised at."""
     where = traceback.extract_tb(err.__traceback__)[-1]
@@ -61,15 +67,19 @@ def failure_reason(err):
 
 @dataclass
 class BatchSummary:
-    """What a batch did: names ("content x style") of pairs done and skipped; failed: {(content, style): reason}."""
+    """What a batch did: names ("content x style") of pairs done, skipped (complete) and busy (another run is
+    working on them: not a failure, they are that run's to finish); failed: {(content, style): reason}."""
 
     done: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     failed: dict = field(default_factory=dict)
+    busy: list = field(default_factory=list)
 
     def lines(self):
         """Human-readable summary lines."""
         text = [f"done {len(self.done)}, skipped {len(self.skipped)} (already complete), failed {len(self.failed)}"]
+        if self.busy:
+            text[0] += f", busy {len(self.busy)} (left to the run that holds them: {', '.join(self.busy)})"
         text += [f"  failed {' x '.join(pair)}: {reason}" for pair, reason in self.failed.items()]
         return text
 
@@ -80,31 +90,42 @@ def run_batch(pairs, folder_of, run_pair, force=False, log=tqdm.write):
     pairs: list of (content, style); folder_of(pair) -> Path of its output folder; run_pair writes every output
     of a pair (the marker is written here after it returns). Bad input (InputError) is reported in one line;
     any other error is reported with its traceback's last line and the batch goes on. KeyboardInterrupt stops
-    the batch at once, leaving the current pair unmarked.
+    the batch at once, leaving the current pair unmarked. A pair's folder is locked while it runs; a pair whose
+    folder another run holds is left to that run (``summary.busy``, one line).
     """
     summary = BatchSummary()
     for pair in tqdm(pairs, desc="pairs", unit="pair"):
         name, folder = " x ".join(pair), folder_of(pair)
-        if not force and is_complete(folder):
-            summary.skipped.append(name)
-            log(f"{name}: complete in {folder}, skipped (--force to redo)")
-            continue
-        clear_marker(folder)
-        start = time.time()
-        try:
-            info = run_pair(pair) or {}
-        except InputError as err:
-            summary.failed[tuple(pair)] = str(err)
-            log(f"{name}: failed: {err}")
-            continue
-        except Exception as err:  # a bug or a numerical failure in one pair: report it, keep the batch going
-            reason = failure_reason(err)
-            summary.failed[tuple(pair)] = reason
-            log(f"{name}: failed: {reason}")
-            continue
-        mark_complete(folder, dict(info, content=pair[0], style=pair[1], seconds=round(time.time() - start, 1)))
-        summary.done.append(name)
+        with folder_lock(folder) as held:
+            if not held:
+                summary.busy.append(name)
+                log(busy_line(name, folder))
+            elif not force and is_complete(folder):
+                summary.skipped.append(name)
+                log(f"{name}: complete in {folder}, skipped (--force to redo)")
+            else:
+                _run_locked(pair, name, folder, run_pair, summary, log)
     return summary
+
+
+def _run_locked(pair, name, folder, run_pair, summary, log):
+    """Run one pair whose folder this process has locked, recording the outcome in ``summary``."""
+    sweep_temporaries(folder, log=log)
+    clear_marker(folder)
+    start = time.time()
+    try:
+        info = run_pair(pair) or {}
+    except InputError as err:
+        summary.failed[tuple(pair)] = str(err)
+        log(f"{name}: failed: {err}")
+        return
+    except Exception as err:  # a bug or a numerical failure in one pair: report it, keep the batch going
+        reason = failure_reason(err)
+        summary.failed[tuple(pair)] = reason
+        log(f"{name}: failed: {reason}")
+        return
+    mark_complete(folder, dict(info, content=pair[0], style=pair[1], seconds=round(time.time() - start, 1)))
+    summary.done.append(name)
 
 
 def run_pairs(pairs, folder_of, make_runner, force=False, executor="local", log=tqdm.write, **ray_options):

@@ -14,10 +14,13 @@ import os
 import sys
 import time
 import uuid
+from pathlib import Path
 
 from tqdm import tqdm
 
-from utils.batch import BatchSummary, clear_marker, failure_reason, is_complete, mark_complete
+from utils.batch import BatchSummary, busy_line, clear_marker, failure_reason, is_complete, mark_complete
+from utils.io.files import sweep_temporaries
+from utils.io.lock import folder_lock
 from utils.errors import InputError
 
 try:
@@ -26,6 +29,7 @@ except ImportError:  # an optional dependency: only --executor ray needs it
     ray = None
 
 LOCAL_OBJECT_STORE_BYTES = 200 * 2**20  # tasks exchange only small things (pairs, summaries); a local Ray is shared
+BUSY = "busy"  # a task's reason when another run holds the pair's folder (not a failure)
 CANCEL_WAIT_SECONDS = 30  # after Ctrl-C, how long cancelled tasks get to clean up before they are killed
 OFFLINE_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}  # no usage reports (the machines may have no internet)
 
@@ -81,15 +85,20 @@ def _runner(batch, factory_ref, workdir, threads):
     return _RUNNER[batch]
 
 
-def _run_one(batch, factory_ref, workdir, threads, pair):
-    """Ray task: run one pair. Returns (info, None) when it is done, (None, reason) when it failed."""
+def _run_one(batch, factory_ref, workdir, threads, pair, folder):
+    """Ray task: run one pair with its folder locked, as the local loop does. Returns (info, None) when it is
+    done, (None, reason) when it failed, (None, BUSY) when another run holds the folder."""
     start = time.time()
-    try:
-        info = _runner(batch, factory_ref, workdir, threads)(pair) or {}
-    except InputError as err:
-        return None, str(err)
-    except Exception as err:  # a bug or a numerical failure in one pair: report it, keep the batch going
-        return None, failure_reason(err)
+    with folder_lock(Path(workdir) / folder) as held:
+        if not held:
+            return None, BUSY
+        sweep_temporaries(Path(workdir) / folder)
+        try:
+            info = _runner(batch, factory_ref, workdir, threads)(pair) or {}
+        except InputError as err:
+            return None, str(err)
+        except Exception as err:  # a bug or a numerical failure in one pair: report it, keep the batch going
+            return None, failure_reason(err)
     return dict(info, seconds=round(time.time() - start, 1)), None
 
 
@@ -107,13 +116,14 @@ def pairs_to_run(pairs, folder_of, force, summary, log):
     return todo
 
 
-def submit(todo, make_runner, cpus_per_task, use_gpu):
+def submit(todo, folder_of, make_runner, cpus_per_task, use_gpu):
     """One task per pair; returns {ObjectRef: pair}. A GPU per task when asked for and the cluster has GPUs."""
     gpus = 1 if use_gpu and ray.cluster_resources().get("GPU", 0) > 0 else 0
     task = ray.remote(_run_one).options(num_cpus=cpus_per_task, num_gpus=gpus)
     factory_ref = [ray.put(make_runner)]  # in a list, so that each worker fetches it only once
     batch = uuid.uuid4().hex
-    return {task.remote(batch, factory_ref, os.getcwd(), cpus_per_task, pair): pair for pair in todo}
+    return {task.remote(batch, factory_ref, os.getcwd(), cpus_per_task, pair, str(folder_of(pair))): pair
+            for pair in todo}
 
 
 def cancel(outstanding):
@@ -139,7 +149,10 @@ def collect(outstanding, pairs, folder_of, summary, log, bar):
             info, reason = ray.get(ref)
         except ray.exceptions.RayError as err:  # the worker died (out of memory, node lost): that pair failed
             info, reason = None, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}"
-        if reason is None:
+        if reason == BUSY:
+            summary.busy.append(" x ".join(pair))
+            log(busy_line(" x ".join(pair), folder_of(pair)))
+        elif reason is None:
             mark_complete(folder_of(pair), dict(info, content=pair[0], style=pair[1]))
             done.append(pair)
             log(f"{' x '.join(pair)}: done in {info['seconds']} s")
@@ -169,7 +182,7 @@ def run_batch_ray(pairs, folder_of, make_runner, force=False, log=tqdm.write, ad
         return summary
     stop = connect(address)
     try:
-        outstanding = submit(todo, make_runner, cpus_per_task, use_gpu)
+        outstanding = submit(todo, folder_of, make_runner, cpus_per_task, use_gpu)
         with tqdm(total=len(pairs), initial=len(summary.skipped), desc="pairs", unit="pair") as bar:
             try:
                 collect(outstanding, pairs, folder_of, summary, log, bar)

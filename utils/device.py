@@ -1,6 +1,7 @@
 """Device selection (CUDA when available, else CPU; never hard-coded) and CPU memory behaviour."""
 import ctypes
 import ctypes.util
+import os
 
 import torch
 
@@ -37,3 +38,39 @@ def keep_freed_memory():
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     applied = mallopt(M_MMAP_MAX, 0) and mallopt(M_TRIM_THRESHOLD, NEVER)
     return bool(applied)
+
+
+# run.py's peak memory grows with the mesh: measured 1.4 GB at 22.5k and 2.8 GB at 90k vertices (CPU, 256 px,
+# /tmp grid reliefs), 12.9 GB at about 1M vertices (issue 19); so about 1 GB plus 16 kB per vertex
+RUN_BASE_BYTES, RUN_BYTES_PER_VERTEX = 2**30, 16 * 2**10
+
+
+def run_memory_estimate(vertex_count):
+    """Bytes run.py is expected to need for one pair on a mesh of ``vertex_count`` vertices (a rough figure)."""
+    return RUN_BASE_BYTES + vertex_count * RUN_BYTES_PER_VERTEX
+
+
+def available_memory():
+    """Bytes of memory available to a new process (Linux's MemAvailable; else free pages), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def warn_if_short_of_memory(what, needed, log=print):
+    """One line when ``needed`` bytes (an estimate) exceed the memory available now; returns True when it warned."""
+    available = available_memory()
+    if available is None or needed <= available:
+        return False
+    log(f"warning: {what} is expected to need about {needed / 2**30:.1f} GiB, more than the "
+        f"{available / 2**30:.1f} GiB available: expect swapping or the run to be killed; free memory or "
+        "simplify the mesh first")
+    return True

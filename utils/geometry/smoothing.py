@@ -3,6 +3,8 @@
 MeshLab (VCG's VertexCoordTaubin) averages each interior vertex over its
 neighbours, counting each edge once per face it belongs to; a border vertex is
 averaged over itself and its border neighbours only; unreferenced vertices stay.
+So a mesh that is all border shrinks: a single triangle goes to its centroid
+in MeshLab too (checked with pymeshlab); smooth.py says so when a mesh shrinks.
 PyTorch3D's ``taubin_smoothing`` uses other weights (and gives NaN for
 unreferenced vertices), so it does not reproduce MeshLab's result.
 """

@@ -1,7 +1,14 @@
-"""Atomic file writing: every output goes to a temporary name and is renamed when complete."""
+"""Atomic file writing: every output goes to a temporary name and is renamed when complete.
+
+Temporary names carry the writer's process id (``mesh.tmp-<pid>.obj``); one left by a process that was killed
+(SIGKILL, power loss) is removed by ``sweep_temporaries`` on the next run of the step that writes there.
+"""
 import contextlib
+import errno
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +32,70 @@ def atomic_path(path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+TEMP_MARK = ".tmp-"
+_TEMP_PID = re.compile(re.escape(TEMP_MARK) + r"(\d+)")
+STALE_AFTER = 24 * 3600  # seconds; an older temporary file is swept even if its pid is alive (pids are reused)
+
+
+def is_temporary(path):
+    """True for a name ``atomic_path`` gives while writing (``<stem>.tmp-<pid><suffix>``)."""
+    return _TEMP_PID.search(Path(path).name) is not None
+
+
+def _process_alive(pid):
+    """True when a process with this id exists (signal 0 tests without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def sweep_temporaries(folder, recursive=True, log=None):
+    """Remove the temporary files under ``folder`` left by writers that died (their pid is gone) or that are older
+    than ``STALE_AFTER``; a live writer's files stay. ``log``: called with one line when any were removed.
+
+    Returns the removed paths.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    pattern = f"*{TEMP_MARK}*"
+    removed = []
+    for path in folder.rglob(pattern) if recursive else folder.glob(pattern):
+        match = _TEMP_PID.search(path.name)
+        if not match or not path.is_file():
+            continue
+        with contextlib.suppress(OSError):  # gone meanwhile
+            stale = time.time() - path.stat().st_mtime > STALE_AFTER
+            if stale or not _process_alive(int(match[1])):
+                path.unlink()
+                removed.append(path)
+    if removed and log:
+        log(f"{folder}: removed {len(removed)} temporary file(s) left by an interrupted run")
+    return removed
+
+
+def check_writable(folder, flag):
+    """InputError (one line, naming the folder and what to do) unless files can be created in ``folder``: called
+    before any work starts, not after it. Nothing is left behind: a folder not made yet is checked through its
+    nearest existing parent. flag: the option that chooses the folder, or None when none does."""
+    folder = Path(folder).absolute()
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file, not a folder")
+        probe = existing / f".write-check{TEMP_MARK}{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        fix = f"choose another folder with {flag} or make it writable" if flag else "make it writable"
+        raise InputError(f"{folder}: cannot write there ({reason}); {fix}") from None
 
 
 def save_text(path, text):

@@ -4,6 +4,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image, ImageFile
 
 from utils.errors import InputError
 from utils.io.files import atomic_path
@@ -20,6 +21,7 @@ def read_image_array(path):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: image not found")
+    _check_complete_jpeg(path)
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None or raw.size == 0:
         raise InputError(f"{path}: not a readable image; save it as PNG or JPEG")
@@ -31,6 +33,58 @@ def read_image_array(path):
         raise InputError(f"{path}: {img.shape[2]} channels not supported; save it as an RGB image")
     rgb = np.ascontiguousarray(composite_over_white(img)[:, :, ::-1])  # OpenCV stores BGR
     return np.clip(rgb, 0.0, 1.0)
+
+
+def _check_complete_jpeg(path):
+    """InputError for a truncated or damaged JPEG, which OpenCV decodes half grey after a libjpeg warning.
+
+    Other formats need no check: OpenCV returns nothing for a truncated PNG or WebP (measured).
+    """
+    with open(path, "rb") as f:
+        if f.read(2) != b"\xff\xd8":  # JPEG's start-of-image marker
+            return
+    truncated_allowed, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError) as err:
+        raise InputError(f"{path}: damaged or truncated JPEG ({err}); save it again or replace it") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated_allowed
+
+
+def read_image_downscaled(path, max_side):
+    """An image file read at most ``max_side`` pixels a side, without decoding it whole when it is larger
+    (JPEG is decoded at 1/2, 1/4 or 1/8 size directly), so memory stays bounded for very large files.
+
+    Returns (array (h, w, 3) float32 RGB in [0, 1] as ``read_image_array`` gives, scale (2,): working pixels per
+    file pixel along x and y, (H, W): the file's size). Map working (x, y) to the file's with ``to_file_pixels``.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if max(width, height) <= max_side or image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+                small = None
+            else:
+                factor = max_side / max(width, height)
+                target = (max(1, round(width * factor)), max(1, round(height * factor)))
+                image.draft("RGB", target)  # JPEG only: decode at a reduced size
+                rgba = image.convert("RGBA").resize(target, Image.Resampling.BOX)
+                white = Image.new("RGBA", target, (255, 255, 255, 255))
+                small = np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.float32) / 255.0
+    except OSError:  # not an image PIL can open (or damaged): read_image_array says which
+        small = None
+        width = height = None
+    if small is None:
+        array = read_image_array(path)
+        return array, np.ones(2), array.shape[:2]
+    return small, np.array([small.shape[1] / width, small.shape[0] / height]), (height, width)
+
+
+def to_file_pixels(points, scale):
+    """Pixel (x, y) points (..., 2) on a copy scaled by ``scale`` (2,) -> the same points on the original."""
+    return (np.asarray(points, dtype=np.float64) + 0.5) / scale - 0.5
 
 
 def composite_over_white(image):

@@ -6,6 +6,7 @@ the top-left pixel centre. Files come as "x y" (dlib, this project), "x, y" and
 converts them at the file boundary and ``save_landmarks`` always writes "x y".
 """
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,10 @@ JAW_LEFT, JAW_RIGHT = 0, 16  # the jaw's ends: in (x, y) order they differ mostl
 OUTER_EYE_CORNERS = (36, 45)  # the usual normaliser of landmark errors (inter-ocular distance)
 ORDERS = ("auto", "xy", "rowcol")
 BOUNDS_TOLERANCE = 0.05  # points may lie this fraction of the image size outside it
+MIN_SPREAD = 3.0  # pixels: RMS distance of the points from their centroid; a face's is tens of pixels (RRPS: 49-90)
+MAX_DUPLICATES = 8  # repeated points allowed (a closed mouth repeats up to 3 inner-lip points in the RRPS files)
+IMPLAUSIBLE_TILT = 70.0  # degrees from horizontal of the jaw's ends beyond which a reading is taken as wrong
+AMBIGUOUS_TILT = 45.0  # beyond this the other reading looks more upright: kept, with a warning
 FORMAT_HINT = f'{LANDMARK_COUNT} lines "x y" (pixel coordinates, origin at the top-left pixel)'
 _SEPARATORS = re.compile(r"[,;\s]+")
 
@@ -26,8 +31,11 @@ def load_landmarks(path, order="auto", image_size=None):
     """Read a 68-point landmark file and return a (68, 2) float64 array of pixel (x, y).
 
     order: "xy" (columns are x, y), "rowcol" (columns are row, col, Face-of-Art)
-    or "auto" (swap the columns when that makes the jaw's ends, points 0 and 16,
-    differ more horizontally than vertically, as on an upright face).
+    or "auto": the file's own form decides ("a, b" comma separated is Face-of-Art's row, col; otherwise x y),
+    unless that reading is clearly implausible (the jaw's ends, points 0 and 16, more than 70 degrees from
+    horizontal, or points outside the image where the other reading fits); a reading that is plausible but
+    tilted past 45 degrees, where the other order would look more upright, is kept with a
+    ``LandmarkOrderWarning`` (a head may well be tilted: guessing would transpose its points silently).
     image_size: None, an int (square side) or (height, width); when given, every
     point must lie inside the image up to a tolerance of ``BOUNDS_TOLERANCE``.
     Raises InputError naming the file (and the line) for anything malformed.
@@ -35,10 +43,13 @@ def load_landmarks(path, order="auto", image_size=None):
     path = Path(path)
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-    columns, line_numbers = _parse_columns(path)
-    if order == "rowcol" or (order == "auto" and _looks_like_rowcol(columns)):
+    columns, line_numbers, comma_separated = _parse_columns(path)
+    if order == "auto":
+        order = _auto_order(path, columns, line_numbers, comma_separated, image_size)
+    if order == "rowcol":
         columns = columns[:, ::-1]
     points = np.ascontiguousarray(columns, dtype=np.float64)
+    _check_not_degenerate(path, points)
     if image_size is not None:
         _check_inside(path, points, line_numbers, image_size)
     return points
@@ -62,14 +73,15 @@ def landmark_error(predicted, reference):
 
 
 def _parse_columns(path):
-    """The file's numbers as a (68, 2) array in file column order and their line numbers (68,).
+    """The file's numbers as a (68, 2) array in file column order, their line numbers (68,), and whether the
+    columns are comma separated (Face-of-Art's form).
 
     InputError on anything else; blank lines are skipped.
     """
     if not path.is_file():
         raise InputError(f"{path}: landmark file not found; write {FORMAT_HINT}")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is skipped
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text file; a landmark file has {FORMAT_HINT}") from None
     rows, line_numbers = [], []
@@ -82,7 +94,8 @@ def _parse_columns(path):
     if len(rows) != LANDMARK_COUNT:
         found = "no points (empty file)" if not rows else f"{len(rows)} points"
         raise InputError(f"{path}: found {found}, expected {FORMAT_HINT}")
-    return np.array(rows, dtype=np.float64), np.array(line_numbers)
+    comma_separated = any("," in line for line in text.splitlines())
+    return np.array(rows, dtype=np.float64), np.array(line_numbers), comma_separated
 
 
 def _parse_point(path, line_number, line, fields):
@@ -99,23 +112,71 @@ def _parse_point(path, line_number, line, fields):
     return point
 
 
-def _looks_like_rowcol(columns):
-    """True when the first column varies less than the second between the jaw's ends (row, col order)."""
-    first, second = np.abs(columns[JAW_RIGHT] - columns[JAW_LEFT])
-    return second > first
+def _check_not_degenerate(path, points):
+    """InputError when the points cannot be a face's: (nearly) all in one place, or many of them repeated.
+
+    Such points make the landmark alignment divide by zero and the optimisation's loss non-finite.
+    """
+    spread = float(np.sqrt(((points - points.mean(0)) ** 2).sum(1).mean()))
+    if spread < MIN_SPREAD:
+        raise InputError(f"{path}: the {LANDMARK_COUNT} points lie within {spread:.2g} px of one place, "
+                         f"not a face's landmarks; expected {FORMAT_HINT}")
+    repeated = LANDMARK_COUNT - len(np.unique(points, axis=0))
+    if repeated > MAX_DUPLICATES:
+        raise InputError(f"{path}: {repeated} of the {LANDMARK_COUNT} points repeat others, not a face's "
+                         f"landmarks; expected {FORMAT_HINT}")
+
+
+class LandmarkOrderWarning(UserWarning):
+    """A landmark file's column order was read as its form says although the other order is plausible too."""
+
+
+def _auto_order(path, columns, line_numbers, comma_separated, image_size):
+    """"xy" or "rowcol" for a file: its form's order unless that reading is clearly implausible (see
+    ``load_landmarks``); warns when both readings are plausible and the other looks more upright."""
+    preferred, other = ("rowcol", "xy") if comma_separated else ("xy", "rowcol")
+    tilt = _jaw_tilt(columns if preferred == "xy" else columns[:, ::-1])
+    if image_size is not None and not _inside(columns if preferred == "xy" else columns[:, ::-1], image_size) \
+            and _inside(columns if other == "xy" else columns[:, ::-1], image_size):
+        return other
+    if tilt > IMPLAUSIBLE_TILT:
+        return other
+    if tilt > AMBIGUOUS_TILT:
+        form = '"a, b" (comma: row, col)' if comma_separated else '"a b" (x y)'
+        warnings.warn(f"{path}: read as {preferred} from its form {form}, a face tilted {tilt:.0f} degrees; "
+                      f"if the columns are the other way round, rewrite it as {FORMAT_HINT}",
+                      LandmarkOrderWarning, stacklevel=3)
+    return preferred
+
+
+def _jaw_tilt(points):
+    """Angle in degrees (0-90) between the horizontal and the line through the jaw's ends, points (68, 2) x, y."""
+    dx, dy = np.abs(points[JAW_RIGHT] - points[JAW_LEFT])
+    return float(np.degrees(np.arctan2(dy, dx)))
+
+
+def _outside(points, image_size):
+    """(68,) bool: points (x, y) outside the image (height, width or one side) by more than the tolerance."""
+    height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
+    size = np.array([width, height], dtype=np.float64)
+    margin = BOUNDS_TOLERANCE * size
+    return ((points < -0.5 - margin) | (points > size - 0.5 + margin)).any(axis=1)
+
+
+def _inside(points, image_size):
+    """True when every point lies inside the image, up to the tolerance."""
+    return not _outside(points, image_size).any()
 
 
 def _check_inside(path, points, line_numbers, image_size):
     """InputError when a point lies outside the image (height, width) by more than the tolerance."""
     height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
-    size = np.array([width, height], dtype=np.float64)
-    margin = BOUNDS_TOLERANCE * size
-    outside = ((points < -0.5 - margin) | (points > size - 0.5 + margin)).any(axis=1)
+    outside = _outside(points, image_size)
     if outside.any():
         index = int(np.argmax(outside))
         x, y = points[index]
         raise InputError(f"{path}, line {line_numbers[index]}: point ({x:g}, {y:g}) lies outside the {width}x{height} image; "
-                         f"expected {FORMAT_HINT} (for row/col files pass order='rowcol')")
+                         f"expected {FORMAT_HINT} (a row, col file is read as such when comma separated, \"row, col\")")
 
 
 def load_landmark_vertices(path, vertex_count):
@@ -123,7 +184,7 @@ def load_landmark_vertices(path, vertex_count):
     path = Path(path)
     hint = f"expected {LANDMARK_COUNT} lines, each one vertex index in [0, {vertex_count})"
     try:
-        fields = path.read_text().split()
+        fields = path.read_text(encoding="utf-8-sig").split()
         indices = np.array([int(field) for field in fields], dtype=np.int64)
     except (OSError, UnicodeDecodeError, ValueError):
         raise InputError(f"{path}: not a list of integers; {hint}") from None

@@ -15,6 +15,7 @@ from utils.io.files import atomic_path
 from utils.io.images import read_image_array
 
 MESH_SUFFIXES = (".obj", ".ply")
+BINARY_PROBE = 8192  # bytes looked at to tell a binary file from a text OBJ
 
 
 @dataclass
@@ -110,9 +111,13 @@ def _load_obj(path):
     verts, colors, uvs, faces, faces_uv = [], [], [], [], []
     mtllib = None
     try:
+        with open(path, "rb") as f:
+            start = f.read(BINARY_PROBE)
         lines = path.read_text(errors="replace").splitlines()
     except OSError as err:
         raise InputError(f"{path}: cannot be read ({err.strerror})") from None
+    if b"\0" in start:  # no text file has NUL bytes; reading on would report a malformed line deep inside
+        raise InputError(f"{path}: not a text OBJ (binary data); export the mesh as a text .obj or as .ply")
     for line_no, line in enumerate(lines, 1):
         tokens = line.split()
         if not tokens:

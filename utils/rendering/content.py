@@ -3,12 +3,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 
 from utils.rendering.cameras import frame_mesh, make_cameras, project, save_cameras, world_to_pixel
 from utils.errors import InputError
-from utils.io.files import load_json, save_npy
-from utils.io.images import save_image
+from utils.io.files import load_json, save_npy, sweep_temporaries
+from utils.io.images import read_image_array, save_image, to_uint8_array
 from utils.io.mesh import load_mesh, to_pytorch3d
 from utils.rendering.render import render_views, vertex_visibility
 
@@ -56,16 +57,25 @@ def is_up_to_date(mesh_path, content_dir, settings):
     return isinstance(stored, dict) and stored.get("render_settings") == _as_json(settings)
 
 
-def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto"):
+def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto", log=print):
     """Render one mesh into ``content_dir``: view_<k>.png, verts2d.npy (V, K, 2), visible.npy (V, K), cameras.json.
 
+    landmarks_<k>.txt (perhaps corrected by hand) is kept when view k comes out identical (pixels and camera),
+    else moved aside to landmarks_<k>.txt.old, which ``log`` reports in one line.
     Returns the share of vertices visible in each view, (K,).
     """
     mesh = load_mesh(mesh_path)
     cameras, at, distance = view_cameras(mesh, settings, device)
     images, pixels, visible = observe_mesh(mesh, cameras, settings, backend)
+    check_views_see_the_mesh(mesh_path, visible, settings)
     content_dir = Path(content_dir)
+    sweep_temporaries(content_dir, log=log)
+    unchanged = unchanged_views(content_dir, images, world_to_pixel(cameras, settings.image_size))
     remove_stale_views(content_dir, len(images))
+    moved = set_aside_landmarks(content_dir, unchanged)
+    if moved:
+        log(f"{content_dir}: the views changed, so {', '.join(moved)} moved aside to *.old "
+            "(run correspondences.py for new ones)")
     for k, image in enumerate(images):
         save_image(content_dir / f"view_{k}.png", image)
     save_npy(content_dir / "verts2d.npy", pixels.float())
@@ -74,6 +84,14 @@ def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto
                  settings.elevations, distance, settings.fov, at.tolist(),
                  extra={"mesh": str(mesh_path), "render_settings": _as_json(settings)})
     return visible.float().mean(0)
+
+
+def check_views_see_the_mesh(mesh_path, visible, settings):
+    """InputError naming the mesh when a view sees none of its vertices (visible: (V, K) bool)."""
+    for k, seen in enumerate(visible.any(0).tolist()):
+        if not seen:
+            raise InputError(f"{mesh_path}: no vertex is visible in view {k} (azimuth {settings.azimuths[k]:g}, "
+                             f"elevation {settings.elevations[k]:g}); check --look-at, --distance and the mesh")
 
 
 def view_cameras(mesh, settings, device="cpu"):
@@ -102,14 +120,49 @@ def observe_mesh(mesh, cameras, settings, backend="auto"):
 
 
 def remove_stale_views(content_dir, num_views):
-    """Before a render: delete view_<k>.png left from an earlier render with more views, and every
-    landmarks_<k>.txt (they belong to the old views; correspondences.py makes them again)."""
+    """Before a render: delete view_<k>.png left from an earlier render with more views."""
     for path in content_dir.glob("view_*.png"):
         index = path.stem.split("_")[-1]
         if index.isdigit() and int(index) >= num_views:
             path.unlink()
-    for path in content_dir.glob("landmarks_*.txt"):
-        path.unlink()
+
+
+def unchanged_views(content_dir, images, P):
+    """Indices k whose stored view_<k>.png has the new render's exact pixels and whose stored camera matrix
+    is the new one: the views their landmark files were made for.
+
+    images: (K, 3, S, S) new renders; P: (K, 3, 4) new world-to-pixel matrices. Content is compared, not
+    timestamps: touching a mesh without changing it keeps its landmarks.
+    """
+    try:
+        stored = load_json(content_dir / "cameras.json")["views"]
+    except (InputError, KeyError, TypeError):
+        return set()
+    same = set()
+    for k, image in enumerate(images):
+        old_view = content_dir / f"view_{k}.png"
+        if k >= len(stored) or not old_view.is_file() or "P" not in stored[k]:
+            continue
+        if not np.allclose(np.asarray(stored[k]["P"]), P[k].cpu().numpy(), rtol=1e-5, atol=1e-6):
+            continue
+        try:
+            old_pixels = to_uint8_array(read_image_array(old_view))
+        except InputError:
+            continue
+        if np.array_equal(old_pixels, to_uint8_array(image)):
+            same.add(k)
+    return same
+
+
+def set_aside_landmarks(content_dir, keep):
+    """Rename landmarks_<k>.txt to landmarks_<k>.txt.old for every k not in ``keep``; returns the moved names."""
+    moved = []
+    for path in sorted(content_dir.glob("landmarks_*.txt")):
+        index = path.stem.split("_")[-1]
+        if not (index.isdigit() and int(index) in keep):
+            path.replace(path.with_name(path.name + ".old"))
+            moved.append(path.name)
+    return moved
 
 
 def _as_json(settings):

@@ -3,6 +3,8 @@
 The rasterizer is a swappable piece (``utils.rendering.raster.make_rasterizer``): the
 project's fast rasterizer on CPU, PyTorch3D's own on CUDA.
 """
+import dataclasses
+
 import torch
 from pytorch3d.renderer import BlendParams, DirectionalLights, HardPhongShader, RasterizationSettings
 from pytorch3d.renderer.blending import hard_rgb_blend
@@ -10,11 +12,43 @@ from pytorch3d.renderer.blending import hard_rgb_blend
 from utils.rendering.raster import make_rasterizer
 
 
+UNIT_RANGE = (1e-2, 1e4)  # camera distances rasterized as they are; others are rescaled to 1 (see _unit_scale)
+
+
 def rasterize_views(meshes, cameras, image_size, backend="auto"):
-    """Rasterize a ``Meshes`` of batch 1 in each of the K cameras; returns PyTorch3D ``Fragments`` (K, S, S, 1)."""
+    """Rasterize a ``Meshes`` of batch 1 in each of the K cameras; returns PyTorch3D ``Fragments`` (K, S, S, 1).
+
+    A scene at any scale: it is rasterized rescaled to a unit camera distance and its depths scaled back.
+    """
     settings = RasterizationSettings(image_size=image_size, blur_radius=0.0, faces_per_pixel=1)
+    scale = _unit_scale(cameras)
+    if scale != 1.0:
+        meshes, cameras = meshes.scale_verts(scale), _scaled_cameras(cameras, scale)
     rasterizer = make_rasterizer(cameras, settings, backend=backend)
-    return rasterizer(meshes.extend(len(cameras)))
+    fragments = rasterizer(meshes.extend(len(cameras)))
+    if scale != 1.0:
+        fragments = dataclasses.replace(fragments, zbuf=torch.where(fragments.zbuf > 0, fragments.zbuf / scale,
+                                                                    fragments.zbuf))
+    return fragments
+
+
+def _unit_scale(cameras):
+    """1, or the factor bringing the camera distance (10 x znear, as make_cameras sets it) to 1 when it lies
+    outside ``UNIT_RANGE``: the rasterizers' fixed epsilon (1e-8 on products of depths) makes a mesh 1e-6 across
+    render with every depth wrong (measured: all vertices hidden)."""
+    znear = cameras.znear
+    distance = 10 * float(znear.min() if isinstance(znear, torch.Tensor) else znear)
+    return 1.0 if UNIT_RANGE[0] <= distance <= UNIT_RANGE[1] or distance <= 0 else 1.0 / distance
+
+
+def _scaled_cameras(cameras, scale):
+    """The same perspective cameras for the scene scaled by ``scale`` about the origin (T, znear, zfar scaled)."""
+    scaled = cameras.clone()
+    scaled.T = cameras.T * scale
+    for name in ("znear", "zfar"):
+        value = getattr(cameras, name)
+        setattr(scaled, name, value * scale)
+    return scaled
 
 
 def render_views(meshes, cameras, image_size, backend="auto", light=None, background=(1.0, 1.0, 1.0)):

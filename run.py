@@ -229,7 +229,7 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
 def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device)
-    keep_freed_memory()
+    keep_freed_memory(device)
     settings, network_name, profile = choose_settings(args, device)
     contents, styles, pairs, problem_of = load_inputs(args, device)
     network = load_feature_network(network_name, device, allow_download=args.allow_download)

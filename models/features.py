@@ -45,7 +45,7 @@ class FeatureNetwork(nn.Module):
     def to_device(self, device):
         """Move to ``device``, weights in that device's layout (``fast_layout``), VGG's wide 3x3 convolutions in
         Winograd form on the CPU only (``place_winograd``). Returns self."""
-        place_winograd(self, device)  # CPU: VGG16 fwd+bwd WINOGRAD_FIGURE
+        place_winograd(self, device)  # CPU only: those layers run 1.3-3x faster in that form (c39ae8f)
         return self.to(device=device, memory_format=fast_layout(device))
 
     def forward(self, images, tap=None):

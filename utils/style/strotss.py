@@ -108,13 +108,19 @@ def centred_blocks(layers, mode):
     return torch.cat(means, dim=-1).squeeze(1), [b - m for b, m in zip(blocks, means)]
 
 
-def moment_loss(layers, target):
-    """Mean absolute difference of means plus of covariance entries. layers: list of (B, N, C_l). Returns (B,)."""
+def covariance_distance(centred, target):
+    """sum |covariance(centred) - target| per item: (B, N, D), (B, D, D) -> (B,)."""
+    return (covariance_matrix(centred) - target).abs().sum((1, 2))
+
+
+def moment_loss(layers, target, distance=covariance_distance):
+    """Mean absolute difference of means plus of covariance entries. layers: list of (B, N, C_l). Returns (B,).
+
+    distance: the covariance block's L1 distance to its target (the fast module passes its own)."""
     mean, centred = centred_blocks(layers, target.covariance)
     mean_term = (mean - target.mean).abs().mean(1)
     entries = sum(c.shape[-1] ** 2 for c in centred)
-    distances = [(covariance_matrix(c) - t).abs().sum((1, 2)) for c, t in zip(centred, target.covariances)]
-    return mean_term + sum(distances) / entries
+    return mean_term + sum(distance(c, t) for c, t in zip(centred, target.covariances)) / entries
 
 
 def tile(tensor, times):

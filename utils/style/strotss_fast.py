@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from utils.style import strotss
 from utils.style.strotss import (StyleTarget as ExactStyleTarget, centred_blocks, content_loss,  # noqa: F401
                                  rgb_to_yuv, sample_positions, style_positions, tile)
 
@@ -47,11 +48,7 @@ def bilinear_corners(positions, image_size, layer_size):
 
 
 def hypercolumns(features, positions, image_size):
-    """Bilinearly sample every layer at the same image positions.
-
-    features: list of (B, C_l, H_l, W_l) covering the same image extent; positions: (N, 2) pixel (x, y) in an
-    image of ``image_size`` = (height, width). Returns a list of (B, N, C_l), one per layer (kept apart so
-    per-layer statistics need no slicing of the concatenation).
+    """The reference's ``hypercolumns``: layers (B, C_l, H_l, W_l) sampled at positions (N, 2) -> list of (B, N, C_l).
 
     Each sample is a weighted sum of four rows of the layer seen as (B * H_l * W_l, C_l), which is what
     embedding_bag computes; on channels-last maps that view is free and the gradient comes back in the
@@ -322,12 +319,8 @@ class _CovarianceDistance(torch.autograd.Function):
 
 
 def moment_loss(layers, target):
-    """Mean absolute difference of means plus of covariance entries. layers: list of (B, N, C_l). Returns (B,)."""
-    mean, centred = centred_blocks(layers, target.covariance)
-    mean_term = (mean - target.mean).abs().mean(1)
-    entries = sum(c.shape[-1] ** 2 for c in centred)
-    cov_term = sum(_CovarianceDistance.apply(c, t) for c, t in zip(centred, target.covariances)) / entries
-    return mean_term + cov_term
+    """The reference's ``moment_loss`` with the covariance distance of ``_CovarianceDistance``: (B,)."""
+    return strotss.moment_loss(layers, target, _CovarianceDistance.apply)
 
 
 @dataclass
@@ -343,11 +336,8 @@ class StyleTarget(ExactStyleTarget):
 
 
 def style_target(features, image_size, samples, generator, covariance="full", search_rank=0):
-    """Sample style hypercolumns at ``samples`` random pixels and summarise them (see ``StyleTarget``).
-
-    features: list of (B, C_l, H_l, W_l) of the style images; image_size: (height, width); search_rank:
-    principal directions of the REMD's neighbour search (0 or at least D: the exact search).
-    """
+    """The reference's ``style_target`` with a ``SubspaceSearch`` of ``search_rank`` principal directions for
+    the REMD's neighbours (0 or at least D: the exact search)."""
     layers = hypercolumns(features, style_positions(image_size, samples, generator), image_size)
     mean, centred = centred_blocks(layers, covariance)
     unit = F.normalize(torch.cat(layers, dim=-1), dim=-1)

@@ -196,6 +196,8 @@ class SubspaceSearch:
 
         A randomized range finder: start from ``rank + oversampling`` target rows (in random order already),
         power iterations on the centred rows, then the exact eigenvectors inside that subspace.
+        Not torch.pca_lowrank: same subspace (overlap 0.9986, same REMD excess) but 2.7x slower here (11.0 vs 4.1 s
+        CPU at rank 256 of D 819, 2048 samples) and it draws from the global RNG, so outputs would vary run to run.
         """
         with torch.no_grad():
             centre = targets.mean(1)

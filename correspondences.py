@@ -2,13 +2,15 @@
 
     python correspondences.py                  # example/content/*/view_<k>.png and example/style/*
     python correspondences.py --only hopper astronaut_popart --force
+    python correspondences.py --edit            # fix landmarks by dragging them, in a browser (127.0.0.1)
 
 Content view k of mesh <name> gets example/content/<name>/landmarks_<k>.txt: the projections of the mesh's
 landmark vertices when example/models/<name>.landmarks.txt lists them (exact), else dlib's detection.
 A style image <style>.png|jpg without <style>.txt gets one from dlib. Files are 68 lines "x y" (pixels,
 origin at the top-left pixel centre). Existing files are checked and kept unless --force. Overlays for
 checking by eye go to <folder>/overlays/; detections that need that check (a weak face detection, or
-predictions that disagree) are listed with a warning.
+predictions that disagree) are listed with a warning and recorded in <folder>/overlays/check_by_eye.json;
+--edit serves a page to look at them (flagged first) and drag wrong points into place (utils/report/editor.py).
 """
 import argparse
 import re
@@ -23,6 +25,7 @@ from utils.errors import InputError, cli_entry
 from utils.io.images import list_images, read_image_array
 from utils.io.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
                              save_landmarks)
+from utils.report.editor import find_items, record_checks, serve
 from utils.report.plots import save_keypoint_overlay
 
 # ---- parameters -------------------------------------------------------------------------------------------
@@ -30,6 +33,7 @@ CONTENT_DIR = "example/content"  # one folder per mesh, written by rendering.py
 STYLE_DIR = "example/style"  # style exemplars; <style>.txt beside each image
 MODELS_DIR = "example/models"  # where <name>.landmarks.txt (68 vertex indices) may sit beside the mesh
 FORCE = False  # re-detect (and overwrite) landmark files that exist and are valid
+OUTPUT_DIR = "output"  # run.py's output; an edit marks the pairs made with the edited landmarks incomplete
 # -----------------------------------------------------------------------------------------------------------
 
 VIEW_NAME = re.compile(r"view_(\d+)\.png")
@@ -42,6 +46,9 @@ def parse_args():
     parser.add_argument("--models", default=MODELS_DIR, help="folder with <name>.landmarks.txt vertex lists")
     parser.add_argument("--force", action="store_true", default=FORCE, help="re-detect existing landmark files")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these meshes and/or style images (stems)")
+    parser.add_argument("--edit", nargs="*", metavar="NAME",
+                        help="serve the landmark editor on 127.0.0.1 (optionally only these styles or meshes)")
+    parser.add_argument("--output", default=OUTPUT_DIR, help="run.py's output folder (for --edit)")
     return parser.parse_args()
 
 
@@ -111,18 +118,24 @@ def landmarks_for(image_path, landmark_path, mesh_points, force):
 @cli_entry
 def main():
     args = parse_args()
+    if args.edit is not None:
+        return serve(find_items(args.content, args.style, set(args.edit)), args.output)
     only = set(args.only or [])
     jobs = content_jobs(args.content, args.models, only) + style_jobs(args.style, only)
     if not jobs:
         raise InputError(f"--only {' '.join(sorted(only))}: no content folder or style image has that name")
     counts, failures, to_check = Counter(), [], 0
     for image_path, landmark_path, mesh_points in tqdm(jobs, desc="landmarks", unit="image"):
+        how = None
         with checks_by_eye() as checks:
             try:
-                counts[landmarks_for(image_path, landmark_path, mesh_points, args.force)] += 1
+                how = landmarks_for(image_path, landmark_path, mesh_points, args.force)
+                counts[how] += 1
             except InputError as err:
                 failures.append(err)
                 tqdm.write(f"error: {err}")
+        if how in ("mesh", "detected"):
+            record_checks(landmark_path, checks)
         for message in checks:
             tqdm.write(f"warning: {message}")
         to_check += len(checks)

@@ -12,18 +12,20 @@ params.json, intermediate/, complete.json last), and output/index.html shows the
     python run.py                                # every content folder x every style in example/
     python run.py --content hopper --style astronaut_cartoon --iterations 50
     python run.py --pairs random --styles-per-content 3    # RRPS's way: 3 random styles per mesh, seeded
+    python run.py --executor ray --ray-address auto        # each pair a task on a Ray cluster (README)
 
 Pairs already complete are skipped (--force redoes them); a pair with bad input is reported and the others go
 on; the run ends with a summary and exits non-zero if any pair failed.
 """
 import argparse
+import functools
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from models.features import NETWORK_CHOICES, load_feature_network
-from utils.batch import SELECTION_MODES, run_batch, select_pairs
+from utils.batch import EXECUTORS, SELECTION_MODES, run_pairs, select_pairs
 from utils.rendering.cameras import load_cameras
 from utils.device import keep_freed_memory, resolve_device
 from utils.errors import InputError, cli_entry
@@ -32,6 +34,7 @@ from utils.io.images import list_images
 from utils.io.mesh import load_mesh
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh, save_reconstruction
 from utils.report.page import write_report
+from utils.settings import add_flags, changed, from_flags
 from utils.style.stylize import StylizeSettings, stylize_views
 from utils.style.io import load_content_views, load_style, output_dir, prepare_inputs, save_result
 
@@ -49,42 +52,30 @@ REPORT = True  # write output/index.html at the end
 
 # ---- 3D reconstruction (step 4b)
 RECONSTRUCT = True  # False stops after the image-space stylization
-REFINE = True  # refine the triangulated mesh by differentiable rendering (False: triangulation only, as RRPS)
-REFINE_ITERATIONS = 20
+# ReconstructionSettings (utils/geometry/reconstruct.py) holds its settings and defaults; write here only what
+# you change, e.g. dict(refine=False) for triangulation only, as RRPS. Flags: --recon-<setting>.
+RECONSTRUCTION = dict()
 
 # ---- machine
 DEVICE = "auto"  # "auto", "cpu", "cuda"
 PROFILE = "auto"  # "gpu": RRPS's settings; "cpu": smaller and faster; "auto": by device
 NETWORK = None  # None: the profile's; else one of models.features.NETWORK_CHOICES
 ALLOW_DOWNLOAD = False  # may VGG16's ImageNet weights be downloaded when missing
-SEED = 0
+EXECUTOR = "local"  # "local": pairs one after another here; "ray": one Ray task per pair (README: on a cluster)
+RAY_ADDRESS = None  # with "ray": a running cluster ("auto", "host:6379"); None starts a local Ray for the run
+CPUS_PER_TASK = 1  # with "ray": CPUs (and torch threads) per pair; a GPU per pair too where there are GPUs
 
-# ---- the optimisation (RRPS's defaults; the CPU profile below overrides some)
-IMAGE_SIZE = 512
-SCALES = 3
-ITERATIONS = 150  # per scale
-STYLE_WEIGHT = 20.0
-CONTENT_WEIGHT = 0.0
-WARP_WEIGHT = 5.0
-TV_WEIGHT = 30.0
-CONSISTENCY_WEIGHT = 20.0
-OPTIMIZER = "adadelta"
-LEARNING_RATE = 1.0
-WARP_LR_FACTOR = 10.0
-RESULT_SAMPLES = 2048
-STYLE_SAMPLES = 5000
-COVARIANCE = "full"  # "full": RRPS's covariance of the whole hypercolumn; "layers": per layer, much cheaper on CPU
-SEARCH_RANK = 256  # REMD neighbours found among this many principal directions of the style samples (0: exact)
-CHECKPOINT_EVERY = 50
+# ---- the optimisation: StylizeSettings (utils/style/stylize.py) holds every setting with RRPS's default, each
+# with a flag (--iterations 50). Write here only what you change, e.g. dict(iterations=50, style_weight=10.0);
+# it applies on top of the profile, and the flags on top of it.
+STYLIZE = dict()
 
-GPU_PROFILE = dict(network="auto")
-# the CPU profile: one pair in about 5 minutes on 2 cores; the warp learns faster to move as far in fewer steps
-CPU_PROFILE = dict(network="efficientnet-lite0", image_size=256, iterations=50, warp_lr_factor=30.0,
-                   result_samples=1024, style_samples=2048, covariance="layers", checkpoint_every=25)
-FLAG_TYPES = {"image-size": int, "scales": int, "iterations": int, "style-weight": float, "content-weight": float,
-              "warp-weight": float, "tv-weight": float, "consistency-weight": float, "learning-rate": float,
-              "warp-lr-factor": float, "result-samples": int, "style-samples": int, "search-rank": int,
-              "checkpoint-every": int}
+# the profiles: RRPS's settings on a GPU; on a CPU one pair in about 5 minutes on 2 cores (the warp learns faster
+# to move as far in fewer steps)
+GPU_PROFILE = StylizeSettings()
+CPU_PROFILE = replace(GPU_PROFILE, image_size=256, iterations=50, warp_lr_factor=30.0, result_samples=1024,
+                      style_samples=2048, covariance="layers", checkpoint_every=25)
+PROFILE_NETWORKS = {"gpu": "auto", "cpu": "efficientnet-lite0"}  # the network when NETWORK is None
 
 
 def parse_args(argv=None):
@@ -100,37 +91,32 @@ def parse_args(argv=None):
     add("--profile", choices=("auto", "gpu", "cpu"), default=PROFILE)
     add("--network", choices=NETWORK_CHOICES, default=NETWORK, help="default: the profile's")
     add("--allow-download", action="store_true", default=ALLOW_DOWNLOAD)
-    add("--seed", type=int, default=SEED)
+    add("--executor", choices=EXECUTORS, default=EXECUTOR)
+    add("--ray-address", default=RAY_ADDRESS, help="with --executor ray (default: a local Ray for this run)")
+    add("--cpus-per-task", type=int, default=CPUS_PER_TASK, help="with --executor ray")
     add("--pairs", choices=SELECTION_MODES, default=PAIRS, help="every content x every style, or random styles")
-    add("--styles-per-content", type=int, default=STYLES_PER_CONTENT, help="with --pairs random")
+    add("--styles-per-content", type=int, default=STYLES_PER_CONTENT, help="with --pairs random (seeded by --seed)")
     add("--force", action="store_true", default=FORCE, help="redo pairs that are already complete")
     add("--no-report", dest="report", action="store_false", default=REPORT)
     add("--no-reconstruct", dest="reconstruct", action="store_false", default=RECONSTRUCT)
-    add("--no-refine", dest="refine", action="store_false", default=REFINE)
-    add("--refine-iterations", type=int, default=REFINE_ITERATIONS)
-    for flag, kind in FLAG_TYPES.items():  # default None: the profile's value, then this file's constant
-        add(f"--{flag}", type=kind, default=None)
-    add("--optimizer", choices=("adadelta", "adam"), default=None)
-    add("--covariance", choices=("full", "layers"), default=None)
+    add_flags(parser, replace(GPU_PROFILE, **STYLIZE), "style transfer (StylizeSettings)",
+              note=f"defaults: the GPU profile's; the CPU profile has {changed(GPU_PROFILE, CPU_PROFILE)}")
+    add_flags(parser, ReconstructionSettings(**RECONSTRUCTION), "reconstruction (ReconstructionSettings)",
+              prefix="recon-", skip=("device",),
+              aliases={"refine": ["--refine"], "iterations": ["--refine-iterations"]})
     return parser.parse_args(argv)
 
 
 def choose_settings(args, device):
-    """StylizeSettings, the network name and the profile: this file's constants, then the profile's values,
-    then every flag that was given."""
+    """StylizeSettings, the network name and the profile: the profile's settings, then STYLIZE, then the flags."""
     profile = args.profile if args.profile != "auto" else ("gpu" if device.type == "cuda" else "cpu")
-    chosen = dict(GPU_PROFILE if profile == "gpu" else CPU_PROFILE)
-    network = args.network or chosen.pop("network")
-    chosen.pop("network", None)
-    settings = StylizeSettings(image_size=IMAGE_SIZE, scales=SCALES, iterations=ITERATIONS, style_weight=STYLE_WEIGHT,
-                               content_weight=CONTENT_WEIGHT, warp_weight=WARP_WEIGHT, tv_weight=TV_WEIGHT,
-                               consistency_weight=CONSISTENCY_WEIGHT, optimizer=OPTIMIZER, learning_rate=LEARNING_RATE,
-                               warp_lr_factor=WARP_LR_FACTOR, result_samples=RESULT_SAMPLES,
-                               style_samples=STYLE_SAMPLES, covariance=COVARIANCE, search_rank=SEARCH_RANK,
-                               checkpoint_every=CHECKPOINT_EVERY, seed=args.seed)
-    names = [flag.replace("-", "_") for flag in FLAG_TYPES] + ["optimizer", "covariance"]
-    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    return replace(settings, **{**chosen, **given}), network, profile
+    settings = replace(GPU_PROFILE if profile == "gpu" else CPU_PROFILE, **STYLIZE)
+    return from_flags(args, settings), args.network or PROFILE_NETWORKS[profile], profile
+
+
+def reconstruction_settings(args, device):
+    """ReconstructionSettings: its defaults, then RECONSTRUCTION, then the --recon-* flags; on ``device``."""
+    return from_flags(args, ReconstructionSettings(**RECONSTRUCTION, device=str(device)), prefix="recon-")
 
 
 def select(paths, names, what):
@@ -156,8 +142,9 @@ def load_each(paths, loader):
     return loaded, problems
 
 
-def load_inputs(args, device):
-    """Every selected content folder and style exemplar, read and checked before any work starts.
+def load_inputs(args, device, seed):
+    """Every selected content folder and style exemplar, read and checked before any work starts (``seed``
+    draws the random pairs).
 
     Returns (contents {name: ContentViews}, styles {name: StyleExemplar}, pairs, problem_of) where
     problem_of(pair) is the reason a pair cannot run (bad content or style input), or None.
@@ -180,7 +167,7 @@ def load_inputs(args, device):
     contents, content_problems = load_each(folders, load_content)
     exemplars, style_problems = load_each(styles, load_style)
     pairs = select_pairs([f.name for f in folders], [p.stem for p in styles], args.pairs, args.styles_per_content,
-                         args.seed)
+                         seed)
     if not pairs:
         raise InputError(f"no pairs selected (--pairs {args.pairs}, --styles-per-content {args.styles_per_content})")
 
@@ -204,6 +191,14 @@ def mesh_of(content_folder, models_dir):
                      "put it back or use --no-reconstruct")
 
 
+def pair_inputs(args, device):
+    """inputs_of(pair) -> (ContentViews, StyleExemplar), read from the input folders (the last content is kept)."""
+    content_views = functools.lru_cache(maxsize=1)(lambda name: load_content_views(Path(args.content_dir) / name,
+                                                                                   device))
+    style_paths = {path.stem: path for path in list_images(Path(args.style_dir))}
+    return lambda pair: (content_views(pair[0]), load_style(style_paths[pair[1]]))
+
+
 def stylize_pair(content, style, network, settings, args, device, run_info):
     """Stylize one mesh's views with one exemplar and write output/<name>/<style>/; returns a summary dict."""
     folder = output_dir(args.output, content.name, style.name)
@@ -218,7 +213,7 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
         return {"stylize_seconds": params["seconds"]}
     content_folder = Path(args.content_dir) / content.name
     cameras, P, image_size, _ = load_cameras(content_folder / "cameras.json", device)
-    recon = ReconstructionSettings(refine=args.refine, iterations=args.refine_iterations, device=str(device))
+    recon = reconstruction_settings(args, device)
     mesh, metrics = reconstruct_mesh(load_mesh(mesh_of(content_folder, MODELS_DIR)), cameras, P, image_size,
                                      result.stylized, result.verts2d_warped, content.visible, recon, folder)
     save_reconstruction(folder, mesh, metrics)
@@ -231,16 +226,27 @@ def main(argv=None):
     device = resolve_device(args.device)
     keep_freed_memory(device)
     settings, network_name, profile = choose_settings(args, device)
-    contents, styles, pairs, problem_of = load_inputs(args, device)
-    network = load_feature_network(network_name, device, allow_download=args.allow_download)
-    run_info = dict(profile=profile, device=str(device), network=network.name, network_reason=network.reason)
+    # every input is checked before any work starts; each pair's are read again where it runs
+    pairs, problem_of = load_inputs(args, device, settings.seed)[2:]
 
-    def run_pair(pair):
-        if problem_of(pair):
-            raise InputError(problem_of(pair))
-        return stylize_pair(contents[pair[0]], styles[pair[1]], network, settings, args, device, run_info)
+    def make_runner():
+        """run_pair for the process that runs the pairs (this one, or each Ray worker): the network loads once."""
+        here = resolve_device(args.device)
+        keep_freed_memory(here)
+        network = load_feature_network(network_name, here, allow_download=args.allow_download)
+        run_info = dict(profile=profile, device=str(here), network=network.name, network_reason=network.reason)
+        inputs_of = pair_inputs(args, here)
 
-    summary = run_batch(pairs, lambda pair: output_dir(args.output, *pair), run_pair, force=args.force)
+        def run_pair(pair):
+            if problem_of(pair):
+                raise InputError(problem_of(pair))
+            return stylize_pair(*inputs_of(pair), network, settings, args, here, run_info)
+
+        return run_pair
+
+    summary = run_pairs(pairs, lambda pair: output_dir(args.output, *pair), make_runner, force=args.force,
+                        executor=args.executor, address=args.ray_address, cpus_per_task=args.cpus_per_task,
+                        use_gpu=args.device != "cpu")
     if args.report:
         report = write_report(args.output, args.content_dir, args.style_dir, failures=summary.failed, device=device)
         print(f"report: {report}")

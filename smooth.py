@@ -12,15 +12,16 @@ from tqdm import tqdm
 
 from utils.errors import InputError, cli_entry
 from utils.io.mesh import load_mesh, save_obj
-from utils.geometry.smoothing import taubin_smooth
+from utils.geometry.smoothing import TaubinSettings, taubin_smooth
+from utils.settings import add_flags, from_flags
 
 # ---- parameters -------------------------------------------------------------------------------------------
 OUTPUT_DIR = "output"  # searched for **/mesh.obj when no files are named
-LAMBDA = 0.7  # shrinking step
-MU = -0.53  # inflating step
-STEPS = 20  # lambda/mu pairs, as MeshLab's "Taubin Smooth" step count
 SUFFIX = "_smooth"  # mesh.obj -> mesh_smooth.obj
 OVERWRITE = False  # smooth again meshes whose smoothed file is newer than them
+# TaubinSettings (utils/geometry/smoothing.py) holds MeshLab's defaults (lambda 0.7, mu -0.53, 20 steps), each with
+# a flag; write here only what you change, e.g. dict(steps=10).
+SMOOTH = dict()
 # -----------------------------------------------------------------------------------------------------------
 
 
@@ -28,10 +29,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("meshes", nargs="*", help="meshes to smooth (default: every mesh.obj under --output)")
     parser.add_argument("--output", default=OUTPUT_DIR, help="folder searched for **/mesh.obj")
-    parser.add_argument("--lambda", dest="lambd", type=float, default=LAMBDA)
-    parser.add_argument("--mu", type=float, default=MU)
-    parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--overwrite", action="store_true", default=OVERWRITE)
+    add_flags(parser, TaubinSettings(**SMOOTH), "smoothing (TaubinSettings)", aliases={"lambd": ["--lambda"]})
     return parser.parse_args()
 
 
@@ -46,12 +45,14 @@ def main():
     meshes = [Path(m) for m in args.meshes] or sorted(Path(args.output).glob("**/mesh.obj"))
     if not meshes:
         raise InputError(f"{args.output}: no mesh.obj found; run run.py first or name the meshes to smooth")
+    settings = from_flags(args, TaubinSettings(**SMOOTH))
     for mesh_path in tqdm(meshes, desc="smoothing", unit="mesh"):
         target = smoothed_path(mesh_path)
         if not args.overwrite and target.is_file() and target.stat().st_mtime >= mesh_path.stat().st_mtime:
             continue
         mesh = load_mesh(mesh_path)
-        save_obj(target, mesh.with_verts(taubin_smooth(mesh.verts, mesh.faces, args.lambd, args.mu, args.steps)))
+        smoothed = taubin_smooth(mesh.verts, mesh.faces, settings.lambd, settings.mu, settings.steps)
+        save_obj(target, mesh.with_verts(smoothed))
         tqdm.write(f"{target}")
 
 

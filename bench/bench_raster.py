@@ -26,15 +26,13 @@ from pytorch3d.structures import Meshes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.rendering.cameras import frame_mesh, make_cameras  # noqa: E402
+from utils.rendering.content import RenderSettings, view_cameras  # noqa: E402
 from utils.errors import cli_entry  # noqa: E402
 from utils.io.mesh import load_mesh  # noqa: E402
 from utils.rendering.raster import FastMeshRasterizer  # noqa: E402
 
 MESH = Path(__file__).resolve().parents[2] / "shared" / "data" / "rrps" / "meshes" / "00319.obj"
-AZIMUTHS = [-10.0, 10.0]
-ELEVATIONS = [0.0, 0.0]
-FOV = 15.0
+VIEWS = RenderSettings()  # RRPS's two views, framed as rendering.py frames them
 SIZES = [256, 512, 1024]
 VIEW_COUNTS = [1, 2]
 PYTORCH3D_MEASURED = {(256, 1, "forward"), (512, 1, "forward"), (256, 1, "forward+backward")}
@@ -179,8 +177,7 @@ def main():
         print(f"skipped: mesh {args.mesh} not found (the RRPS data is expected in ../shared/data/rrps)")
         return
     mesh = load_mesh(args.mesh)
-    at, distance = frame_mesh(mesh.verts, FOV)
-    cameras = make_cameras(AZIMUTHS, ELEVATIONS, distance, FOV, at)
+    cameras, _, _ = view_cameras(mesh, VIEWS)
     print(f"mesh {args.mesh}: {len(mesh.verts)} vertices, {len(mesh.faces)} faces; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     sizes = SIZES[:2] if args.quick else SIZES

@@ -19,16 +19,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the known-answer fixture
 
-from utils.rendering.cameras import frame_mesh, make_cameras, world_to_pixel  # noqa: E402
+from utils.rendering.cameras import world_to_pixel  # noqa: E402
+from utils.rendering.content import RenderSettings, view_cameras  # noqa: E402
 from utils.errors import cli_entry  # noqa: E402
 from utils.io.mesh import load_mesh  # noqa: E402
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh  # noqa: E402
 from synthetic import deform_and_recolor, observe  # noqa: E402
 
 MESH = Path(__file__).resolve().parents[2] / "shared" / "data" / "rrps" / "meshes" / "00319.obj"
-AZIMUTHS = [-10.0, 10.0]
-ELEVATIONS = [0.0, 0.0]
-FOV = 15.0
+VIEWS = RenderSettings()  # RRPS's two views, framed as rendering.py frames them
 IMAGE_SIZE = 512
 AMPLITUDE = 0.01  # largest displacement per axis, relative to the bounding-box diagonal
 
@@ -52,12 +51,11 @@ def main():
     mesh = load_mesh(args.mesh)
     mesh.colors = None  # the reconstruction must find the colours from the views alone
     target = deform_and_recolor(mesh, AMPLITUDE)
-    at, distance = frame_mesh(mesh.verts, FOV)
-    cameras = make_cameras(AZIMUTHS, ELEVATIONS, distance, FOV, at)
+    cameras, _, _ = view_cameras(mesh, VIEWS)
     start = time.perf_counter()
     stylized, warped, visible = observe(target, cameras, IMAGE_SIZE)
     print(f"mesh {args.mesh}: {len(mesh.verts)} vertices, {len(mesh.faces)} faces; "
-          f"{len(AZIMUTHS)} views at {IMAGE_SIZE} px; inputs made in {time.perf_counter() - start:.1f} s")
+          f"{len(VIEWS.azimuths)} views at {IMAGE_SIZE} px; inputs made in {time.perf_counter() - start:.1f} s")
     settings = ReconstructionSettings(refine=not args.no_refine, iterations=args.iterations,
                                       render_size=args.render_size, checkpoint_every=0 if args.out is None else 10)
     start, cpu_start = time.perf_counter(), time.process_time()

@@ -152,11 +152,11 @@ def bench_rrps_settings(iterations, image_size, covariances):
 
 
 def bench_cpu_profile(iterations):
-    settings = StylizeSettings(**{k: v for k, v in run.CPU_PROFILE.items() if k != "network"})
+    settings = run.CPU_PROFILE
     if iterations is not None:
         settings = replace(settings, iterations=iterations)
     content, style = face_inputs(settings.image_size)
-    network = load_feature_network(run.CPU_PROFILE["network"])
+    network = load_feature_network(run.PROFILE_NETWORKS["cpu"])
     with Clock() as clock:
         stylize_views(prepare_inputs(content, style), network, settings, progress=False)
     print(f"\nCPU profile end to end ({settings.image_size} px, {settings.scales} scales x {settings.iterations} "

@@ -20,6 +20,7 @@ from scipy.spatial import cKDTree
 
 from models.landmark_detector import hog_boxes, predict
 from utils.errors import InputError
+from utils.geometry.smoothing import border_edges
 from utils.io.mesh import Mesh
 from utils.style.warp import border_points
 
@@ -50,7 +51,7 @@ def sample_photo(name):
     raise ValueError(f"unknown sample photo '{name}'; use 'hopper' or 'astronaut'")
 
 
-def detect_landmarks(image):
+def frontal_face_landmarks(image):
     """dlib's 68 landmarks of the most confident HOG detection in a uint8 (H, W, 3) RGB photo.
 
     A plain single detection (the builder's photos are frontal): the pipeline's detector
@@ -66,8 +67,8 @@ def detect_landmarks(image):
 
 
 def require_landmarks(image, what):
-    """``detect_landmarks`` that raises ``InputError`` naming ``what`` when no face is found."""
-    landmarks = detect_landmarks(image)
+    """``frontal_face_landmarks`` that raises ``InputError`` naming ``what`` when no face is found."""
+    landmarks = frontal_face_landmarks(image)
     if landmarks is None:
         raise InputError(f"{what}: dlib found no face; use a frontal portrait")
     return landmarks
@@ -138,9 +139,8 @@ def snap_rim(pixels, faces, head):
     pixels: (V, 2); faces: (F, 3). Vertices on the bottom row go to the cut under the chin, the
     other boundary vertices radially onto the ellipse. Returns the new (V, 2) pixels.
     """
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    unique_edges, counts = np.unique(edges, axis=0, return_counts=True)
-    rim = np.unique(unique_edges[counts == 1])
+    edges, on_border = border_edges(faces)
+    rim = np.unique(edges[on_border])
     snapped = pixels.copy()
     on_cut = pixels[rim, 1] >= pixels[:, 1].max() - 1e-9
     radius = _elliptic_radius(pixels[rim], head)[:, None]

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from utils.errors import InputError
-from utils.io.images import to_uint8_array
+from utils.io.images import composite_over_white, to_uint8_array
 from utils.io.landmarks import FORMAT_HINT
 
 DETECTION_MAX_SIDE = 800  # larger images are downscaled for detection and the points scaled back
@@ -149,8 +149,7 @@ def as_rgb_uint8(image):
     if np.issubdtype(image.dtype, np.integer):
         image = image.astype(np.float32) / float(np.iinfo(image.dtype).max)
     if image.ndim == 3 and image.shape[2] == 4:
-        alpha = image[:, :, 3:4]
-        image = image[:, :, :3] * alpha + (1.0 - alpha)
+        image = composite_over_white(image)
     return to_uint8_array(image)
 
 

@@ -14,5 +14,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "installing requirements into .venv (the first time downloads about 4 GB: PyTorch with CUDA libraries)..."
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -r requirements.txt
+    # mediapipe 0.10.14 ships its face mesh and segmentation models in the wheel; without its declared
+    # dependencies, so that opencv-contrib-python does not replace opencv-python-headless (same cv2 module)
+    .venv/bin/python -m pip install --quiet --no-deps mediapipe==0.10.14
     echo "$wanted" > "$stamp"
 fi

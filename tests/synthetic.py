@@ -8,11 +8,8 @@ import math
 
 import torch
 
-from utils.rendering.cameras import project, world_to_pixel
-from utils.io.mesh import Mesh, to_pytorch3d
-from utils.rendering.render import render_views, vertex_visibility
-
-VISIBILITY_TOLERANCE = 0.01  # depth slack, relative to the bounding-box diagonal (as rendering.py)
+from utils.io.mesh import Mesh
+from utils.rendering.content import RenderSettings, observe_mesh
 
 
 def deform_and_recolor(mesh, amplitude=0.02, waves=1.0):
@@ -32,14 +29,8 @@ def deform_and_recolor(mesh, amplitude=0.02, waves=1.0):
 
 
 def observe(mesh, cameras, image_size, backend="auto"):
-    """What K views see of ``mesh``: unlit renders, vertex projections and visibility.
+    """What K views see of ``mesh``, unlit as rendering.py renders it (``observe_mesh``).
 
     Returns (images (K, 3, S, S) in [0, 1], pixels (V, K, 2) pixel (x, y), visible (V, K) bool).
     """
-    device = cameras.device
-    P = world_to_pixel(cameras, image_size)
-    with torch.no_grad():
-        images, zbuf = render_views(to_pytorch3d(mesh, device), cameras, image_size, backend)
-        pixels, depth = project(mesh.verts.to(device), P)
-        visible = vertex_visibility(pixels, depth, zbuf, VISIBILITY_TOLERANCE * mesh.bbox_diagonal())
-    return images, pixels, visible
+    return observe_mesh(mesh, cameras, RenderSettings(image_size=image_size), backend)

@@ -8,6 +8,7 @@ import pytest
 import correspondences
 from utils.io.images import save_image
 from utils.io.landmarks import LANDMARK_COUNT, load_landmarks, project_landmark_vertices, save_landmarks
+from utils.report.editor import load_checks
 
 
 def run_main(monkeypatch, capsys, *args):
@@ -102,6 +103,8 @@ def test_detections_to_check_are_listed_one_line_each(photo_folders, monkeypatch
     assert status == 0 and "2 detected" in output and "2 to check by eye" in output and "Traceback" not in output
     assert len(lines) == 2 and all("uncertain landmarks" in line for line in lines)
     assert any("portrait.png" in line for line in lines) and "CheckByEyeWarning" not in output
+    flagged = load_checks(photo_folders / "style" / "portrait.txt")  # kept for the editor (--edit), flagged first
+    assert len(flagged) == 1 and "uncertain landmarks" in flagged[0]
 
 
 def test_broken_existing_file_and_faceless_image_are_reported(tmp_path, monkeypatch, capsys):

@@ -8,7 +8,7 @@ from torch import nn
 
 import run
 from models.features import FeatureNetwork
-from utils.style.style_view import apply_homography, rotate_exemplar, rotation_homography, umeyama
+from utils.style.style_view import apply_homography, rotate_exemplar, rotation_homography, fit_similarity
 from utils.style.stylize import ConsistencyTerm, StylizeSettings, stylize_views
 from utils.style.io import load_content_views, load_style, prepare_inputs
 from utils.style.warp import LandmarkWarp
@@ -78,13 +78,13 @@ def load_inputs(example):
     return prepare_inputs(content, load_style(example / "style" / "toon.png"))
 
 
-def test_umeyama_recovers_a_similarity():
+def test_fit_similarity_recovers_a_similarity():
     rng = np.random.default_rng(0)
     source = rng.random((20, 2)) * 100
     angle, scale, shift = 0.4, 1.7, np.array([5.0, -3.0])
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     target = scale * source @ rotation.T + shift
-    matrix = umeyama(source, target)
+    matrix = fit_similarity(source, target)
     np.testing.assert_allclose(matrix[:2, :2], scale * rotation, atol=1e-9)
     np.testing.assert_allclose(matrix[:2, 2], shift, atol=1e-8)
 

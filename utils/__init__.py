@@ -8,5 +8,5 @@
   rendering, its metrics, Taubin smoothing.
 - ``utils.report``: pictures and the static HTML report.
 - ``utils.batch``: (content, style) pairs that resume; ``utils.device``: CUDA or CPU; ``utils.errors``:
-  one clear line for bad input.
+  one clear line for bad input; ``utils.settings``: the scripts' flags made from the settings dataclasses.
 """

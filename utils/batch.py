@@ -17,6 +17,7 @@ from utils.io.files import save_json
 
 COMPLETE_MARKER = "complete.json"
 SELECTION_MODES = ("all", "random")
+EXECUTORS = ("local", "ray")  # pairs one after another in this process, or as Ray tasks (utils/batch_ray.py)
 
 
 def select_pairs(contents, styles, mode="all", styles_per_content=1, seed=0):
@@ -50,6 +51,12 @@ def clear_marker(folder):
     marker = Path(folder) / COMPLETE_MARKER
     if marker.is_file():
         marker.unlink()
+
+
+def failure_reason(err):
+    """One line for an unexpected error in a pair: its type, message and the file:line it was raised at."""
+    where = traceback.extract_tb(err.__traceback__)[-1]
+    return f"{type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})"
 
 
 @dataclass
@@ -91,11 +98,27 @@ def run_batch(pairs, folder_of, run_pair, force=False, log=tqdm.write):
             log(f"{name}: failed: {err}")
             continue
         except Exception as err:  # a bug or a numerical failure in one pair: report it, keep the batch going
-            where = traceback.extract_tb(err.__traceback__)[-1]
-            reason = f"{type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})"
+            reason = failure_reason(err)
             summary.failed[tuple(pair)] = reason
             log(f"{name}: failed: {reason}")
             continue
         mark_complete(folder, dict(info, content=pair[0], style=pair[1], seconds=round(time.time() - start, 1)))
         summary.done.append(name)
     return summary
+
+
+def run_pairs(pairs, folder_of, make_runner, force=False, executor="local", log=tqdm.write, **ray_options):
+    """Run a batch with the chosen executor; returns its ``BatchSummary``.
+
+    make_runner() -> run_pair: builds the per-pair function (loading the feature network) once per process that
+    runs pairs: here for "local" (``run_batch``, one pair after another), once per Ray worker for "ray"
+    (``utils.batch_ray.run_batch_ray``; ray_options: address, cpus_per_task, use_gpu). Both skip complete pairs,
+    report failures the same way and give the same summary.
+    """
+    if executor not in EXECUTORS:
+        raise InputError(f"executor '{executor}' is not one of {', '.join(EXECUTORS)}")
+    if executor == "local":
+        return run_batch(pairs, folder_of, make_runner(), force=force, log=log)
+    from utils.batch_ray import run_batch_ray  # Ray is imported only when it is asked for
+
+    return run_batch_ray(pairs, folder_of, make_runner, force=force, log=log, **ray_options)

@@ -6,9 +6,30 @@ averaged over itself and its border neighbours only; unreferenced vertices stay.
 PyTorch3D's ``taubin_smoothing`` uses other weights (and gives NaN for
 unreferenced vertices), so it does not reproduce MeshLab's result.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+
+@dataclass
+class TaubinSettings:
+    """MeshLab's "Taubin Smooth" filter and its defaults (smooth.py's flags come from here)."""
+
+    lambd: float = 0.7  # shrinking step
+    mu: float = -0.53  # inflating step
+    steps: int = 20  # lambda/mu pairs, as MeshLab's step count
+
+
+def border_edges(faces):
+    """Each face's three edges and which of them lie on the mesh's border (belong to that face only).
+
+    faces: (F, 3) int array. Returns (edges: (3F, 2) int, directed as in their face; on_border: (3F,) bool).
+    """
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    _, edge_id, uses = np.unique(np.sort(edges, axis=1), axis=0, return_inverse=True, return_counts=True)
+    return edges, uses[edge_id.ravel()] == 1
 
 
 def umbrella_operator(faces, num_verts):
@@ -16,9 +37,7 @@ def umbrella_operator(faces, num_verts):
 
     faces: (F, 3) int array. Returns (W: scipy CSR, referenced: (V,) bool).
     """
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])  # (3F, 2) directed, per face
-    _, edge_id, uses = np.unique(np.sort(edges, axis=1), axis=0, return_inverse=True, return_counts=True)
-    on_border = uses[edge_id.ravel()] == 1
+    edges, on_border = border_edges(faces)
 
     def adjacency(directed):
         ones = np.ones(len(directed))
@@ -36,7 +55,7 @@ def umbrella_operator(faces, num_verts):
     return normalised.tocsr(), referenced
 
 
-def taubin_smooth(verts, faces, lambd=0.7, mu=-0.53, steps=20):
+def taubin_smooth(verts, faces, lambd=TaubinSettings.lambd, mu=TaubinSettings.mu, steps=TaubinSettings.steps):
     """Taubin smoothing: ``steps`` pairs of a lambda step and a mu step, as MeshLab's filter.
 
     verts: (V, 3) tensor; faces: (F, 3) tensor. Returns the smoothed (V, 3) tensor (same dtype and device).

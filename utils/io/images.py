@@ -27,19 +27,19 @@ def read_image_array(path):
     img = raw.astype(np.float32) / scale
     if img.ndim == 2:
         img = img[:, :, None]
-    channels = img.shape[2]
-    if channels == 1:
-        img = np.repeat(img, 3, axis=2)
-    elif channels == 2:  # gray + alpha
-        gray, alpha = img[:, :, :1], img[:, :, 1:2]
-        img = np.repeat(gray * alpha + (1 - alpha), 3, axis=2)
-    elif channels == 4:
-        alpha = img[:, :, 3:4]
-        img = img[:, :, :3] * alpha + (1 - alpha)
-    elif channels != 3:
-        raise InputError(f"{path}: {channels} channels not supported; save it as an RGB image")
-    rgb = np.ascontiguousarray(img[:, :, ::-1])  # OpenCV stores BGR
+    if img.shape[2] > 4:
+        raise InputError(f"{path}: {img.shape[2]} channels not supported; save it as an RGB image")
+    rgb = np.ascontiguousarray(composite_over_white(img)[:, :, ::-1])  # OpenCV stores BGR
     return np.clip(rgb, 0.0, 1.0)
+
+
+def composite_over_white(image):
+    """A float array (H, W, C) in [0, 1] -> (H, W, 3): alpha (the last channel when C is 2 or 4) composited over
+    white, then gray (C of 1 or 2) replicated to three channels. The colour channels keep their order."""
+    if image.shape[2] in (2, 4):
+        alpha = image[:, :, -1:]
+        image = image[:, :, :-1] * alpha + (1 - alpha)
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
 
 
 def load_image(path, device="cpu"):

@@ -102,7 +102,11 @@ def _parse_index(token, count, path, line_no):
 
 
 def _load_obj(path):
-    """Parse an OBJ file: v (optionally with r g b), vt, f (v, v/vt, v/vt/vn, v//vn), mtllib/map_Kd."""
+    """Parse an OBJ file: v (optionally with r g b), vt, f (v, v/vt, v/vt/vn, v//vn), mtllib/map_Kd.
+
+    Hand-written because PyTorch3D's ``load_obj`` and ``IO().load_mesh`` drop the "v x y z r g b" vertex colours
+    (checked with pytorch3d 0.7.9) that the RRPS meshes carry.
+    """
     verts, colors, uvs, faces, faces_uv = [], [], [], [], []
     mtllib = None
     try:
@@ -176,23 +180,22 @@ def _texture_from_mtl(obj_path, mtllib):
 
 
 def _load_ply(path):
-    """Read a .ply (ascii or binary) with PyTorch3D's reader, keeping vertex colours."""
-    from pytorch3d.io.ply_io import _load_ply as load_ply_data
+    """Read a .ply (ascii or binary) with PyTorch3D's public reader, keeping vertex colours."""
+    from pytorch3d.io import IO
 
     with open(path, "rb") as f:
         header = f.read(65536)
     if not header.startswith(b"ply") or b"end_header" not in header:  # PyTorch3D's reader loops on a cut header
         raise InputError(f"{path}: not a PLY file (no complete 'ply ... end_header' header); re-export the mesh")
     try:
-        with open(path, "rb") as f:
-            data = load_ply_data(f, path_manager=None)
+        loaded = IO().load_mesh(path, include_textures=True)
     except Exception as err:  # PyTorch3D raises ValueError/IndexError on malformed headers and bodies
         raise InputError(f"{path}: not a readable PLY mesh ({err})") from None
-    if data.faces is None or len(data.faces) == 0:
+    if loaded.faces_packed().numel() == 0:
         raise InputError(f"{path}: no faces; the pipeline needs a triangle or polygon mesh, not a point cloud")
-    mesh = Mesh(verts=data.verts.float(), faces=data.faces.long())
-    if data.verts_colors is not None:
-        mesh.colors = data.verts_colors.float()
+    mesh = Mesh(verts=loaded.verts_packed().float(), faces=loaded.faces_packed().long())
+    if loaded.textures is not None:  # TexturesVertex when the file has vertex colours
+        mesh.colors = loaded.textures.verts_features_packed().float()
     return mesh
 
 

@@ -3,18 +3,21 @@
 For each pair folder output/<name>/<style>/ the page shows the content views, the style exemplar with its
 landmarks, the stylized (and unwarped) views, turntable strips of the stylized mesh before and after smoothing
 (rendered here with the project's renderer, cached beside the meshes) and the figures of metrics.json.
-Static files only: relative links, no JavaScript, no network, so the folder can be opened offline or copied.
+Static files only: relative links, no network, so the folder can be opened offline or copied. The one script,
+viewer.js, turns each pair's meshes (.glb, see ``glb``) in a 3D viewer (model-viewer, vendored) when the pair
+scrolls into view; the turntable pictures stay as the fallback.
 Anything missing is shown as missing; the page is built for incomplete and failed pairs too.
 """
 import html
 import json
 import math
 import os
+import shutil
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -30,6 +33,7 @@ from utils.io.files import atomic_path, load_json, save_text
 from utils.io.images import list_images, read_image_array, save_image, to_uint8_array
 from utils.io.landmarks import load_landmarks
 from utils.io.mesh import load_mesh, to_pytorch3d
+from utils.report.glb import glb_key, glb_paths, glb_script_path, input_mesh_path, update_glbs
 from utils.report.plots import save_keypoint_overlay
 from utils.rendering.render import render_views
 
@@ -40,6 +44,8 @@ ASSETS_DIR = "report_files"  # landmark overlays the report draws itself, inside
 FOLDED_OVER = 4  # a nested dict of metrics or parameters with more leaves than this is shown collapsed
 OVERLAY_SIZE = 200  # pixels, longer side of the pictures the report draws landmarks on
 TURNTABLES = {"mesh.obj": "turntable.png", "mesh_smooth.obj": "turntable_smooth.png"}  # mesh -> strip
+VIEWER_FILES = (Path(__file__).with_name("viewer.js"), Path(__file__).parent / "vendor" / "model-viewer-umd.min.js")
+VIEWER_CAPTIONS = {"input": "input mesh", "mesh.obj": "stylized", "mesh_smooth.obj": "stylized, smoothed"}
 INTERMEDIATE_PLOTS = ("intermediate/loss_curves.png", "intermediate/recon_loss.png")
 PAIR_FILES = ("mesh.obj", "mesh_smooth.obj", "metrics.json", "params.json", "verts2d_warped.npy",
               "turntable.gif", "turntable_smooth.gif", "intermediate/")
@@ -51,7 +57,7 @@ class TurntableSettings:
     headlight (``light``: diffuse share), framed from the front with ``margin``; an animated GIF beside
     each strip when ``gif``."""
 
-    azimuths: tuple = tuple(np.linspace(-60.0, 60.0, 8).tolist())
+    azimuths: Tuple[float, ...] = tuple(np.linspace(-60.0, 60.0, 8).tolist())  # degrees (full circle: -180 ... 135)
     elevation: float = 0.0
     image_size: int = 256
     fov: float = 15.0
@@ -334,6 +340,7 @@ def pair_html(pair, index_dir, assets_dir, settings):
 <div class="group"><h4>style</h4>{style}</div></div>
 <div class="row"><div class="group"><h4>stylized</h4>{"".join(stylized)}</div>
 <div class="group"><h4>before the warp</h4>{"".join(unwarped)}</div></div>
+{viewer_html(pair, index_dir)}
 <div class="strips"><h4>stylized mesh, turned around the head (click for the animation)</h4>{"".join(turntables)}</div>
 <div class="row"><div class="group metrics"><h4>metrics</h4>{table_html(metrics) or _esc(metrics_note)}</div>
 <div class="group plots">{"".join(plots)}</div></div>
@@ -341,6 +348,29 @@ def pair_html(pair, index_dir, assets_dir, settings):
 {f"<details><summary>completion</summary>{table_html(marker)}</details>" if marker else ""}
 <p class="files">{_file_links(folder, index_dir)}</p>
 </section>"""
+
+
+def viewer_html(pair, index_dir):
+    """The pair's 3D viewer: an empty box that viewer.js fills with its meshes when it scrolls into view."""
+    meshes = []
+    for name, glb in glb_paths(pair.folder).items():
+        script = glb_script_path(glb)
+        if script.is_file():
+            meshes.append({"key": glb_key(glb), "script": _href(script, index_dir),
+                           "caption": VIEWER_CAPTIONS[name]})
+    if not meshes:
+        return ""
+    return (f'<div class="viewer3d" data-meshes="{_esc(json.dumps(meshes))}"><h4>in 3D</h4>'
+            f'<p class="viewer-note">the 3D view loads when it comes into view</p></div>')  # = viewer.js's NOTE
+
+
+def copy_viewer_files(assets_dir):
+    """Copy viewer.js and the model-viewer library into the report's assets folder (when missing or older)."""
+    for source in VIEWER_FILES:
+        target = Path(assets_dir) / source.name
+        if is_stale(target, [source]):
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
 
 
 def _content_overlay(pair, k, index_dir, assets_dir):
@@ -403,11 +433,15 @@ table.summary img.thumb { width: 48px; height: 48px; display: block; }
 .note { color: #a00; font-size: 0.85em; }
 .files { font-size: 0.85em; }
 .absent { color: #999; }
+.viewer3d figure { margin-right: 1em; }
+.viewer3d model-viewer { width: 320px; height: 320px; background: #eef; border: 1px solid #ddd; }
+.viewer-note { font-size: 0.85em; color: #555; }
 """
 
 
-def page_html(pairs, index_dir, assets_dir, settings, title):
-    """The whole page: summary table, then one section per content mesh with its pairs."""
+def page_html(pairs, index_dir, assets_dir, settings, title, viewer=True):
+    """The whole page: summary table, then one section per content mesh with its pairs (and the 3D viewer's
+    script when ``viewer``)."""
     metrics = [summary_metrics(read_json_or_note(pair.folder / "metrics.json")[0]) for pair in pairs]
     counts = {state: sum(p.status == state for p in pairs) for state in ("complete", "done", "incomplete", "failed")}
     overview = ", ".join(f"{count} {state}" for state, count in counts.items() if count) or "none yet"
@@ -419,7 +453,8 @@ def page_html(pairs, index_dir, assets_dir, settings, title):
         sections.append(f"<h2>{_esc(content)}</h2>{body}")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>
-<style>{STYLE_SHEET}</style></head>
+<style>{STYLE_SHEET}</style>
+{f'<script src="{ASSETS_DIR}/viewer.js" defer></script>' if viewer else ""}</head>
 <body><h1>{_esc(title)}</h1>
 <p>{len(pairs)} pair{plural}: {_esc(overview)}. Written {written}; click a picture for its file.</p>
 {summary_html(pairs, metrics, index_dir) if pairs else ""}
@@ -430,21 +465,26 @@ def page_html(pairs, index_dir, assets_dir, settings, title):
 
 def write_report(output_root="output", content_root="example/content", style_root="example/style",
                  turntable=TurntableSettings(), failures=None, device="auto", backend="auto",
-                 title="RRPS 3D portrait stylization"):
+                 title="RRPS 3D portrait stylization", models_root="example/models", viewer=True):
     """Write output_root/index.html for every pair folder in ``output_root``; returns its path.
 
     turntable: ``TurntableSettings`` to render the missing or stale turntable strips, or None to only show the
     strips already there. failures: {(content, style): reason} of pairs a batch reported as failed.
-    Landmark overlays that the producers did not write are drawn into output_root/report_files/.
+    viewer: write the missing or stale .glb files of every pair (input mesh from ``models_root`` or cameras.json)
+    for the 3D viewer. Landmark overlays that the producers did not write are drawn into output_root/report_files/.
     """
     output_root = Path(output_root)
     pairs = find_pairs(output_root, content_root, style_root, failures)
+    if viewer:
+        copy_viewer_files(output_root / ASSETS_DIR)
+        for pair in tqdm([p for p in pairs if p.folder.is_dir()], desc="3D views", unit="pair", leave=False):
+            pair.notes += update_glbs(pair.folder, input_mesh_path(pair.content_dir, models_root), is_stale)
     if turntable is not None:
         device = resolve_device(device)
         for pair in tqdm([p for p in pairs if p.folder.is_dir()], desc="turntables", unit="pair", leave=False):
             update_turntables(pair, turntable, device, backend)
     index = output_root / REPORT_NAME
-    save_text(index, page_html(pairs, output_root, output_root / ASSETS_DIR, turntable, title))
+    save_text(index, page_html(pairs, output_root, output_root / ASSETS_DIR, turntable, title, viewer))
     finished = [pair for pair in pairs if (pair.folder / TURNTABLES["mesh.obj"]).is_file()]
     if finished:
         write_overview(finished[0], output_root / OVERVIEW_NAME)

@@ -10,6 +10,7 @@ import math
 
 import cv2
 import numpy as np
+from skimage.transform import SimilarityTransform
 
 
 def rotation_homography(azimuth_degrees, width, height, fov_degrees):
@@ -42,30 +43,21 @@ def rotate_exemplar(image, landmarks, azimuth_degrees, fov_degrees):
     return turned, apply_homography(matrix, np.asarray(landmarks, dtype=np.float64))
 
 
-def umeyama(source, target):
-    """Least-squares similarity (scale, rotation, translation) taking ``source`` onto ``target`` (Umeyama 1991).
+def fit_similarity(source, target):
+    """Least-squares similarity (scale, rotation, translation) taking ``source`` onto ``target``: scikit-image's
+    Umeyama (1991) fit, the same matrix as a hand-written one to 1e-14.
 
-    source, target: (N, D) corresponding points. Returns a (D + 1, D + 1) homogeneous matrix.
+    source, target: (N, 2) corresponding points. Returns a (3, 3) homogeneous matrix.
     """
-    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
-    dim = source.shape[1]
-    source_mean, target_mean = source.mean(0), target.mean(0)
-    source_centred, target_centred = source - source_mean, target - target_mean
-    u, singular, vt = np.linalg.svd(target_centred.T @ source_centred / len(source))
-    signs = np.ones(dim)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:  # no reflections
-        signs[-1] = -1.0
-    rotation = u @ np.diag(signs) @ vt
-    scale = (singular * signs).sum() / source_centred.var(0).sum()
-    matrix = np.eye(dim + 1)
-    matrix[:dim, :dim] = scale * rotation
-    matrix[:dim, dim] = target_mean - scale * rotation @ source_mean
-    return matrix
+    fit = SimilarityTransform.from_estimate(np.asarray(source, np.float64), np.asarray(target, np.float64))
+    if not fit:
+        raise ValueError(f"no similarity fits these landmarks ({fit})")
+    return fit.params
 
 
 def aligned_targets(style_landmarks, content_landmarks, image_size, margin=5.0):
     """Style landmarks moved onto the content landmarks by the best similarity, kept ``margin`` px inside
     the image: (N, 2) x2 -> (N, 2) warp targets in content pixels."""
-    matrix = umeyama(style_landmarks, content_landmarks)
+    matrix = fit_similarity(style_landmarks, content_landmarks)
     targets = apply_homography(matrix, np.asarray(style_landmarks, np.float64))
     return np.clip(targets, margin, image_size - 1 - margin)

@@ -8,6 +8,7 @@ every vertex seen in two views agree.
 """
 import itertools
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,7 @@ LOSS_NAMES = ("total", "style", "content", "warp", "tv", "consistency")
 
 @dataclass
 class StylizeSettings:
-    """Parameters of the joint optimisation (run.py's constants; defaults are RRPS's)."""
+    """Parameters of the joint optimisation; the defaults are RRPS's (run.py's flags and profiles come from here)."""
 
     image_size: int = 512  # final side in pixels
     scales: int = 3  # coarse-to-fine scales, each half the next
@@ -34,12 +35,12 @@ class StylizeSettings:
     warp_weight: float = 5.0
     tv_weight: float = 30.0
     consistency_weight: float = 20.0
-    optimizer: str = "adadelta"  # "adadelta" or "adam"
+    optimizer: Literal["adadelta", "adam"] = "adadelta"
     learning_rate: float = 1.0
     warp_lr_factor: float = 10.0
     result_samples: int = 2048  # hypercolumns sampled from each output per iteration
     style_samples: int = 5000  # hypercolumns sampled from each style exemplar per scale
-    covariance: str = "full"  # "full" hypercolumn covariance or per-"layers" blocks (cheaper)
+    covariance: Literal["full", "layers"] = "full"  # "full" hypercolumn covariance or per-"layers" blocks (cheaper)
     search_rank: int = 256  # CPU only: REMD neighbours searched in this many principal directions (0: all, exact)
     border_points_per_side: int = 16  # fixed TPS points along each image edge
     field_size: int = 128  # side of the grid the warp field is evaluated on

@@ -1,0 +1,125 @@
+"""Model acquisition (acquire.py, utils/acquisition): a photo becomes a closed coloured head with 68 landmark vertices."""
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import scipy.ndimage
+import torch
+
+pytest.importorskip("mediapipe", reason="mediapipe 0.10.14 is not installed (bash scripts/setup_env.sh installs it)")
+
+from example_data import sample_photo  # noqa: E402
+from models.landmark_detector import checks_by_eye, detect_landmarks  # noqa: E402
+from utils.acquisition.face import find_face  # noqa: E402
+from utils.acquisition.photo import load_photo  # noqa: E402
+from utils.acquisition.pipeline import AcquireSettings, acquire_head  # noqa: E402
+from utils.errors import InputError  # noqa: E402
+from utils.io.landmarks import landmark_error  # noqa: E402
+from utils.io.mesh import load_mesh, save_obj, to_pytorch3d  # noqa: E402
+from utils.rendering.cameras import frame_mesh, make_cameras, project, world_to_pixel  # noqa: E402
+from utils.rendering.render import render_views  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = AcquireSettings(vertices=6000)  # small and quick; the example uses more
+
+
+@pytest.fixture(scope="module", params=["hopper", "astronaut"])
+def acquired(request, tmp_path_factory):
+    """(head, the mesh as written and read back) for a photo shipped in a package."""
+    head = acquire_head(sample_photo(request.param), request.param, SETTINGS)
+    path = tmp_path_factory.mktemp("acquired") / f"{request.param}.obj"
+    save_obj(path, head.mesh)
+    return head, load_mesh(path)
+
+
+def render(mesh, azimuths, size=384):
+    """(images (K, 3, S, S), zbuf (K, S, S), cameras) of a mesh framed from the front, turned by the azimuths."""
+    at, distance = frame_mesh(mesh.verts, 15.0)
+    cameras = make_cameras(azimuths, [0.0] * len(azimuths), distance * 1.2, 15.0, at)
+    with torch.no_grad():
+        images, zbuf = render_views(to_pytorch3d(mesh), cameras, size)
+    return images, zbuf, cameras
+
+
+def test_mesh_is_closed_dense_and_coloured(acquired):
+    head, mesh = acquired
+    faces = mesh.faces.numpy()
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    assert (counts == 2).all()  # every edge between two faces: a closed surface, no mask rim
+    assert len(mesh.verts) >= 8000 and torch.isfinite(mesh.verts).all()
+    extent = mesh.verts.max(0).values - mesh.verts.min(0).values
+    assert float(extent[2]) > 0.7 * float(extent[0])  # a head about as deep as wide, not a relief
+    back = mesh.colors[torch.from_numpy(~head.seen)]
+    assert float(back.mean()) > 0.1 and float(back.std(0).max()) < 0.25  # filled: neither black nor streaked
+
+
+def test_landmark_vertices_match_dlib_on_a_render(acquired):
+    head, mesh = acquired
+    images, _, cameras = render(mesh, [0.0], size=512)
+    pixels, _ = project(mesh.verts[torch.from_numpy(head.landmark_vertices)], world_to_pixel(cameras, 512))
+    with checks_by_eye():
+        detected = detect_landmarks(images[0])
+    assert head.landmark_vertices.shape == (68,) and len(np.unique(head.landmark_vertices)) >= 64
+    assert landmark_error(detected, pixels[:, 0].numpy()) < 0.06
+
+
+def test_side_views_show_no_background_inside_the_head(acquired):
+    _, mesh = acquired
+    _, zbuf, _ = render(mesh, [-60.0, 60.0])
+    for depth in zbuf:
+        covered = (depth > 0).numpy()
+        holes = scipy.ndimage.binary_fill_holes(covered) & ~covered
+        assert covered.mean() > 0.1 and holes.sum() == 0
+
+
+def test_photo_formats_become_rgb(tmp_path):
+    photo = sample_photo("hopper")
+    gray16 = (cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257)
+    rgba = np.dstack([photo[..., ::-1], np.full(photo.shape[:2], 255, np.uint8)])
+    huge = cv2.resize(photo[..., ::-1], (3000, 3516))
+    for name, image in {"gray16.png": gray16, "rgba.png": rgba, "huge.jpg": huge}.items():
+        cv2.imwrite(str(tmp_path / name), image)
+        loaded, scale = load_photo(tmp_path / name)
+        assert loaded.dtype == np.uint8 and loaded.shape[2] == 3 and max(loaded.shape) <= 1024, name
+        assert (scale < 1.0) == (name == "huge.jpg")
+    assert abs(float(load_photo(tmp_path / "gray16.png")[0].mean()) - float(gray16.mean()) / 257) < 2
+
+
+def test_several_faces_model_the_largest():
+    photo = sample_photo("hopper")
+    small = cv2.resize(photo, None, fx=0.5, fy=0.5)
+    canvas = np.full((600, 820, 3), 255, np.uint8)
+    canvas[:, :512] = photo
+    canvas[150:450, 540:796] = small
+    face = find_face(canvas, "two.png")
+    assert face.faces_found == 2 and face.points[:, 0].max() < 512
+
+
+def test_bad_photos_each_give_one_line_and_the_rest_go_on(tmp_path, monkeypatch, capsys):
+    import acquire
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "grey.png"), np.full((200, 200), 128, np.uint8))
+    cv2.imwrite(str(photos / "tiny.png"), np.full((40, 40, 3), 128, np.uint8))
+    (photos / "broken.jpg").write_text("not an image")
+    out = tmp_path / "models"
+    monkeypatch.setattr(sys, "argv", ["acquire.py", str(photos), str(tmp_path / "missing.jpg"), "--out", str(out)])
+    with pytest.raises(SystemExit) as exit_info:
+        acquire.main()
+    assert exit_info.value.code == 1
+    errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error:")]
+    expected = {"grey.png": "no face", "tiny.png": "too small", "broken.jpg": "not a readable image",
+                "missing.jpg": "no such photo"}
+    assert len(errors) == len(expected)
+    for name, words in expected.items():
+        assert any(name in line and words in line for line in errors), name
+    assert not out.exists() or not list(out.iterdir())  # nothing half-written
+
+
+def test_missing_photo_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no such photo"):
+        load_photo(tmp_path / "nope.jpg")

@@ -1,0 +1,95 @@
+"""Vertex colours of an acquired head: projected from the photo where it sees the surface, filled elsewhere.
+
+A vertex is seen when it lies on the front sheet and its normal faces the camera (the photo is a
+frontal view); grazing surfaces are treated as unseen, since the photo stretches a few pixels over
+them. Unseen vertices take the colour of their mirror image across the face's symmetry plane when
+that one is seen, and the rest a harmonic fill over the mesh from all known colours.
+"""
+import cv2
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from utils.acquisition.face import SYMMETRIC_PAIRS
+from utils.geometry.fill import edge_weights, harmonic_fill
+
+
+def sample_image(image, pixels):
+    """Bilinear RGB colours (N, 3) float32 in [0, 1] of a uint8 image (H, W, 3) at pixels (N, 2) (x, y)."""
+    maps = pixels.astype(np.float32).reshape(1, -1, 2)
+    colors = cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return colors.reshape(-1, 3).astype(np.float32) / 255.0
+
+
+def extend_beyond(image, region, band):
+    """The photo with the colours inside ``region`` (H, W) bool spread ``band`` pixels past its outline.
+
+    Sampling near the outline then never picks up the background. Pixels of the region closer than
+    ``band / 2`` to its outline are replaced too (segmentation edges are soft).
+    """
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    core = cv2.erode(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (band + 1, band + 1)))
+    ring = cv2.dilate(region.astype(np.uint8), kernel) & (1 - core)
+    return cv2.inpaint(image, ring, 3, cv2.INPAINT_TELEA)
+
+
+def vertex_normals(points, faces):
+    """(V, 3) unit area-weighted vertex normals of a mesh (points (V, 3), faces (F, 3))."""
+    corners = points[faces]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros_like(points)
+    for k in range(3):
+        np.add.at(normals, faces[:, k], face_normals)
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+def symmetry_plane(face_points):
+    """(centre (3,), unit normal (3,)) of the face's left-right symmetry plane from MediaPipe points (478, 3)."""
+    right, left = (face_points[[pair[k] for pair in SYMMETRIC_PAIRS]] for k in (0, 1))
+    normal = (left - right).mean(0)
+    return (left + right).mean(0) / 2, normal / np.linalg.norm(normal)
+
+
+def head_colors(image, points, faces, is_back, face_points, blur, facing=(0.25, 0.65), mirror_tolerance=3.0):
+    """(V, 3) float32 colours in [0, 1] of a head mesh built in photo pixels, and (V,) bool: taken from the photo.
+
+    image: uint8 (H, W, 3) RGB (best after ``extend_beyond``); points: (V, 3) pixel x, y and depth toward
+    the viewer; faces: (F, 3) wound outward; is_back: (V,) bool; face_points: MediaPipe's (478, 3);
+    blur: pixels; the harmonic fill spreads the photo blurred by this much (a fill from sharp colours
+    draws streaks along the mesh from every detail on its border).
+    facing: (low, high) normal components toward the camera: at or above high a vertex counts as seen (its
+    photo colour, or its mirror image's, is kept and feeds the fill), at or below low it takes the fill, and in
+    between a blend of both (a hard threshold draws a jagged seam where the surface turns away);
+    mirror_tolerance: how far (pixels) a mirror image may lie from the seen vertex whose colour it takes.
+    """
+    normals = vertex_normals(points * np.array([1.0, -1.0, 1.0]), faces)  # y up, so the winding reads outward
+    toward = np.where(is_back, -1.0, normals[:, 2])
+    front = toward > facing[0]
+    sharp, smooth = (np.zeros((len(points), 3), dtype=np.float32) for _ in range(2))
+    blurred = cv2.GaussianBlur(image, (0, 0), blur)
+    sharp[front], smooth[front] = sample_image(image, points[front, :2]), sample_image(blurred, points[front, :2])
+    seen = toward >= facing[1]
+    mirror, source = mirror_sources(points, seen, face_points, mirror_tolerance)
+    keep = toward[mirror] <= facing[0]  # only where the photo has nothing: a mirrored cheek beside a seen one shows
+    mirror, source = mirror[keep], source[keep]
+    sharp[mirror], smooth[mirror] = sharp[source], smooth[source]
+    known = seen.copy()
+    known[mirror] = True
+    weights = edge_weights(torch.from_numpy(faces), torch.zeros(len(points), 3))
+    filled = harmonic_fill(torch.from_numpy(smooth), torch.from_numpy(known), weights, default=0.5).numpy()
+    share = np.clip((toward - facing[0]) / (facing[1] - facing[0]), 0.0, 1.0)[:, None]
+    share[mirror] = 1.0
+    return (share * sharp + (1 - share) * filled).astype(np.float32), known
+
+
+def mirror_sources(points, seen, face_points, tolerance):
+    """Unseen vertices whose mirror image across the face's symmetry plane lands on a seen one.
+
+    Returns (mirror (M,) int64 indices of those unseen vertices, source (M,) int64 the seen vertices).
+    """
+    centre, normal = symmetry_plane(face_points)
+    unseen, seen_index = np.flatnonzero(~seen), np.flatnonzero(seen)
+    mirrored = points[unseen] - 2 * ((points[unseen] - centre) @ normal)[:, None] * normal
+    distance, nearest = cKDTree(points[seen_index]).query(mirrored)
+    close = distance <= tolerance
+    return unseen[close], seen_index[nearest[close]]

@@ -1,0 +1,119 @@
+"""The face in a photo: MediaPipe's face mesh (478 points with depth), its person mask, dlib's 68 landmarks.
+
+MediaPipe 0.10.x's legacy solutions run offline (their models ship in the wheel). Its points come
+as (x, y) normalised by the image size and z (toward the camera negative) in the x scale; here
+they are converted to pixels (x, y) and a depth in pixels that grows toward the viewer.
+"""
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.landmark_detector import detect_landmarks, hog_boxes, predict
+from utils.errors import InputError
+
+MAX_FACES = 5  # MediaPipe looks for up to this many faces; the largest is modelled
+FACE_CROP_MARGIN = 0.6  # dlib runs on the face's box enlarged by this fraction of its size on every side
+# MediaPipe face mesh indices: left/right pairs (subject's right first) and the face's outline
+SYMMETRIC_PAIRS = ((33, 263), (133, 362), (61, 291), (234, 454), (127, 356), (58, 288), (105, 334), (48, 278))
+CHIN, FOREHEAD, NOSE_TIP = 152, 10, 1
+
+
+def mediapipe_or_error():
+    """The ``mediapipe`` module, or ``InputError`` saying how to install it."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logs: errors only
+    try:
+        import mediapipe
+    except ImportError:
+        raise InputError("mediapipe is not installed; run `bash scripts/setup_env.sh` "
+                         "(it installs mediapipe==0.10.14 without opencv-contrib-python)") from None
+    return mediapipe
+
+
+@dataclass
+class Face:
+    """One face found in a photo.
+
+    points: (478, 3) float64 MediaPipe points: pixel (x, y) and depth in pixels, larger toward the viewer;
+    oval: (36,) int64 indices of the face outline in order around it; faces_found: how many faces were seen.
+    """
+
+    points: np.ndarray
+    oval: np.ndarray
+    faces_found: int
+
+    def box(self):
+        """(left, top, right, bottom) pixel box of the points."""
+        return (*self.points[:, :2].min(0), *self.points[:, :2].max(0))
+
+    def height(self):
+        """Forehead-to-chin distance in pixels."""
+        return float(np.linalg.norm(self.points[CHIN, :2] - self.points[FOREHEAD, :2]))
+
+
+def find_face(image, what):
+    """The largest face MediaPipe finds in a uint8 (H, W, 3) RGB photo, as a ``Face``.
+
+    what: the photo's name for messages. No face raises ``InputError``.
+    """
+    mp = mediapipe_or_error()
+    height, width = image.shape[:2]
+    with _quiet(), mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
+                                                    max_num_faces=MAX_FACES) as mesher:
+        found = mesher.process(np.ascontiguousarray(image)).multi_face_landmarks or []
+    if not found:
+        raise InputError(f"{what}: no face found; use a photo with one face seen from the front")
+    candidates = [np.array([(p.x * width, p.y * height, -p.z * width) for p in face.landmark]) for face in found]
+    points = max(candidates, key=lambda pts: float(np.prod(np.ptp(pts[:, :2], axis=0))))
+    return Face(points=points, oval=_oval_order(mp.solutions.face_mesh.FACEMESH_FACE_OVAL), faces_found=len(found))
+
+
+def person_mask(image):
+    """MediaPipe's selfie segmentation of a uint8 (H, W, 3) RGB photo: (H, W) float32 in [0, 1], 1 on people."""
+    mp = mediapipe_or_error()
+    with _quiet(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
+        mask = segmenter.process(np.ascontiguousarray(image)).segmentation_mask
+    return np.asarray(mask, dtype=np.float32)
+
+
+def face_landmarks(image, face, what):
+    """dlib's 68 landmarks (68, 2) pixel (x, y) of ``face`` in a uint8 RGB photo.
+
+    dlib runs on a crop around the MediaPipe face, so that with several people it models the same face:
+    the plain HOG detector and one prediction on its best box (a photo is the easy case), or the
+    pipeline's robust detector (models.landmark_detector, about ten times slower) when HOG finds nothing.
+    """
+    left, top, right, bottom = face.box()
+    margin = FACE_CROP_MARGIN * max(right - left, bottom - top)
+    height, width = image.shape[:2]
+    x0, y0 = int(max(0, left - margin)), int(max(0, top - margin))
+    x1, y1 = int(min(width, right + margin)), int(min(height, bottom + margin))
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    boxes = hog_boxes(crop, 0.0)
+    try:
+        points = predict(crop, max(boxes, key=lambda item: item[1])[0]) if boxes else detect_landmarks(crop)
+    except InputError:
+        raise InputError(f"{what}: dlib found no face where MediaPipe saw one; use a sharper, frontal photo") from None
+    return points + np.array([x0, y0])
+
+
+def _oval_order(edges):
+    """The face outline's vertex indices in order, from MediaPipe's unordered outline edges."""
+    following = dict(edges)
+    start = min(following)
+    order = [start]
+    while following[order[-1]] != start:
+        order.append(following[order[-1]])
+    return np.array(order, dtype=np.int64)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence MediaPipe's Python warnings (its C++ logs go to stderr regardless)."""
+    import warnings
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield

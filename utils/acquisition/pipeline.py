@@ -1,0 +1,119 @@
+"""From a photo to a closed, coloured head mesh and its 68 landmark vertices (see the package docstring)."""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from utils.acquisition.colors import extend_beyond, head_colors
+from utils.acquisition.face import face_landmarks, find_face, person_mask
+from utils.acquisition.head import HeadShape, close_head, front_depth, grid_sheet, head_region, inflation
+from utils.acquisition.photo import load_photo
+from utils.io.files import save_text
+from utils.io.mesh import Mesh, save_obj
+
+
+@dataclass
+class AcquireSettings:
+    """How a photo becomes a head mesh.
+
+    vertices: about how many vertices the front sheet has (the back sheet adds nearly as many);
+    height: the mesh's height in scene units (y up, the face toward +z, centred on the origin in x and y);
+    min_side, max_side: photos with a shorter side under min_side are refused, longer sides above max_side
+    are downscaled first; shape: the head's proportions.
+    """
+
+    vertices: int = 16000
+    height: float = 2.0
+    min_side: int = 128
+    max_side: int = 1024
+    fill_blur: float = 0.15  # face heights: the photo's blur for the colours filled on unseen parts
+    shape: HeadShape = field(default_factory=HeadShape)
+
+
+@dataclass
+class AcquiredHead:
+    """The result of ``acquire_head``.
+
+    mesh: the closed head (``Mesh`` with vertex colours); landmark_vertices: (68,) int64 in dlib's order;
+    notes: one-line remarks for the user (several faces, the photo downscaled); seen: (V,) bool, the
+    vertices whose colour came from the photo or its mirror image; on_face: (V,) bool, the front vertices inside
+    the face's outline (MediaPipe's face oval); to_photo: (scale, offset (2,)) mapping
+    mesh (x, y) back to photo pixels: pixel = offset + (x, -y) / scale.
+    """
+
+    mesh: Mesh
+    landmark_vertices: np.ndarray
+    notes: list
+    seen: np.ndarray
+    on_face: np.ndarray
+    to_photo: tuple
+
+
+def acquire_head(image, what="photo", settings=None):
+    """A closed coloured head mesh from a uint8 (H, W, 3) RGB portrait; ``what`` names it in messages."""
+    settings = settings or AcquireSettings()
+    face = find_face(image, what)
+    notes = [f"{what}: {face.faces_found} faces found; modelling the largest"] if face.faces_found > 1 else []
+    landmarks = face_landmarks(image, face, what)
+    region = head_region(person_mask(image), face, settings.shape)
+    pixels, faces, rim = grid_sheet(region, settings.vertices)
+    base = inflation(pixels, faces, rim)
+    front, on_face = front_depth(face, pixels, faces, rim, settings.shape.front_depth * base)
+    points, all_faces, is_back = close_head(pixels, faces, rim, front, -settings.shape.back_depth * base)
+    face.points[:, 2] += _face_offset(front, on_face, pixels, face)
+    band = max(2, int(round(0.02 * face.height())))
+    colors, seen = head_colors(extend_beyond(image, region, band), points, all_faces, is_back, face.points,
+                               blur=settings.fill_blur * face.height())
+    landmark_vertices = _nearest_front_vertices(pixels, on_face, landmarks)
+    mesh, to_photo = _to_scene(points, all_faces, colors, settings.height)
+    on_face = np.concatenate([on_face, np.zeros(len(points) - len(on_face), dtype=bool)])
+    return AcquiredHead(mesh, landmark_vertices, notes, seen, on_face, to_photo)
+
+
+def acquire_file(photo_path, out_dir, settings=None):
+    """Acquire ``photo_path`` into ``out_dir``/<stem>.obj and <stem>.landmarks.txt; returns the AcquiredHead.
+
+    Both files are written atomically, the landmarks last (their presence marks a finished mesh).
+    """
+    settings = settings or AcquireSettings()
+    photo_path = Path(photo_path)
+    image, scale = load_photo(photo_path, settings.min_side, settings.max_side)
+    head = acquire_head(image, str(photo_path), settings)
+    if scale < 1.0:
+        head.notes.append(f"{photo_path}: downscaled by {scale:.2f} to at most {settings.max_side} pixels a side")
+    mesh_path, landmark_path = output_paths(photo_path, out_dir)
+    save_obj(mesh_path, head.mesh)
+    save_text(landmark_path, "".join(f"{index}\n" for index in head.landmark_vertices))
+    return head
+
+
+def output_paths(photo_path, out_dir):
+    """(mesh path, landmark-vertex path) for a photo: <out_dir>/<stem>.obj and <stem>.landmarks.txt."""
+    stem = Path(photo_path).stem
+    return Path(out_dir) / f"{stem}.obj", Path(out_dir) / f"{stem}.landmarks.txt"
+
+
+def _face_offset(front, on_face, pixels, face):
+    """The depth shift that puts MediaPipe's points on the front sheet (median over the face's vertices)."""
+    nearest = cKDTree(pixels[on_face]).query(face.points[:, :2])[1]
+    return float(np.median(front[on_face][nearest] - face.points[:, 2]))
+
+
+def _nearest_front_vertices(pixels, on_face, landmarks):
+    """(68,) int64: for each landmark (68, 2) the front-sheet vertex nearest in the photo, preferring the face."""
+    candidates = np.flatnonzero(on_face)
+    return candidates[cKDTree(pixels[candidates]).query(landmarks)[1]].astype(np.int64)
+
+
+def _to_scene(points, faces, colors, height):
+    """The pixel-space head as a ``Mesh``: y up, ``height`` units tall, centred in x and y; and to_photo."""
+    top, bottom = points[:, 1].min(), points[:, 1].max()
+    scale = height / float(bottom - top)
+    offset = np.array([(points[:, 0].min() + points[:, 0].max()) / 2, (top + bottom) / 2])
+    verts = np.column_stack([(points[:, 0] - offset[0]) * scale, (offset[1] - points[:, 1]) * scale,
+                             points[:, 2] * scale])
+    mesh = Mesh(verts=torch.tensor(verts, dtype=torch.float32), faces=torch.from_numpy(faces.astype(np.int64)),
+                colors=torch.from_numpy(np.clip(colors, 0, 1)))
+    return mesh, (scale, offset)

@@ -1,0 +1,257 @@
+"""The landmark editor: a page on 127.0.0.1 to drag wrong landmarks into place (``correspondences.py --edit``).
+
+Every style exemplar and content view with a landmark file is listed, the ones flagged "check by eye" first
+(correspondences.py records its flags in <folder>/overlays/check_by_eye.json). Saving validates the 68 points
+(finite, inside the image), writes the landmark file atomically, redraws its overlay, clears the flag and clears
+the completion marker of every output pair made with those landmarks, so the next run.py redoes them.
+The server is the standard library's; it listens on 127.0.0.1 only and stops on Ctrl-C.
+"""
+import json
+import mimetypes
+import re
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+from utils.batch import clear_marker
+from utils.io.files import load_json, save_json
+from utils.io.images import list_images, read_image_array
+from utils.io.landmarks import LANDMARK_COUNT, load_landmarks, save_landmarks
+from utils.errors import InputError
+from utils.report.plots import save_keypoint_overlay
+
+PAGE = Path(__file__).with_name("editor.html")
+CHECKS_NAME = "check_by_eye.json"  # in <image folder>/overlays/: {landmark file name: [messages]}
+MAX_BODY = 64 * 1024  # bytes; a save is about 2 kB
+VIEW_LANDMARKS = re.compile(r"landmarks_(\d+)")
+
+
+@dataclass
+class EditorItem:
+    """One image and its landmark file; ``pairs_glob`` finds the output pairs made with it (relative to the
+    output folder); ``flags``: the check-by-eye messages recorded for it."""
+
+    name: str
+    kind: str
+    image: Path
+    landmarks: Path
+    pairs_glob: str
+    flags: list
+
+    @property
+    def overlay(self):
+        """The overlay picture correspondences.py draws (the report shows it)."""
+        return self.image.parent / "overlays" / f"{self.landmarks.stem}.png"
+
+
+# ---- check-by-eye flags -----------------------------------------------------------------------------------
+
+def _checks_file(landmark_path):
+    return Path(landmark_path).parent / "overlays" / CHECKS_NAME
+
+
+def _read_checks(landmark_path):
+    """The recorded flags of a landmark file's folder: {file name: [messages]} ({} when none or unreadable)."""
+    path = _checks_file(landmark_path)
+    try:
+        recorded = load_json(path) if path.is_file() else {}
+    except InputError:
+        recorded = {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def load_checks(landmark_path):
+    """The check-by-eye messages recorded for a landmark file ([] when none)."""
+    return list(_read_checks(landmark_path).get(Path(landmark_path).name, []))
+
+
+def record_checks(landmark_path, messages):
+    """Record (or, with no messages, clear) the check-by-eye messages of a freshly written landmark file."""
+    recorded = _read_checks(landmark_path)
+    if messages:
+        recorded[Path(landmark_path).name] = list(messages)
+    elif recorded.pop(Path(landmark_path).name, None) is None:
+        return
+    save_json(_checks_file(landmark_path), recorded)
+
+
+# ---- what can be edited -----------------------------------------------------------------------------------
+
+def find_items(content_root, style_root, only=()):
+    """EditorItems for every style image and content view with a landmark file, flagged ones first.
+
+    only: names of style images (stems) or content meshes (folder names) to keep; empty: all.
+    """
+    items = []
+    for image in list_images(style_root):
+        if image.with_suffix(".txt").is_file():
+            items.append(EditorItem(image.stem, "style", image, image.with_suffix(".txt"), f"*/{image.stem}", []))
+    for folder in sorted(p for p in Path(content_root).glob("*/") if p.is_dir()):
+        for landmarks in sorted(folder.glob("landmarks_*.txt")):
+            match = VIEW_LANDMARKS.fullmatch(landmarks.stem)
+            image = folder / f"view_{match[1]}.png" if match else None
+            if image is not None and image.is_file():
+                items.append(EditorItem(f"{folder.name} view {match[1]}", "content", image, landmarks,
+                                        f"{folder.name}/*", []))
+    if only:
+        items = [item for item in items if item.image.stem in only or
+                 (item.kind == "content" and item.image.parent.name in only)]
+    for item in items:
+        item.flags = load_checks(item.landmarks)
+    return sorted(items, key=lambda item: (not item.flags, item.kind != "style", item.name))
+
+
+# ---- saving -----------------------------------------------------------------------------------------------
+
+def parse_points(body, image_size):
+    """The (68, 2) points of a save request's JSON body {"points": [[x, y], ...]}; InputError saying what is
+    wrong otherwise. image_size: (height, width); points must lie within the image's pixel area."""
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"the request is not valid JSON ({err})") from None
+    points = data.get("points") if isinstance(data, dict) else None
+    if not isinstance(points, list) or len(points) != LANDMARK_COUNT or not all(
+            isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in points):
+        raise InputError(f'expected {{"points": [[x, y], ...]}} with {LANDMARK_COUNT} pairs of numbers')
+    points = np.array(points, dtype=np.float64)
+    if not np.isfinite(points).all():
+        raise InputError("every coordinate must be a finite number")
+    height, width = image_size
+    outside = (points < -0.5).any(axis=1) | (points[:, 0] > width - 0.5) | (points[:, 1] > height - 0.5)
+    if outside.any():
+        index = int(np.argmax(outside))
+        raise InputError(f"point {index} ({points[index, 0]:g}, {points[index, 1]:g}) lies outside the "
+                         f"{width}x{height} image")
+    return points
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not a number")
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def save_item(item, points, output_root):
+    """Write the edited points: landmark file (atomic), overlay, flag cleared, affected pairs made incomplete.
+
+    Returns the output pair folders whose completion marker was cleared.
+    """
+    save_landmarks(item.landmarks, points)
+    save_keypoint_overlay(item.overlay, read_image_array(item.image), {f"{item.landmarks.name} (edited)": points})
+    record_checks(item.landmarks, [])
+    item.flags = []
+    pairs = sorted(folder for folder in Path(output_root).glob(item.pairs_glob) if folder.is_dir())
+    for folder in pairs:
+        clear_marker(folder)
+    return pairs
+
+
+# ---- the server -------------------------------------------------------------------------------------------
+
+class EditorHandler(BaseHTTPRequestHandler):
+    """GET / (the page), /api/items (JSON), /image/<i>; POST /api/save/<i> with {"points": [[x, y], ...]}."""
+
+    items = []  # set on a subclass by make_server
+    output_root = Path("output")
+
+    def do_GET(self):
+        if self.path == "/":
+            self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
+        elif self.path == "/api/items":
+            self._send_json(HTTPStatus.OK, [self._describe(i, item) for i, item in enumerate(self.items)])
+        elif self.path.startswith("/image/") and self._item() is not None:
+            image = self._item().image
+            self._send(HTTPStatus.OK, image.read_bytes(), mimetypes.guess_type(image.name)[0] or "image/png")
+        else:
+            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {self.path}"})
+
+    def do_POST(self):
+        item = self._item() if self.path.startswith("/api/save/") else None
+        if item is None:
+            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such item: {self.path}"})
+            return
+        refusal = self._refusal()
+        if refusal:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"not saved: {refusal}"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            height, width = read_image_array(item.image).shape[:2]
+            points = parse_points(self.rfile.read(length), (height, width))
+        except InputError as err:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"not saved: {err}"})
+            return
+        pairs = save_item(item, points, self.output_root)
+        self._send_json(HTTPStatus.OK, {"saved": str(item.landmarks),
+                                        "incomplete": [str(folder) for folder in pairs]})
+
+    def _refusal(self):
+        """Why a save request is refused before its points are read ("" when it is not): it must come from a page
+        of this server (Host 127.0.0.1 or localhost; other sites' pages cannot send JSON here without asking
+        first), be JSON and small."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        length = self.headers.get("Content-Length") or "0"
+        if host not in ("127.0.0.1", "localhost"):
+            return f"unexpected Host {host!r}; open the editor at 127.0.0.1"
+        if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+            return "send the points as JSON (Content-Type: application/json)"
+        if not length.isdigit() or int(length) > MAX_BODY:
+            return f"a save is at most {MAX_BODY} bytes, this one says {length}"
+        return ""
+
+    def _item(self):
+        """The item numbered by the path's last part, or None."""
+        tail = self.path.rsplit("/", 1)[-1]
+        return self.items[int(tail)] if tail.isdigit() and int(tail) < len(self.items) else None
+
+    def _describe(self, index, item):
+        """An item for the page; a landmark file that cannot be read comes with its error and no points."""
+        height, width = read_image_array(item.image).shape[:2]
+        try:
+            points, error = load_landmarks(item.landmarks).tolist(), ""
+        except InputError as err:
+            points, error = None, str(err)
+        return {"id": index, "name": item.name, "kind": item.kind, "flags": item.flags, "width": width,
+                "height": height, "points": points, "error": error, "file": str(item.landmarks)}
+
+    def _send_json(self, status, data):
+        self._send(status, json.dumps(data).encode(), "application/json")
+
+    def _send(self, status, body, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):  # noqa: A002  (the base class's name) quiet: errors go to the page
+        pass
+
+
+def make_server(items, output_root, port=0):
+    """An HTTP server on 127.0.0.1 (``port``; 0: a free one) for these items; call serve_forever() on it."""
+    handler = type("Handler", (EditorHandler,), {"items": list(items), "output_root": Path(output_root)})
+    return ThreadingHTTPServer(("127.0.0.1", port), handler)
+
+
+def serve(items, output_root, port=0):
+    """Serve the editor until Ctrl-C, printing its address; the socket is closed on the way out."""
+    if not items:
+        raise InputError("no image with a landmark file to edit; run correspondences.py first")
+    server = make_server(items, output_root, port)
+    flagged = sum(bool(item.flags) for item in items)
+    print(f"landmark editor: http://127.0.0.1:{server.server_address[1]}/ ({len(items)} images, {flagged} "
+          f"flagged to check by eye); Ctrl-C to stop", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("landmark editor stopped")
+    finally:
+        server.server_close()

@@ -225,7 +225,7 @@ def main(argv=None):
     args = parse_args(argv)
     check_writable(args.output, "--output")  # before minutes of work, not after
     device = resolve_device(args.device)
-    keep_freed_memory()
+    keep_freed_memory(device)
     settings, network_name, profile = choose_settings(args, device)
     contents, _, pairs, problem_of = load_inputs(args, device, settings.seed)  # all checked before any work
     for name, content in contents.items():  # said before any work starts; each pair's inputs are read again
@@ -234,7 +234,7 @@ def main(argv=None):
     def make_runner():
         """run_pair for the process that runs the pairs (this one, or each Ray worker): the network loads once."""
         here = resolve_device(args.device)
-        keep_freed_memory()
+        keep_freed_memory(here)
         network = load_feature_network(network_name, here, allow_download=args.allow_download)
         run_info = dict(profile=profile, device=str(here), network=network.name, network_reason=network.reason)
         inputs_of = pair_inputs(args, here)

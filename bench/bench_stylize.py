@@ -28,7 +28,7 @@ import run  # noqa: E402
 from models.features import load_feature_network  # noqa: E402
 from utils.device import keep_freed_memory  # noqa: E402
 from utils.io.landmarks import load_landmarks  # noqa: E402
-from utils.style.strotss import hypercolumns, remd, sample_positions  # noqa: E402
+from utils.style.strotss_fast import hypercolumns, remd, sample_positions  # noqa: E402
 from utils.style.stylize import DeformableStyleTransfer, ScaleProblem, StylizeSettings, stylize_views  # noqa: E402
 from utils.style.io import ContentViews, StyleExemplar, prepare_inputs  # noqa: E402
 
@@ -93,7 +93,7 @@ def time_network(network, images, repeats):
 
 def search_excess(transfer, problem):
     """How much the REMD of the subspace search's matching exceeds the exact REMD on the current outputs
-    (relative, worst item); 0 without a subspace search."""
+    (relative, worst item; the CPU module, where the search runs); 0 without a subspace search."""
     if problem.target.search is None:
         return 0.0
     with torch.no_grad():

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from models.winograd import with_winograd
+from models.winograd import place_winograd
 from utils.errors import InputError
 
 NETWORK_CHOICES = ("auto", "vgg16", "efficientnet-lite0", "vgg16-random")
@@ -43,7 +43,9 @@ class FeatureNetwork(nn.Module):
         self.requires_grad_(False)
 
     def to_device(self, device):
-        """Move to ``device``, weights in that device's layout (``fast_layout``). Returns self."""
+        """Move to ``device``, weights in that device's layout (``fast_layout``), VGG's wide 3x3 convolutions in
+        Winograd form on the CPU only (``place_winograd``). Returns self."""
+        place_winograd(self, device)  # CPU only: those layers run 1.3-3x faster in that form (c39ae8f)
         return self.to(device=device, memory_format=fast_layout(device))
 
     def forward(self, images, tap=None):
@@ -84,7 +86,7 @@ def _vgg16_stages(state_dict):
     model = vgg16(weights=None)
     if state_dict is not None:
         model.load_state_dict(state_dict)
-    return _split_sequential(with_winograd(list(model.features)), VGG16_CAPTURE)
+    return _split_sequential(list(model.features), VGG16_CAPTURE)
 
 
 def _efficientnet_lite0_stages():

@@ -5,8 +5,9 @@ Winograd form computes each 4x4 output tile from a 6x6 input tile with 36 produc
 batched matrix products over (tiles x channels). Where a layer has at least ``MIN_CHANNELS`` input channels the
 matrix products dominate the (memory-bound) tile transforms and the layer runs 1.3-3x faster (bench_stylize.py).
 Results agree with ``F.conv2d`` to about 1e-5 relative. The weights are frozen: only the input gets a gradient,
-itself a Winograd convolution with the flipped, transposed filters. Off the CPU the layer is a plain conv2d
-(cuDNN chooses its own algorithms).
+itself a Winograd convolution with the flipped, transposed filters. ``place_winograd`` applies the form when a
+network is placed on the CPU and takes it off for any other device (cuDNN chooses its own algorithms there, and
+the transformed filters, about 446 MiB for VGG16, would only take memory).
 """
 import torch
 import torch.nn.functional as F
@@ -35,7 +36,8 @@ OUTPUT_TRANSFORM = torch.tensor([[1, 1, 1, 1, 1, 0],
 
 def transform_filters(weight):
     """(C_out, C_in, 3, 3) cross-correlation filters -> (36, C_in, C_out) contiguous Winograd-domain filters."""
-    transformed = FILTER_TRANSFORM @ weight.double() @ FILTER_TRANSFORM.T  # (C_out, C_in, 6, 6)
+    matrix = FILTER_TRANSFORM.to(weight.device)
+    transformed = matrix @ weight.double() @ matrix.T  # (C_out, C_in, 6, 6)
     return transformed.permute(2, 3, 1, 0).reshape(36, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
 
 
@@ -87,21 +89,19 @@ class _WinogradConvolution(torch.autograd.Function):
 
 
 class WinogradConv2d(nn.Module):
-    """A frozen 3x3 / stride 1 / padding 1 ``nn.Conv2d`` run in Winograd form on the CPU (conv2d elsewhere)."""
+    """A frozen 3x3 / stride 1 / padding 1 ``nn.Conv2d`` (kept as ``conv``) run in Winograd form."""
 
     def __init__(self, conv):
         super().__init__()
-        self.register_buffer("weight", conv.weight.detach().clone())
-        bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
-        self.register_buffer("bias", bias.detach().clone())
-        self.register_buffer("forward_filters", transform_filters(self.weight))
-        flipped = self.weight.flip(2, 3).transpose(0, 1)  # input gradient = correlation with these
+        self.conv = conv
+        weight = conv.weight.detach()
+        self.register_buffer("forward_filters", transform_filters(weight))
+        flipped = weight.flip(2, 3).transpose(0, 1)  # input gradient = correlation with these
         self.register_buffer("backward_filters", transform_filters(flipped))
 
     def forward(self, images):
-        if images.device.type != "cpu":
-            return F.conv2d(images, self.weight, self.bias, padding=1)
-        return _WinogradConvolution.apply(images, self.forward_filters, self.backward_filters, self.bias)
+        bias = None if self.conv.bias is None else self.conv.bias.detach()
+        return _WinogradConvolution.apply(images, self.forward_filters, self.backward_filters, bias)
 
 
 def eligible(layer):
@@ -111,6 +111,16 @@ def eligible(layer):
             and layer.padding_mode == "zeros" and layer.in_channels >= MIN_CHANNELS)
 
 
-def with_winograd(layers):
-    """The list ``layers`` with every eligible convolution replaced by its frozen ``WinogradConv2d``."""
-    return [WinogradConv2d(layer) if eligible(layer) else layer for layer in layers]
+def place_winograd(module, device):
+    """Before ``module`` goes to ``device``: on the CPU every eligible convolution inside it becomes its frozen
+    ``WinogradConv2d``; elsewhere every ``WinogradConv2d`` goes back to its plain convolution. In place;
+    returns ``module``."""
+    on_cpu = torch.device(device).type == "cpu"
+    parents = [m for m in module.modules() if not isinstance(m, WinogradConv2d)]  # not the convolution it holds
+    for parent in parents:
+        for name, child in list(parent.named_children()):
+            if on_cpu and eligible(child):
+                setattr(parent, name, WinogradConv2d(child))
+            elif not on_cpu and isinstance(child, WinogradConv2d):
+                setattr(parent, name, child.conv)
+    return module

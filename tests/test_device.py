@@ -26,3 +26,8 @@ def test_keeping_freed_memory_applies_and_large_tensors_still_work():
         block = torch.ones(64, 1024, 1024)  # 256 MB, allocated and freed each time
         assert float(block[-1, -1, -1]) == 1.0
         del block
+
+
+def test_keeping_freed_memory_is_a_no_op_off_the_cpu():
+    assert keep_freed_memory("meta") is False
+    assert keep_freed_memory(torch.device("cuda")) is False

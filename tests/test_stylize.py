@@ -211,7 +211,7 @@ def test_bad_input_gets_one_line_before_any_work(example, capsys, monkeypatch, b
 
 
 def test_remd_matches_differentiating_through_the_min():
-    from utils.style.strotss import remd
+    from utils.style.strotss_fast import remd
     torch.manual_seed(0)
     x = (3.0 * torch.randn(2, 30, 5)).requires_grad_(True)  # any length: the cosine cost compares directions
     y = torch.nn.functional.normalize(torch.randn(2, 40, 5), dim=-1)
@@ -226,7 +226,7 @@ def test_remd_matches_differentiating_through_the_min():
 
 
 def test_euclidean_remd_matches_differentiating_through_the_min():
-    from utils.style.strotss import remd
+    from utils.style.strotss_fast import remd
     torch.manual_seed(0)
     x = torch.rand(2, 300, 3).requires_grad_(True)
     y = torch.rand(2, 400, 3)
@@ -241,7 +241,7 @@ def test_euclidean_remd_matches_differentiating_through_the_min():
 
 
 def test_hypercolumns_read_pixel_centres():
-    from utils.style.strotss import hypercolumns
+    from utils.style.strotss_fast import hypercolumns
     image = torch.rand(1, 3, 8, 8)
     coarse = torch.nn.functional.avg_pool2d(image, 2)
     columns = hypercolumns([image, coarse], torch.tensor([[3.0, 5.0], [0.5, 0.5]]), (8, 8))
@@ -259,7 +259,7 @@ def low_rank_unit_rows(batch, count, dim, rank, seed):
 
 
 def test_subspace_search_finds_the_exact_neighbours_when_the_targets_span_the_subspace():
-    from utils.style.strotss import SubspaceSearch, _nearest_cosine
+    from utils.style.strotss_fast import SubspaceSearch, _nearest_cosine
     targets = low_rank_unit_rows(2, 300, 40, 6, seed=0)
     queries = torch.nn.functional.normalize(torch.randn(2, 100, 40, generator=torch.Generator().manual_seed(1)), dim=-1)
     search = SubspaceSearch.fit(targets, rank=7)
@@ -270,7 +270,7 @@ def test_subspace_search_finds_the_exact_neighbours_when_the_targets_span_the_su
 
 
 def test_subspace_remd_is_near_the_exact_one_and_never_below_it():
-    from utils.style.strotss import SubspaceSearch, remd
+    from utils.style.strotss_fast import SubspaceSearch, remd
     targets = low_rank_unit_rows(2, 400, 64, 40, seed=2)
     queries = low_rank_unit_rows(2, 200, 64, 40, seed=3)
     exact = remd(queries, targets)
@@ -281,7 +281,7 @@ def test_subspace_remd_is_near_the_exact_one_and_never_below_it():
 
 
 def test_style_target_uses_the_subspace_search_only_below_full_rank():
-    from utils.style.strotss import style_target
+    from utils.style.strotss_fast import style_target
     features = tiny_network()(torch.rand(2, 3, 32, 32))
     generator = torch.Generator().manual_seed(0)
     assert style_target(features, (32, 32), 200, generator, search_rank=8).search.basis.shape == (2, 27, 8)
@@ -290,7 +290,7 @@ def test_style_target_uses_the_subspace_search_only_below_full_rank():
 
 
 def test_hypercolumn_gradients_keep_the_channels_last_layout():
-    from utils.style.strotss import hypercolumns
+    from utils.style.strotss_fast import hypercolumns
     features = torch.rand(2, 5, 16, 16)
     positions = torch.tensor([[3.0, 5.0], [10.5, 2.0], [15.0, 15.0]])
     gradients = []
@@ -304,7 +304,7 @@ def test_hypercolumn_gradients_keep_the_channels_last_layout():
 
 @pytest.mark.parametrize("on_device", [False, True])
 def test_network_hypercolumns_equal_sampling_the_layers_in_value_and_gradient(on_device):
-    from utils.style.strotss import hypercolumns, network_hypercolumns
+    from utils.style.strotss_fast import hypercolumns, network_hypercolumns
     network = tiny_network()
     if on_device:
         network.to_device("cpu")  # channels-last
@@ -336,7 +336,7 @@ def test_feature_network_runs_channels_last_on_the_cpu_with_the_same_features():
 @pytest.mark.parametrize("layer_size", [(12, 20), (3, 5), (1, 1), (1, 4)])
 def test_hypercolumns_equal_grid_sample_with_border_padding(layer_size):
     from utils.io.images import pixel_to_grid
-    from utils.style.strotss import hypercolumns
+    from utils.style.strotss_fast import hypercolumns
     generator = torch.Generator().manual_seed(0)
     layer = torch.rand(2, 6, *layer_size, generator=generator).requires_grad_(True)
     positions = torch.cat([torch.rand(40, 2, generator=generator) * torch.tensor([39.0, 23.0]),
@@ -353,7 +353,7 @@ def test_hypercolumns_equal_grid_sample_with_border_padding(layer_size):
 
 
 def test_covariance_distance_equals_autograd_through_the_plain_product():
-    from utils.style.strotss import _CovarianceDistance, _covariance
+    from utils.style.strotss_fast import _CovarianceDistance, _covariance
     generator = torch.Generator().manual_seed(0)
     samples = torch.randn(2, 50, 1100, generator=generator, dtype=torch.float64)  # 3 column blocks
     centred = (samples - samples.mean(1, keepdim=True)).requires_grad_(True)
@@ -369,7 +369,7 @@ def test_covariance_distance_equals_autograd_through_the_plain_product():
 
 
 def test_argmax_both_ways_matches_torch_on_mixed_sign_scores():
-    from utils.style.strotss import _argmax_both_ways
+    from utils.style.strotss_fast import _argmax_both_ways
     scores = torch.randn(3, 300, 70, generator=torch.Generator().manual_seed(0))
     scores[1, 5] = -0.0
     scores[2] = -scores[2].abs()  # all negative

@@ -22,14 +22,17 @@ def resolve_device(name="auto"):
     return device
 
 
-def keep_freed_memory():
-    """Make glibc's malloc reuse freed memory instead of returning it to the system.
+def keep_freed_memory(device="cpu"):
+    """Make glibc's malloc reuse freed memory instead of returning it to the system, when computing on the CPU.
 
     The optimisation allocates and frees the same large tensors (hundreds of MB at 512 px) every iteration;
     by default each one is a fresh mmap whose pages are faulted in and zeroed again, which costs about a quarter
     of the feature network's CPU time. Taking every block from the heap and never trimming it removes that.
-    Returns True when applied; a no-op (False) on a C library without mallopt.
+    Returns True when applied; a no-op (False) for another ``device`` (its tensors are not in the C heap) and
+    on a C library without mallopt.
     """
+    if torch.device(device).type != "cpu":
+        return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
         mallopt = libc.mallopt

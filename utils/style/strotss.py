@@ -1,4 +1,4 @@
-"""STROTSS losses (Kolkin et al., CVPR 2019) on sampled hypercolumns, batched over views.
+"""STROTSS losses (Kolkin et al., CVPR 2019) on sampled hypercolumns, batched over views: the reference.
 
 A hypercolumn is the concatenation, at one image position, of the feature network's layers (the image
 itself first). Losses compare the hypercolumns of B result images with B style targets (one per view):
@@ -8,22 +8,18 @@ itself first). Losses compare the hypercolumns of B result images with B style t
 - a colour REMD in YUV with Euclidean cost,
 - the content loss: self-similarity of the result's hypercolumns against the content's.
 
-The REMD needs the nearest neighbour of every sample in the other set; its gradient flows through those
-neighbours only, so the (N, M) cost matrix is built without autograd and only the matched pairs are
-differentiated: the same value and gradient as differentiating through the min, at a fraction of the cost.
-With a ``SubspaceSearch`` the neighbours are found in the style samples' principal subspace instead of all D
-dimensions (several times cheaper); the matched pairs' distances are still exact, so the value is the REMD of a
-near-optimal matching (bench/bench_stylize.py prints how near).
+This module writes them as the paper does, in plain differentiable torch: it runs on any device (it is what
+runs on a GPU, with the exact REMD) and is the tests' oracle. ``utils/style/strotss_fast.py`` computes the same
+on the CPU several times faster, with the same public functions; ``utils.style.stylize.strotss_for(device)``
+picks one of the two.
 """
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from utils.io.images import pixel_to_grid
 
-NORM_FLOOR = 1e-12  # sample norms are clamped to at least this before dividing
-KD_TREE_MAX_DIMENSIONS = 8  # exact nearest neighbours by k-d tree on the CPU up to this many dimensions
 RGB_TO_YUV = torch.tensor([[0.577350, 0.577350, 0.577350],
                            [-0.577350, 0.788675, -0.211325],
                            [-0.577350, -0.211325, 0.788675]])
@@ -44,23 +40,12 @@ def sample_positions(height, width, count, generator, max_positions=128 ** 2):
     return grid[order].float()
 
 
-def bilinear_corners(positions, image_size, layer_size):
-    """The four neighbours and bilinear weights of image positions in a layer covering the same extent.
-
-    positions: (N, 2) pixel (x, y) in an image of ``image_size`` = (H, W); layer_size: (h, w). Pixel centres
-    map to pixel centres and positions beyond the outer centres take the border's value (as grid_sample with
-    align_corners=False and border padding). Returns (flat indices (N, 4) into h * w, weights (N, 4)).
-    """
-    (height, width), (rows, columns) = image_size, layer_size
-    u = ((positions[:, 0] + 0.5) * columns / width - 0.5).clamp(0, columns - 1)
-    v = ((positions[:, 1] + 0.5) * rows / height - 0.5).clamp(0, rows - 1)
-    x0, y0 = u.floor().clamp(max=max(columns - 2, 0)), v.floor().clamp(max=max(rows - 2, 0))
-    fx, fy = u - x0, v - y0
-    x0, y0 = x0.long(), y0.long()
-    x1, y1 = (x0 + 1).clamp(max=columns - 1), (y0 + 1).clamp(max=rows - 1)
-    index = torch.stack([y0 * columns + x0, y0 * columns + x1, y1 * columns + x0, y1 * columns + x1], dim=1)
-    weight = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=1)
-    return index, weight
+def style_positions(image_size, count, generator):
+    """``count`` distinct random pixels of an image of ``image_size`` = (H, W), as STROTSS samples its style
+    exemplar: (count, 2) pixel (x, y), float."""
+    height, width = image_size
+    flat = torch.randperm(height * width, generator=generator)[:count]
+    return torch.stack([flat % width, flat // width], dim=1).float()
 
 
 def hypercolumns(features, positions, image_size):
@@ -69,74 +54,17 @@ def hypercolumns(features, positions, image_size):
     features: list of (B, C_l, H_l, W_l) covering the same image extent; positions: (N, 2) pixel (x, y) in an
     image of ``image_size`` = (height, width). Returns a list of (B, N, C_l), one per layer (kept apart so
     per-layer statistics need no slicing of the concatenation).
-
-    Each sample is a weighted sum of four rows of the layer seen as (B * H_l * W_l, C_l), which is what
-    embedding_bag computes; on channels-last maps that view is free and the gradient comes back in the
-    network's layout (several times faster than grid_sample, forward and backward).
     """
-    return [_sample(layer, *_bags(positions, image_size, layer)) for layer in features]
+    height, width = image_size
+    grid = pixel_to_grid(positions.to(features[0].device), width, height).view(1, 1, -1, 2)
+    return [F.grid_sample(layer, grid.to(layer.dtype).expand(len(layer), -1, -1, -1), mode="bilinear",
+                          padding_mode="border", align_corners=False).squeeze(2).transpose(1, 2)
+            for layer in features]
 
 
 def network_hypercolumns(network, images, positions):
-    """``hypercolumns(network(images), positions, images' (H, W))`` with a cheaper backward.
-
-    network: a ``FeatureNetwork``; images: (B, 3, H, W). Each layer's samples are taken as the network
-    produces it, and their gradient is added in place into the gradient coming back from the deeper layers,
-    instead of into a dense zero map that autograd would then add to it (two passes over every layer saved).
-    That runs on the CPU, where the layers are channels-last; elsewhere the layers are sampled after the pass.
-    """
-    if images.device.type != "cpu":
-        return hypercolumns(network(images), positions, images.shape[-2:])
-    columns = []
-
-    def tap(layer):
-        layer, samples = _SampleAndPass.apply(layer, *_bags(positions, images.shape[-2:], layer))
-        columns.append(samples)
-        return layer
-
-    network(images, tap=tap)
-    return columns
-
-
-def _bags(positions, image_size, layer):
-    """embedding_bag inputs that sample ``layer`` (B, C, h, w) at positions (N, 2) of an image of ``image_size``:
-    (rows (B * N, 4) of the layer seen as (B * h * w, C), weights (B * N, 4))."""
-    batch, _, rows, cols = layer.shape
-    index, weight = bilinear_corners(positions.to(layer.device), image_size, (rows, cols))
-    bags = _flat_rows(index.view(1, -1).expand(batch, -1), rows * cols).view(-1, 4)
-    return bags, weight.to(layer.dtype).repeat(batch, 1)
-
-
-def _sample(layer, bags, weights):
-    """The weighted rows ``bags`` of layer (B, C, h, w) seen as (B * h * w, C): (B, N, C)."""
-    batch, channels = layer.shape[:2]
-    table = layer.permute(0, 2, 3, 1).reshape(-1, channels)
-    return F.embedding_bag(bags, table, mode="sum", per_sample_weights=weights).view(batch, -1, channels)
-
-
-class _SampleAndPass(torch.autograd.Function):
-    """(layer, its samples (B, N, C)) from layer (B, C, h, w); the backward adds the samples' gradient in place
-    into the layer's own (channels-last), which is the next layer's input gradient, fresh from its backward."""
-
-    @staticmethod
-    def forward(ctx, layer, bags, weights):
-        ctx.save_for_backward(bags, weights)
-        ctx.layer_shape = layer.shape
-        return layer, _sample(layer, bags, weights)
-
-    @staticmethod
-    def backward(ctx, grad_layer, grad_samples):
-        bags, weights = ctx.saved_tensors
-        batch, channels, rows, cols = ctx.layer_shape
-        if grad_layer is None:
-            grad_layer = weights.new_zeros(batch, rows, cols, channels).permute(0, 3, 1, 2)
-        else:
-            grad_layer = grad_layer.contiguous(memory_format=torch.channels_last)
-        if grad_samples is not None:
-            weighted = grad_samples.reshape(-1, 1, channels) * weights.unsqueeze(-1)  # (B * N, 4, C)
-            flat = grad_layer.permute(0, 2, 3, 1).view(-1, channels)
-            flat.index_add_(0, bags.reshape(-1), weighted.reshape(-1, channels))
-        return grad_layer, None, None
+    """``hypercolumns`` of the feature network's layers for images (B, 3, H, W): a list of (B, N, C_l)."""
+    return hypercolumns(network(images), positions, images.shape[-2:])
 
 
 def rgb_to_yuv(colors):
@@ -144,213 +72,33 @@ def rgb_to_yuv(colors):
     return colors @ RGB_TO_YUV.to(colors).T
 
 
-def _argmax_both_ways(scores):
-    """(scores.argmax(2), scores.argmax(1)) for (B, N, M): (B, N) and (B, M) int64; a tie may pick another of
-    the equal entries. Overwrites ``scores`` (a temporary of the neighbour searches).
-
-    The strided argmax over rows is slow on the CPU, the vectorised amax is not: the rows holding their column's
-    maximum are marked in place with their index (plus one) and one more amax picks it.
-    """
-    along_rows = scores.argmax(2)
-    rows = torch.arange(1, scores.shape[1] + 1, device=scores.device, dtype=scores.dtype).view(1, -1, 1)
-    scores.eq_(scores.amax(1, keepdim=True)).mul_(rows)
-    return along_rows, scores.amax(1).long() - 1
+def cosine_cost(x, y):
+    """Cosine distance between every pair of rows: x (B, N, D), y (B, M, D) -> (B, N, M)."""
+    return 1.0 - F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).transpose(1, 2)
 
 
-def _nearest_cosine(x, y):
-    """Nearest neighbours under cosine distance, no autograd. x (B, N, D), y (B, M, D) unit rows.
-
-    Returns (index into y for every x: (B, N), index into x for every y: (B, M)).
-    """
-    with torch.no_grad():
-        similarity = x @ y.transpose(1, 2)
-        return _argmax_both_ways(similarity)
+def euclidean_cost(x, y):
+    """Euclidean distance between every pair of rows, scaled as STROTSS (sqrt of squared distance / D):
+    (B, N, D), (B, M, D) -> (B, N, M)."""
+    return (torch.cdist(x, y).square() / x.shape[-1]).clamp(min=1e-5).sqrt()
 
 
-def _nearest_euclidean(x, y):
-    """Nearest neighbours under Euclidean distance, no autograd; as ``_nearest_cosine``.
-
-    On the CPU, for the few dimensions of colours, exact k-d tree queries (SciPy) are about ten times faster
-    than the (B, N, M) distance matrix the GPU uses."""
-    with torch.no_grad():
-        if x.device.type != "cpu" or x.shape[-1] > KD_TREE_MAX_DIMENSIONS:
-            return _argmax_both_ways(torch.cdist(x, y).neg_())
-        return _tree_nearest(x, y), _tree_nearest(y, x)
-
-
-def _tree_nearest(queries, points):
-    """Index of each query's nearest point, per batch item: (B, N, d), (B, M, d) -> (B, N) int64."""
-    from scipy.spatial import cKDTree
-
-    pairs = zip(queries.detach().double().numpy(), points.detach().double().numpy())
-    found = [cKDTree(batch_points).query(batch_queries)[1] for batch_queries, batch_points in pairs]
-    return torch.from_numpy(np.stack(found)).long()
-
-
-def _flat_rows(index, count):
-    """Per-item row indices (B, K) into sets of ``count`` rows -> indices into the B * count stacked rows: (B K,)."""
-    offsets = torch.arange(index.shape[0], device=index.device).unsqueeze(1) * count
-    return (index + offsets).reshape(-1)
-
-
-def _gather(rows, index):
-    """rows (B, M, D), index (B, N) -> (B, N, D) (row lookup; much faster than torch.gather on CPU)."""
-    batch, count, dim = rows.shape
-    return rows.reshape(batch * count, dim).index_select(0, _flat_rows(index, count)).reshape(*index.shape, dim)
-
-
-def _euclidean_distance(a, b):
-    """Row-wise Euclidean distance scaled as STROTSS (sqrt of squared distance / D): (B, N, D) x2 -> (B, N)."""
-    return ((a - b).pow(2).sum(-1).clamp(min=1e-5) / a.shape[-1]).sqrt()
-
-
-@dataclass
-class SubspaceSearch:
-    """Approximate cosine nearest neighbours between result samples and fixed unit target samples y.
-
-    With y = c + y', c the targets' mean: x . y = x . c + x . y' and x . y' ~ (x V) . (y' V), V the top
-    principal directions of the y'. So the similarity is an inner product of (r + 1)-vectors: queries
-    [x V, x . c] and keys [y' V, 1]. basis V: (B, D, r); centre c: (B, D); keys: (B, M, r + 1).
-    """
-
-    basis: torch.Tensor
-    centre: torch.Tensor
-    keys: torch.Tensor
-
-    @classmethod
-    def fit(cls, targets, rank, power_iterations=3, oversampling=16):
-        """From unit target rows (B, M, D), keeping ``rank`` principal directions.
-
-        A randomized range finder: start from ``rank + oversampling`` target rows (in random order already),
-        power iterations on the centred rows, then the exact eigenvectors inside that subspace.
-        """
-        with torch.no_grad():
-            centre = targets.mean(1)
-            centred = targets - centre.unsqueeze(1)
-            subspace = centred[:, :rank + oversampling].transpose(1, 2)  # (B, D, q)
-            for _ in range(power_iterations):
-                subspace = torch.linalg.qr(centred.transpose(1, 2) @ (centred @ subspace)).Q
-            projected = centred @ subspace  # (B, M, q)
-            _, vectors = torch.linalg.eigh(projected.transpose(1, 2) @ projected)  # ascending eigenvalues
-            basis = (subspace @ vectors[..., -rank:]).contiguous()
-            keys = torch.cat([centred @ basis, torch.ones_like(targets[..., :1])], dim=-1)
-        return cls(basis, centre, keys)
-
-    def repeat(self, times):
-        """The same search repeated along the batch."""
-        return SubspaceSearch(*(_tile(t, times) for t in (self.basis, self.centre, self.keys)))
-
-    def nearest(self, x):
-        """Like ``_nearest_cosine(x, targets)`` for unit rows x (B, N, D), found in the subspace."""
-        with torch.no_grad():
-            queries = torch.cat([x @ self.basis, (x * self.centre.unsqueeze(1)).sum(-1, keepdim=True)], dim=-1)
-            similarity = queries @ self.keys.transpose(1, 2)
-            return _argmax_both_ways(similarity)
-
-
-def _tile(tensor, times):
-    """(B, ...) -> (times * B, ...), the batch repeated."""
-    return tensor.repeat(times, *([1] * (tensor.dim() - 1)))
-
-
-def remd(x, y, cosine=True, search=None):
+def remd(x, y, cosine=True):
     """Relaxed earth mover's distance between sample sets, per batch item.
 
-    x: (B, N, D) result samples (compared by direction when ``cosine``: any length); y: (B, M, D) target samples
-    (unit rows when ``cosine``); search: optional ``SubspaceSearch`` over y to find the neighbours (cosine only).
+    x: (B, N, D) result samples; y: (B, M, D) target samples; cosine: cosine cost (else Euclidean).
     Returns (B,): max(mean_x min_y C, mean_y min_x C).
     """
-    if not cosine:
-        to_y, to_x = _nearest_euclidean(x, y)
-        return torch.maximum(_euclidean_distance(x, _gather(y, to_y)).mean(1),
-                             _euclidean_distance(_gather(x, to_x), y).mean(1))
-    with torch.no_grad():
-        unit = F.normalize(x, dim=-1)
-        to_y, to_x = search.nearest(unit) if search is not None else _nearest_cosine(unit, y)
-        pooled = _pool_onto(y, to_x, x.shape[1])
-    from_x = 1.0 - _MatchedCosine.apply(x, _gather(y, to_y)) / x.shape[1]
-    from_y = 1.0 - _MatchedCosine.apply(x, pooled) / y.shape[1]
-    return torch.maximum(from_x, from_y)
+    cost = cosine_cost(x, y) if cosine else euclidean_cost(x, y)
+    return torch.maximum(cost.min(2).values.mean(1), cost.min(1).values.mean(1))
 
 
-class _MatchedCosine(torch.autograd.Function):
-    """sum_n x_n . rows_n / |x_n| per item for x, rows (B, N, D): (B,); x / |x| is never formed.
-
-    The backward, rows_n / |x_n| - (x_n . rows_n) x_n / |x_n|^3 scaled by the item's gradient, is two passes
-    over (B, N, D) where autograd makes about six, and none when the REMD's max took the other side."""
-
-    @staticmethod
-    def forward(ctx, x, rows):
-        norm = x.norm(dim=-1)
-        inverse_norm = norm.clamp(min=NORM_FLOOR).reciprocal()
-        dots = (x * rows).sum(-1)
-        ctx.save_for_backward(x, rows, inverse_norm, dots * inverse_norm.square() * (norm > NORM_FLOOR))
-        return (dots * inverse_norm).sum(1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        if not grad.any():
-            return None, None
-        x, rows, inverse_norm, projection = ctx.saved_tensors
-        scale = (grad.unsqueeze(1) * inverse_norm).unsqueeze(-1)  # (B, N, 1)
-        return (rows * scale).addcmul_(x, projection.unsqueeze(-1) * scale, value=-1.0), None
+def covariance_matrix(centred):
+    """Covariance (B, D, D) of centred samples (B, N, D)."""
+    return centred.transpose(1, 2) @ centred / (centred.shape[1] - 1)
 
 
-def _pool_onto(y, to_x, count):
-    """Sum of the target rows matched to each result sample: y (B, M, D), to_x (B, M) -> (B, count, D).
-
-    With it the targets' side of the cosine REMD, 1 - mean_m x[to_x[m]] . y[m], is one product over the N
-    results instead of M gathered rows.
-    """
-    batch, _, dim = y.shape
-    pooled = y.new_zeros(batch * count, dim).index_add_(0, _flat_rows(to_x, count), y.reshape(-1, dim))
-    return pooled.view(batch, count, dim)
-
-
-GRAM_BLOCK = 512  # column block of the Gram product (only blocks on and above the diagonal are multiplied)
-
-
-def _symmetric_gram(x, block=GRAM_BLOCK):
-    """x^T x for (B, N, D) -> (B, D, D), exactly symmetric: only the column blocks on and above the diagonal
-    are multiplied (about 60% of a full product at D ~ 2000), the others are their mirror images, and the
-    diagonal blocks are averaged with their own transposes."""
-    batch, _, dim = x.shape
-    gram = x.new_empty(batch, dim, dim)
-    for i in range(0, dim, block):
-        for j in range(i, dim, block):
-            product = x[:, :, i:i + block].transpose(1, 2) @ x[:, :, j:j + block]
-            if j == i:
-                product = (product + product.transpose(1, 2)) / 2
-            gram[:, i:i + block, j:j + block] = product
-            gram[:, j:j + block, i:i + block] = product.transpose(1, 2)
-    return gram
-
-
-def _covariance(centred):
-    """Covariance (B, D, D) of centred samples (B, N, D) (exactly symmetric)."""
-    return _symmetric_gram(centred).div_(centred.shape[1] - 1)
-
-
-class _CovarianceDistance(torch.autograd.Function):
-    """sum |cov(x) - target| per item, for centred samples x (B, N, D) and a target from ``_covariance``
-    (B, D, D): (B,). Written out, the backward is one product, 2 / (N - 1) x sign(cov(x) - target) (the sign
-    matrix is symmetric), where autograd would add a transposed copy and make several passes over D x D."""
-
-    @staticmethod
-    def forward(ctx, centred, target):
-        difference = _covariance(centred).sub_(target)
-        distance = torch.linalg.vector_norm(difference, ord=1, dim=(1, 2))
-        ctx.save_for_backward(centred, difference.sign_())
-        return distance
-
-    @staticmethod
-    def backward(ctx, grad):
-        centred, sign = ctx.saved_tensors
-        scale = grad * (2.0 / (centred.shape[1] - 1))
-        return (centred @ sign).mul_(scale.view(-1, 1, 1)), None
-
-
-def _centred_blocks(layers, mode):
+def centred_blocks(layers, mode):
     """Means (B, D) and centred samples of hypercolumn samples, layers: list of (B, N, C_l); mode "full" (one
     block: the whole hypercolumn) or "layers" (one block per layer, cross-layer covariances left out)."""
     if mode not in ("full", "layers"):
@@ -360,13 +108,24 @@ def _centred_blocks(layers, mode):
     return torch.cat(means, dim=-1).squeeze(1), [b - m for b, m in zip(blocks, means)]
 
 
-def moment_loss(layers, target):
-    """Mean absolute difference of means plus of covariance entries. layers: list of (B, N, C_l). Returns (B,)."""
-    mean, centred = _centred_blocks(layers, target.covariance)
+def covariance_distance(centred, target):
+    """sum |covariance(centred) - target| per item: (B, N, D), (B, D, D) -> (B,)."""
+    return (covariance_matrix(centred) - target).abs().sum((1, 2))
+
+
+def moment_loss(layers, target, distance=covariance_distance):
+    """Mean absolute difference of means plus of covariance entries. layers: list of (B, N, C_l). Returns (B,).
+
+    distance: the covariance block's L1 distance to its target (the fast module passes its own)."""
+    mean, centred = centred_blocks(layers, target.covariance)
     mean_term = (mean - target.mean).abs().mean(1)
     entries = sum(c.shape[-1] ** 2 for c in centred)
-    cov_term = sum(_CovarianceDistance.apply(c, t) for c, t in zip(centred, target.covariances)) / entries
-    return mean_term + cov_term
+    return mean_term + sum(distance(c, t) for c, t in zip(centred, target.covariances)) / entries
+
+
+def tile(tensor, times):
+    """(B, ...) -> (times * B, ...), the batch repeated."""
+    return tensor.repeat(times, *([1] * (tensor.dim() - 1)))
 
 
 @dataclass
@@ -374,38 +133,30 @@ class StyleTarget:
     """Statistics of the style exemplars' hypercolumns, one set per view (B = views).
 
     unit: (B, M, D) unit-norm samples; yuv: (B, M, 3) colours; mean: (B, D); covariances: list of
-    (B, d_i, d_i), one block or one per layer (``covariance`` = "full" or "layers"); search: a
-    ``SubspaceSearch`` over ``unit`` for the REMD's neighbours, or None for the exact search.
+    (B, d_i, d_i), one block or one per layer (``covariance`` = "full" or "layers").
     """
     unit: torch.Tensor
     yuv: torch.Tensor
     mean: torch.Tensor
     covariances: list
     covariance: str
-    search: SubspaceSearch = None
 
     def repeat(self, times):
         """The same targets repeated along the batch: (B, ...) -> (times * B, ...)."""
-        return StyleTarget(_tile(self.unit, times), _tile(self.yuv, times), _tile(self.mean, times),
-                           [_tile(c, times) for c in self.covariances], self.covariance,
-                           None if self.search is None else self.search.repeat(times))
+        return StyleTarget(tile(self.unit, times), tile(self.yuv, times), tile(self.mean, times),
+                           [tile(c, times) for c in self.covariances], self.covariance)
 
 
 def style_target(features, image_size, samples, generator, covariance="full", search_rank=0):
     """Sample style hypercolumns at ``samples`` random pixels and summarise them (see ``StyleTarget``).
 
-    features: list of (B, C_l, H_l, W_l) of the style images; image_size: (height, width); search_rank:
-    principal directions of the REMD's neighbour search (0 or at least D: the exact search).
+    features: list of (B, C_l, H_l, W_l) of the style images; image_size: (height, width); search_rank: used
+    by ``strotss_fast`` only (its approximate neighbour search); here the REMD is always exact.
     """
-    height, width = image_size
-    flat = torch.randperm(height * width, generator=generator)[:samples]
-    positions = torch.stack([flat % width, flat // width], dim=1).float()
-    layers = hypercolumns(features, positions, image_size)
-    mean, centred = _centred_blocks(layers, covariance)
-    covariances = [_covariance(c) for c in centred]
+    layers = hypercolumns(features, style_positions(image_size, samples, generator), image_size)
+    mean, centred = centred_blocks(layers, covariance)
     unit = F.normalize(torch.cat(layers, dim=-1), dim=-1)
-    search = SubspaceSearch.fit(unit, search_rank) if 0 < search_rank < unit.shape[-1] else None
-    return StyleTarget(unit, rgb_to_yuv(layers[0]), mean, covariances, covariance, search)
+    return StyleTarget(unit, rgb_to_yuv(layers[0]), mean, [covariance_matrix(c) for c in centred], covariance)
 
 
 def style_loss(layers, target, color_weight=1.0):
@@ -413,16 +164,13 @@ def style_loss(layers, target, color_weight=1.0):
 
     layers: list of (B, N, C_l) result samples, the image's colours first. Returns (B,).
     """
-    loss = remd(torch.cat(layers, dim=-1), target.unit, search=target.search)
-    loss = loss + moment_loss(layers, target)
-    color = remd(rgb_to_yuv(layers[0]), target.yuv, cosine=False)
-    return loss + color_weight * color
+    loss = remd(torch.cat(layers, dim=-1), target.unit) + moment_loss(layers, target)
+    return loss + color_weight * remd(rgb_to_yuv(layers[0]), target.yuv, cosine=False)
 
 
 def self_similarity(x):
     """Cosine-distance self-similarity of samples, columns normalised to sum 1: (B, N, D) -> (B, N, N)."""
-    unit = F.normalize(x, dim=-1)
-    distance = 1.0 - unit @ unit.transpose(1, 2)
+    distance = cosine_cost(x, x)
     return distance / distance.sum(1, keepdim=True).clamp(min=1e-8)
 
 

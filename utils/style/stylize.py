@@ -16,8 +16,7 @@ from tqdm import tqdm
 
 from utils.io.images import pixel_to_grid
 from utils.style.pyramid import laplacian_pyramid, synthesize
-from utils.style.strotss import (content_loss, hypercolumns, network_hypercolumns, sample_positions, style_loss,
-                           style_target)
+from utils.style import strotss as strotss_reference, strotss_fast
 from utils.style.warp import LandmarkWarp, warp_smoothness
 
 LOSS_NAMES = ("total", "style", "content", "warp", "tv", "consistency")
@@ -42,7 +41,7 @@ class StylizeSettings:
     result_samples: int = 2048  # hypercolumns sampled from each output per iteration
     style_samples: int = 5000  # hypercolumns sampled from each style exemplar per scale
     covariance: Literal["full", "layers"] = "full"  # "full" hypercolumn covariance or per-"layers" blocks (cheaper)
-    search_rank: int = 256  # REMD neighbours searched in this many principal directions (0: all, exact)
+    search_rank: int = 256  # CPU only: REMD neighbours searched in this many principal directions (0: all, exact)
     border_points_per_side: int = 16  # fixed TPS points along each image edge
     field_size: int = 128  # side of the grid the warp field is evaluated on
     checkpoint_every: int = 50  # iterations between checkpoint images
@@ -128,6 +127,12 @@ def _style_size(style, side):
     return max(1, round(height * factor)), max(1, round(width * factor))
 
 
+def strotss_for(device):
+    """STROTSS's losses for ``device``: ``strotss_fast`` on the CPU (the same values, several times faster; its
+    tests compare it with the reference), the plain reference ``strotss`` elsewhere (exact REMD on a GPU)."""
+    return strotss_fast if torch.device(device).type == "cpu" else strotss_reference
+
+
 def _make_optimizer(settings, pyramid, displacements):
     """One optimizer over all pyramid levels and the warp displacements (faster learning rate for the warp)."""
     groups = [{"params": pyramid, "lr": settings.learning_rate},
@@ -140,17 +145,19 @@ def _make_optimizer(settings, pyramid, displacements):
 
 
 class ScaleProblem:
-    """Everything fixed while optimising at one scale: sizes, style statistics, content hypercolumn source."""
+    """Everything fixed while optimising at one scale: sizes, style statistics, content hypercolumn source, and
+    the STROTSS module for the device (``strotss_for``)."""
 
     def __init__(self, inputs, network, settings, scale, generator):
+        self.strotss = strotss_for(inputs.content.device)
         self.level = settings.scales - 1 - scale
         self.size = settings.image_size // 2 ** self.level
         self.content_weight = settings.content_weight * 2 ** self.level
         self.color_weight = 1.0 / max(self.content_weight, 1.0)
         with torch.no_grad():
             style = _resize(inputs.style, _style_size(inputs.style, self.size))
-            target = style_target(network(style), style.shape[-2:], settings.style_samples, generator,
-                                  settings.covariance, settings.search_rank)
+            target = self.strotss.style_target(network(style), style.shape[-2:], settings.style_samples,
+                                               generator, settings.covariance, settings.search_rank)
             self.target = target.repeat(2)  # warped and unwarped outputs share their view's target
             content = _resize(inputs.content, (self.size, self.size))
             self.content_features = network(content) if settings.content_weight > 0 else None
@@ -162,7 +169,7 @@ class DeformableStyleTransfer:
     def __init__(self, inputs, network, settings, progress=True):
         self.inputs, self.network, self.settings, self.progress = inputs, network, settings, progress
         self.generator = torch.Generator().manual_seed(settings.seed)
-        self.views, self.num_landmarks = inputs.landmarks.shape[:2]
+        self.views = inputs.landmarks.shape[0]
         self.frame = inputs.content.shape[-1]  # side of the pixel frame of landmarks and vertex projections
         content = _resize(inputs.content, (settings.image_size, settings.image_size))
         self.pyramid = [level.clone().requires_grad_(True)
@@ -186,13 +193,14 @@ class DeformableStyleTransfer:
         """All loss terms for one iteration: {name: scalar tensor}."""
         s, k = self.settings, self.views
         unwarped, warped, field = self.render(problem.level)
-        positions = sample_positions(problem.size, problem.size, s.result_samples, self.generator)
-        columns = network_hypercolumns(self.network, torch.cat([warped, unwarped]), positions)
-        style = style_loss(columns, problem.target, problem.color_weight).sum()
+        strotss = problem.strotss
+        positions = strotss.sample_positions(problem.size, problem.size, s.result_samples, self.generator)
+        columns = strotss.network_hypercolumns(self.network, torch.cat([warped, unwarped]), positions)
+        style = strotss.style_loss(columns, problem.target, problem.color_weight).sum()
         content = warped.new_zeros(())
         if problem.content_features is not None:
-            content_columns = hypercolumns(problem.content_features, positions, (problem.size,) * 2)
-            content = content_loss([c[k:] for c in columns], content_columns).sum()
+            content_columns = strotss.hypercolumns(problem.content_features, positions, (problem.size,) * 2)
+            content = strotss.content_loss([c[k:] for c in columns], content_columns).sum()
         moved = self.inputs.landmarks + self.displacements
         warp = (moved - self.inputs.targets).norm(dim=-1).mean(1).sum()
         tv = warp_smoothness(field, self.frame).sum()

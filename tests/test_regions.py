@@ -1,5 +1,6 @@
 """Head regions: the style loss matches the content head to the exemplar's head, never to its background, and the
 stylized views keep a plain background."""
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +82,7 @@ def test_stylized_head_takes_the_exemplars_head_and_the_background_stays_plain()
     assert (result.stylized[:, :, outside] - 1.0).abs().max() < 1e-3
     face = result.stylized[:, :, torch.from_numpy(disc(SIZE, 15))]
     assert face[:, 0].mean() > face[:, 2].mean() + 0.05  # reddened (the head), not blued (the background)
-    plain = stylize_views(inputs, tiny_network(), settings.__class__(**{**settings.as_dict(), "regions": False}),
-                          progress=False)
+    plain = stylize_views(inputs, tiny_network(), replace(settings, regions=False), progress=False)
     assert (plain.stylized[:, :, outside] - 1.0).abs().max() > 0.05  # without regions the background changes
     assert shared_mask(inputs.content_mask, (SIZE, SIZE)).sum() == inputs.content_mask[0].sum()
     assert len(positions_in(torch.zeros(8, 8, dtype=torch.bool), 10, torch.Generator())) == 10

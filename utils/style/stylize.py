@@ -4,7 +4,9 @@ Each view's output is a Laplacian pyramid (optimised from coarse to fine over ``
 thin-plate spline driven by that view's landmark displacements. Per view: STROTSS style loss on the warped
 and the unwarped output, STROTSS content loss, warp loss (displaced landmarks to their targets), total
 variation of the warp field. Across views: the colours of the warped outputs at the warped projections of
-every vertex seen in two views agree.
+every vertex seen in two views agree. With head regions (utils/style/regions.py) the style loss samples the
+output only inside the content's (warped) footprint and the exemplar only inside its head, and the background
+outside the footprint is put back plain at the end.
 """
 import itertools
 from dataclasses import asdict, dataclass, field
@@ -17,6 +19,7 @@ from tqdm import tqdm
 from utils.io.images import pixel_to_grid
 from utils.style.pyramid import laplacian_pyramid, synthesize
 from utils.style import strotss as strotss_reference, strotss_fast
+from utils.style.regions import head_style_target, plain_background, positions_in, shared_mask
 from utils.style.warp import LandmarkWarp, warp_smoothness
 
 LOSS_NAMES = ("total", "style", "content", "warp", "tv", "consistency")
@@ -45,6 +48,7 @@ class StylizeSettings:
     border_points_per_side: int = 16  # fixed TPS points along each image edge
     field_size: int = 128  # side of the grid the warp field is evaluated on
     checkpoint_every: int = 50  # iterations between checkpoint images
+    regions: bool = True  # style loss from head to head (content footprint, exemplar's head); plain background
     seed: int = 0
 
     def as_dict(self):
@@ -57,6 +61,8 @@ class ViewInputs:
 
     content: (K, 3, S, S) in [0, 1]; style: (K, 3, Hs, Ws) exemplar turned to each view; landmarks,
     targets: (K, L, 2) pixel (x, y); verts2d: (V, K, 2) pixel (x, y); visible: (V, K) bool.
+    Head regions (optional): content_mask (K, 1, S, S) the render's footprint; style_mask (K, 1, Hs, Ws) the
+    exemplar's head, turned like ``style``; background (3,) the render's background colour.
     """
 
     content: torch.Tensor
@@ -65,6 +71,9 @@ class ViewInputs:
     targets: torch.Tensor
     verts2d: torch.Tensor
     visible: torch.Tensor
+    content_mask: torch.Tensor = None
+    style_mask: torch.Tensor = None
+    background: tuple = None
 
 
 @dataclass
@@ -154,10 +163,16 @@ class ScaleProblem:
         self.size = settings.image_size // 2 ** self.level
         self.content_weight = settings.content_weight * 2 ** self.level
         self.color_weight = 1.0 / max(self.content_weight, 1.0)
+        regions = settings.regions and inputs.content_mask is not None and inputs.style_mask is not None
+        self.content_mask = _resize(inputs.content_mask, (self.size, self.size)) if regions else None
         with torch.no_grad():
             style = _resize(inputs.style, _style_size(inputs.style, self.size))
-            target = self.strotss.style_target(network(style), style.shape[-2:], settings.style_samples,
-                                               generator, settings.covariance, settings.search_rank)
+            options = (settings.style_samples, generator, settings.covariance, settings.search_rank)
+            if regions:
+                head = shared_mask(inputs.style_mask, style.shape[-2:])
+                target = head_style_target(self.strotss, network(style), style.shape[-2:], head, *options)
+            else:
+                target = self.strotss.style_target(network(style), style.shape[-2:], *options)
             self.target = target.repeat(2)  # warped and unwarped outputs share their view's target
             content = _resize(inputs.content, (self.size, self.size))
             self.content_features = network(content) if settings.content_weight > 0 else None
@@ -194,7 +209,7 @@ class DeformableStyleTransfer:
         s, k = self.settings, self.views
         unwarped, warped, field = self.render(problem.level)
         strotss = problem.strotss
-        positions = strotss.sample_positions(problem.size, problem.size, s.result_samples, self.generator)
+        positions = self.result_positions(problem, field)
         columns = strotss.network_hypercolumns(self.network, torch.cat([warped, unwarped]), positions)
         style = strotss.style_loss(columns, problem.target, problem.color_weight).sum()
         content = warped.new_zeros(())
@@ -208,6 +223,17 @@ class DeformableStyleTransfer:
         total = (s.style_weight * style + problem.content_weight * content + s.warp_weight * warp
                  + s.tv_weight * tv + s.consistency_weight * consistency)
         return dict(total=total, style=style, content=content, warp=warp, tv=tv, consistency=consistency)
+
+    def result_positions(self, problem, field):
+        """Where the outputs are sampled this iteration: (N, 2) pixel (x, y); with head regions only inside the
+        content's footprint both unwarped and warped by the current field (K, 2, G, G)."""
+        size, count = problem.size, self.settings.result_samples
+        if problem.content_mask is None:
+            return problem.strotss.sample_positions(size, size, count, self.generator)
+        with torch.no_grad():
+            warped = self.warp.warp_images(problem.content_mask, self.warp.inverse_field(field.detach()))
+            return positions_in(shared_mask(torch.cat([problem.content_mask, warped]), (size, size)), count,
+                                self.generator)
 
     def step(self, problem):
         """One optimiser step; records and returns the loss values (floats)."""
@@ -244,12 +270,18 @@ class DeformableStyleTransfer:
         for scale in range(self.settings.scales):
             self.run_scale(scale)
         with torch.no_grad():
-            unwarped, warped, _ = self.render(0)
+            unwarped, warped, field = self.render(0)
             verts = self.inputs.verts2d.transpose(0, 1)  # (K, V, 2)
             verts_warped = self.warp.move_points(verts, self.displacements).transpose(0, 1)
             landmarks = self.inputs.landmarks + self.displacements
-        frame = (self.frame, self.frame)
-        return StylizeResult(_resize(warped, frame).clamp(0, 1), _resize(unwarped, frame).clamp(0, 1),
+            frame = (self.frame, self.frame)
+            warped, unwarped = _resize(warped, frame).clamp(0, 1), _resize(unwarped, frame).clamp(0, 1)
+            if self.settings.regions and self.inputs.content_mask is not None and self.inputs.background is not None:
+                footprint = self.inputs.content_mask
+                moved = self.warp.warp_images(footprint, self.warp.inverse_field(field))
+                warped = plain_background(warped, moved, self.inputs.background)
+                unwarped = plain_background(unwarped, footprint, self.inputs.background)
+        return StylizeResult(warped, unwarped,
                              verts_warped.contiguous(),
                              landmarks.detach().clone(), self.history, self.checkpoints)
 

@@ -183,9 +183,8 @@ def measure_pair(mesh_path, style_path, network, judge, settings, work, sheet):
 
 
 def cpu_settings(overrides):
-    """run.py's CPU profile as StylizeSettings (its network left out), with ``overrides`` applied."""
-    profile = {k: v for k, v in run.CPU_PROFILE.items() if k != "network"}
-    return replace(StylizeSettings(**profile), **overrides)
+    """run.py's CPU profile (StylizeSettings) with ``overrides`` applied."""
+    return replace(run.CPU_PROFILE, **overrides)
 
 
 def print_rows(name, rows):
@@ -208,6 +207,7 @@ def print_rows(name, rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=6, help="dev pairs (one per mesh, up to 8)")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N dev pairs (measured before)")
     parser.add_argument("--networks", nargs="+", default=["vgg16-hed", "efficientnet-lite0"])
     parser.add_argument("--work", type=Path, default=WORK, help="renders and landmarks, kept between runs")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -222,7 +222,7 @@ def main():
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} (1, 5 min), cores {os.cpu_count()}, "
           f"threads {torch.get_num_threads()}; settings {overrides or 'CPU profile'}")
-    pairs = dev_pairs(args.pairs)
+    pairs = dev_pairs(args.pairs)[args.skip:]
     prepare_work(pairs, args.work)
     summary = {}
     for name in args.networks:

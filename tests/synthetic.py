@@ -2,12 +2,15 @@
 
 Used by the tests and the benchmark: the "stylized" views are unlit renders of
 the deformed mesh and the "warped" projections are its exact vertex projections,
-so the reconstruction should recover the deformed mesh.
+so the reconstruction should recover the deformed mesh. Also ``tiny_network``, a feature network small enough
+for the style transfer's tests.
 """
 import math
 
 import torch
+from torch import nn
 
+from models.features import FeatureNetwork
 from utils.io.mesh import Mesh
 from utils.rendering.content import RenderSettings, observe_mesh
 
@@ -34,3 +37,11 @@ def observe(mesh, cameras, image_size, backend="auto"):
     Returns (images (K, 3, S, S) in [0, 1], pixels (V, K, 2) pixel (x, y), visible (V, K) bool).
     """
     return observe_mesh(mesh, cameras, RenderSettings(image_size=image_size), backend)
+
+
+def tiny_network():
+    """Two random conv stages: the loss's arithmetic at a fraction of the cost."""
+    torch.manual_seed(0)
+    stages = [nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()),
+              nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())]
+    return FeatureNetwork(stages, "tiny", "tests")

@@ -4,13 +4,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import correspondences
 import rendering
 import run
 import smooth
-from models.features import FeatureNetwork
+from synthetic import tiny_network
 from utils.batch import is_complete
 from utils.io.images import save_image
 from utils.io.landmarks import load_landmarks
@@ -20,14 +19,6 @@ GRID = 25
 RUN_FLAGS = ["--device", "cpu", "--image-size", "32", "--scales", "2", "--iterations", "3", "--result-samples",
              "64", "--style-samples", "64", "--checkpoint-every", "0", "--refine-iterations", "3"]
 COMPARED = ["stylized_0.png", "stylized_1.png", "unwarped_0.png", "unwarped_1.png", "verts2d_warped.npy", "mesh.obj"]
-
-
-def tiny_network():
-    """Two random conv stages: the loss's arithmetic at a fraction of the cost."""
-    torch.manual_seed(0)
-    stages = [nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()),
-              nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())]
-    return FeatureNetwork(stages, "tiny", "tests")
 
 
 def face_relief():

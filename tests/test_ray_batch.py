@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import run
-from test_pipeline import COMPARED, project, run_main, tiny_network  # noqa: F401 (project: a fixture used below)
+from synthetic import tiny_network
+from test_pipeline import COMPARED, project, run_main  # noqa: F401 (project: a fixture used below)
 from utils import batch_ray
 from utils.batch import is_complete
 from utils.io.images import save_image
@@ -22,7 +23,8 @@ RAY_FLAGS = ["--executor", "ray", "--cpus-per-task", str(THREADS)]
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One local Ray (2 CPUs) for the whole module: its start-up is paid once, and run.py uses it as it is."""
-    ray.cloudpickle.register_pickle_by_value(sys.modules["test_pipeline"])  # its tiny network goes to the workers
+    for name in ("test_pipeline", "synthetic"):  # the tiny network goes to the workers by value
+        ray.cloudpickle.register_pickle_by_value(sys.modules[name])
     batch_ray.start_local_ray(num_cpus=2)
     yield
     ray.shutdown()

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from test_stylize import face_points, quick_settings, tiny_network
+from synthetic import tiny_network
+from test_stylize import face_points, quick_settings
 
 from utils.io.landmarks import load_landmarks
 from utils.style.regions import content_footprint, head_mask, head_style_target, positions_in, shared_mask

@@ -3,7 +3,8 @@ same values and gradients; the device picks one of them."""
 import pytest
 import torch
 
-from test_stylize import example, load_inputs, quick_settings, tiny_network  # noqa: F401 (example: a fixture)
+from synthetic import tiny_network
+from test_stylize import example, load_inputs, quick_settings  # noqa: F401 (example: a fixture)
 from utils.style import strotss as reference
 from utils.style import strotss_fast as fast
 from utils.style.stylize import strotss_for, stylize_views

@@ -7,21 +7,13 @@ import torch
 from torch import nn
 
 import run
-from models.features import FeatureNetwork
+from synthetic import tiny_network
 from utils.style.style_view import apply_homography, rotate_exemplar, rotation_homography, fit_similarity
 from utils.style.stylize import ConsistencyTerm, StylizeSettings, stylize_views
 from utils.style.io import load_content_views, load_style, prepare_inputs
 from utils.style.warp import LandmarkWarp
 
 SIZE = 64
-
-
-def tiny_network():
-    """Two random conv stages: the loss's arithmetic at a fraction of the cost."""
-    torch.manual_seed(0)
-    stages = [nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()),
-              nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())]
-    return FeatureNetwork(stages, "tiny", "tests")
 
 
 def face_points(size, squash=1.0, shift=(0.0, 0.0)):

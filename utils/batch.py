@@ -54,6 +54,15 @@ def clear_marker(folder):
         marker.unlink()
 
 
+def skipped_as_complete(name, folder, force, summary, log):
+    """True (said in one line, recorded in summary.skipped) when the pair's folder is complete and not forced."""
+    if force or not is_complete(folder):
+        return False
+    summary.skipped.append(name)
+    log(f"{name}: complete in {folder}, skipped (--force to redo)")
+    return True
+
+
 def busy_line(name, folder):
     """What is said of a pair whose folder another run holds."""
     return f"{name}: another run is working on {folder}; skipped (not a failure, re-run later)"
@@ -100,10 +109,7 @@ def run_batch(pairs, folder_of, run_pair, force=False, log=tqdm.write):
             if not held:
                 summary.busy.append(name)
                 log(busy_line(name, folder))
-            elif not force and is_complete(folder):
-                summary.skipped.append(name)
-                log(f"{name}: complete in {folder}, skipped (--force to redo)")
-            else:
+            elif not skipped_as_complete(name, folder, force, summary, log):
                 _run_locked(pair, name, folder, run_pair, summary, log)
     return summary
 

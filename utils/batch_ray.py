@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from utils.batch import BatchSummary, busy_line, clear_marker, failure_reason, is_complete, mark_complete
+from utils.batch import BatchSummary, busy_line, clear_marker, failure_reason, mark_complete, skipped_as_complete
 from utils.io.files import sweep_temporaries
 from utils.io.lock import folder_lock
 from utils.errors import InputError
@@ -107,10 +107,7 @@ def pairs_to_run(pairs, folder_of, force, summary, log):
     todo = []
     for pair in pairs:
         name, folder = " x ".join(pair), folder_of(pair)
-        if not force and is_complete(folder):
-            summary.skipped.append(name)
-            log(f"{name}: complete in {folder}, skipped (--force to redo)")
-        else:
+        if not skipped_as_complete(name, folder, force, summary, log):
             clear_marker(folder)
             todo.append(tuple(pair))
     return todo

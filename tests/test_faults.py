@@ -60,7 +60,7 @@ def test_rerender_keeps_corrected_landmarks_when_views_are_identical(tmp_path):
 
 # ---- 2. a pair being worked on is locked ---------------------------------------------------------------------
 
-RUN_DRIVER = ("import sys, run; from tests.test_pipeline import tiny_network; "
+RUN_DRIVER = (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import run; from synthetic import tiny_network; "
               "run.load_feature_network = lambda *a, **k: tiny_network(); run.main(sys.argv[1:])")
 
 

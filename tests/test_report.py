@@ -78,6 +78,17 @@ def _report(root, failures, turntable=SMALL_TURNTABLE, viewer=True):
                         failures=failures, device="cpu", viewer=viewer)
 
 
+def assert_rewritten_only_when_stale(report, made, source):
+    """``report()`` leaves ``made`` alone while it is newer than ``source``, and writes it again once it is not."""
+    before = made.stat().st_mtime_ns
+    report()
+    assert made.stat().st_mtime_ns == before
+    later = made.stat().st_mtime + 10
+    os.utime(source, (later, later))
+    report()
+    assert made.stat().st_mtime_ns != before
+
+
 def _links(page):
     """Every src and href of the page that is not an in-page anchor, unquoted."""
     return [urllib.parse.unquote(link) for link in re.findall(r'(?:src|href)="([^"#][^"]*)"', page)]
@@ -117,13 +128,7 @@ def test_turntable_strip_is_one_render_per_azimuth_and_is_cached(fake_run):
     with Image.open(folder / "turntable.gif") as gif:
         assert gif.n_frames == 4 + 2  # the arc swings back: 0 1 2 3 2 1
     assert (folder / "turntable_smooth.gif").is_file()
-    before = (folder / "turntable.png").stat().st_mtime_ns
-    _report(root, failures)
-    assert (folder / "turntable.png").stat().st_mtime_ns == before
-    mesh_time = (folder / "turntable.png").stat().st_mtime + 10
-    os.utime(folder / "mesh.obj", (mesh_time, mesh_time))
-    _report(root, failures)
-    assert (folder / "turntable.png").stat().st_mtime_ns != before
+    assert_rewritten_only_when_stale(lambda: _report(root, failures), folder / "turntable.png", folder / "mesh.obj")
 
 
 def test_unreadable_files_are_noted_not_fatal(fake_run):

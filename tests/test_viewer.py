@@ -8,7 +8,7 @@ import trimesh
 from pytorch3d.utils import ico_sphere
 
 from browser import browser_page, needs_browser, screenshot_array
-from test_report import fake_run  # noqa: F401  (fake_run is a fixture)
+from test_report import assert_rewritten_only_when_stale, fake_run  # noqa: F401  (fake_run is a fixture)
 from utils.io.mesh import Mesh, load_mesh, save_obj
 from utils.report.glb import glb_script_path, input_mesh_path, save_glb
 from utils.report.page import write_report
@@ -63,13 +63,7 @@ def test_report_writes_glbs_beside_the_meshes_and_only_when_stale(fake_run):
     page = index.read_text()
     assert page.count('class="viewer3d"') == 3  # ink: three meshes; oil paint and wax: the input mesh only
     assert "head/ink/mesh_smooth.glb.js" in page
-    before = (folder / "mesh.glb").stat().st_mtime_ns
-    _report(root, failures)
-    assert (folder / "mesh.glb").stat().st_mtime_ns == before
-    later = (folder / "mesh.glb").stat().st_mtime + 10
-    os.utime(folder / "mesh.obj", (later, later))
-    _report(root, failures)
-    assert (folder / "mesh.glb").stat().st_mtime_ns != before
+    assert_rewritten_only_when_stale(lambda: _report(root, failures), folder / "mesh.glb", folder / "mesh.obj")
 
 
 def test_input_mesh_is_the_one_cameras_json_names(tmp_path):

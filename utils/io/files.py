@@ -16,6 +16,10 @@ import numpy as np
 from utils.errors import InputError
 
 
+TEMP_MARK = ".tmp-"
+_TEMP_PID = re.compile(re.escape(TEMP_MARK) + r"(\d+)")
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
@@ -25,7 +29,7 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f"{path.stem}{TEMP_MARK}{os.getpid()}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -34,8 +38,6 @@ def atomic_path(path):
             tmp.unlink()
 
 
-TEMP_MARK = ".tmp-"
-_TEMP_PID = re.compile(re.escape(TEMP_MARK) + r"(\d+)")
 STALE_AFTER = 24 * 3600  # seconds; an older temporary file is swept even if its pid is alive (pids are reused)
 
 

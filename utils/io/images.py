@@ -7,7 +7,7 @@ import torch
 from PIL import Image, ImageFile
 
 from utils.errors import InputError
-from utils.io.files import atomic_path
+from utils.io.files import TEMP_MARK, atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -135,4 +135,4 @@ def list_images(folder):
     """Sorted image files directly inside ``folder`` (temporary files excluded)."""
     folder = Path(folder)
     return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and ".tmp-" not in p.name) if folder.is_dir() else []
+                  if p.suffix.lower() in IMAGE_SUFFIXES and TEMP_MARK not in p.name) if folder.is_dir() else []

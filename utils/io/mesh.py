@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from utils.errors import InputError
-from utils.io.files import atomic_path
+from utils.io.files import TEMP_MARK, atomic_path
 from utils.io.images import read_image_array
 
 MESH_SUFFIXES = (".obj", ".ply")
@@ -88,7 +88,7 @@ def list_meshes(folder):
     """Sorted mesh files (.obj, .ply) directly inside ``folder``."""
     folder = Path(folder)
     return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in MESH_SUFFIXES and ".tmp-" not in p.name) if folder.is_dir() else []
+                  if p.suffix.lower() in MESH_SUFFIXES and TEMP_MARK not in p.name) if folder.is_dir() else []
 
 
 def _parse_index(token, count, path, line_no):

@@ -18,16 +18,16 @@ from utils.acquisition.head import HeadShape
 from utils.acquisition.pipeline import AcquireSettings, acquire_file, output_paths
 from utils.errors import InputError, cli_entry
 from utils.io.images import list_images
+from utils.settings import add_flags, flag_values
 
 # ---- parameters -------------------------------------------------------------------------------------------
 MODELS_DIR = "example/models"  # where <stem>.obj and <stem>.landmarks.txt are written
-VERTICES = 16000  # about this many front-sheet vertices (the closed head has nearly twice as many)
-HEIGHT = 2.0  # the mesh's height in scene units (y up, face toward +z)
-MAX_SIDE = 1024  # larger photos are downscaled first (pixels)
-MIN_SIDE = 128  # smaller photos are refused (pixels)
-NECK_LENGTH = 0.45  # the neck is cut this many face heights below the chin
-BACK_DEPTH = 1.25  # depth of the back of the head over a sphere's
 FORCE = False  # redo meshes that already exist
+# How photos become meshes: AcquireSettings (utils/acquisition/pipeline.py: vertices, size limits, ...) and
+# HeadShape (utils/acquisition/head.py: neck, depths of the front and back) hold every setting with its
+# default, each with a flag. Write here only what you change, e.g. dict(vertices=30000), dict(back_depth=1.0).
+ACQUIRE = dict()
+SHAPE = dict()
 # -----------------------------------------------------------------------------------------------------------
 
 
@@ -35,17 +35,20 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("photos", nargs="+", type=Path, help="photo files or folders of photos")
     parser.add_argument("--out", type=Path, default=Path(MODELS_DIR), help="folder for the meshes")
-    parser.add_argument("--vertices", type=int, default=VERTICES)
-    parser.add_argument("--height", type=float, default=HEIGHT)
-    parser.add_argument("--max-side", type=int, default=MAX_SIDE)
-    parser.add_argument("--min-side", type=int, default=MIN_SIDE)
-    parser.add_argument("--neck-length", type=float, default=NECK_LENGTH)
-    parser.add_argument("--back-depth", type=float, default=BACK_DEPTH)
     parser.add_argument("--force", action="store_true", default=FORCE, help="redo finished meshes")
+    add_flags(parser, AcquireSettings(**ACQUIRE), "mesh (AcquireSettings)", skip=("shape",))
+    add_flags(parser, HeadShape(**SHAPE), "head shape (HeadShape)")
     args = parser.parse_args()
-    if args.vertices < 1000:
+    settings = acquire_settings(args)
+    if settings.vertices < 1000:
         parser.error("--vertices must be at least 1000")
-    return args
+    return args, settings
+
+
+def acquire_settings(args):
+    """AcquireSettings: the defaults, then ACQUIRE and SHAPE, then the flags given."""
+    shape = HeadShape(**{**SHAPE, **flag_values(args, HeadShape)})
+    return AcquireSettings(**{**ACQUIRE, **flag_values(args, AcquireSettings), "shape": shape})
 
 
 def photo_list(paths):
@@ -67,10 +70,7 @@ def photo_list(paths):
 
 @cli_entry
 def main():
-    args = parse_args()
-    settings = AcquireSettings(vertices=args.vertices, height=args.height, min_side=args.min_side,
-                               max_side=args.max_side,
-                               shape=HeadShape(neck_length=args.neck_length, back_depth=args.back_depth))
+    args, settings = parse_args()
     failed = 0
     for photo in tqdm(photo_list(args.photos), desc="acquiring", unit="photo"):
         mesh_path, landmark_path = output_paths(photo, args.out)

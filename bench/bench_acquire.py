@@ -1,6 +1,6 @@
 """Model acquisition (acquire.py's library) against known heads: the RRPS content renders. Prints; asserts nothing.
 
-    .venv/bin/python bench/bench_acquire.py [--data ../shared/data/rrps] [--only 00319 ...] [--vertices N]
+    .venv/bin/python bench/bench_acquire.py [--data ../shared/data/rrps] [--only 00319 ...] [--front-depth 0.5 ...]
 
 Each content/<id>/content1.jpg is a render of the known mesh meshes/<id>.obj through the 3x4 matrix H1.txt.
 The head acquired from the render is aligned to the known mesh by the similarity transform (Umeyama) that best
@@ -35,6 +35,7 @@ from utils.io.landmarks import OUTER_EYE_CORNERS, landmark_error, load_landmarks
 from utils.io.mesh import Mesh, load_mesh, to_pytorch3d  # noqa: E402
 from utils.rendering.cameras import frame_mesh, make_cameras, project, world_to_pixel  # noqa: E402
 from utils.rendering.render import render_views  # noqa: E402
+from utils.settings import add_flags, from_flags  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "rrps"
 AZIMUTHS = (-30.0, 0.0, 30.0)
@@ -140,20 +141,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--only", nargs="*", help="mesh ids")
-    parser.add_argument("--vertices", type=int, default=AcquireSettings().vertices)
-    parser.add_argument("--back-depth", type=float, default=HeadShape().back_depth)
-    parser.add_argument("--neck-width", type=float, default=HeadShape().neck_width)
-    parser.add_argument("--neck-length", type=float, default=HeadShape().neck_length)
-    parser.add_argument("--mask-threshold", type=float, default=HeadShape().mask_threshold)
+    add_flags(parser, AcquireSettings(), "acquisition (AcquireSettings)", skip=("shape",))
+    add_flags(parser, HeadShape(), "head shape (HeadShape)")
     args = parser.parse_args()
     cases = sorted((args.data / "meshes").glob("*.obj"))
     if args.only:
         cases = [c for c in cases if c.stem in args.only]
     if not cases:
         sys.exit(f"no meshes in {args.data / 'meshes'}; pass --data")
-    settings = AcquireSettings(vertices=args.vertices,
-                               shape=HeadShape(back_depth=args.back_depth, neck_width=args.neck_width,
-                                               neck_length=args.neck_length, mask_threshold=args.mask_threshold))
+    settings = from_flags(args, AcquireSettings(shape=from_flags(args, HeadShape())))
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; torch threads "
           f"{torch.get_num_threads()}")
     print(f"{'id':>6} {'face':>6} {'IoU-30':>7} {'IoU0':>6} {'IoU+30':>7} {'lm':>6} {'bad%':>6} {'s':>6} {'V':>6}")

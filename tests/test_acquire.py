@@ -12,7 +12,8 @@ pytest.importorskip("mediapipe", reason="mediapipe 0.10.14 is not installed (bas
 
 from example_data import sample_photo  # noqa: E402
 from models.landmark_detector import checks_by_eye, detect_landmarks  # noqa: E402
-from utils.acquisition.face import find_face  # noqa: E402
+from utils.acquisition.face import find_face, without_plain_background  # noqa: E402
+from utils.acquisition.head import HeadShape  # noqa: E402
 from utils.acquisition.photo import load_photo  # noqa: E402
 from utils.acquisition.pipeline import AcquireSettings, acquire_head  # noqa: E402
 from utils.errors import InputError  # noqa: E402
@@ -50,8 +51,9 @@ def test_mesh_is_closed_dense_and_coloured(acquired):
     _, counts = np.unique(edges, axis=0, return_counts=True)
     assert (counts == 2).all()  # every edge between two faces: a closed surface, no mask rim
     assert len(mesh.verts) >= 8000 and torch.isfinite(mesh.verts).all()
-    extent = mesh.verts.max(0).values - mesh.verts.min(0).values
-    assert float(extent[2]) > 0.7 * float(extent[0])  # a head about as deep as wide, not a relief
+    depth = float(mesh.verts[:, 2].max() - mesh.verts[:, 2].min())
+    jaw = mesh.verts[torch.from_numpy(head.landmark_vertices[[0, 16]])]
+    assert depth > 0.9 * float(torch.linalg.norm(jaw[1] - jaw[0]))  # deeper than the face is wide: not a relief
     back = mesh.colors[torch.from_numpy(~head.seen)]
     assert float(back.mean()) > 0.1 and float(back.std(0).max()) < 0.25  # filled: neither black nor streaked
 
@@ -73,6 +75,43 @@ def test_side_views_show_no_background_inside_the_head(acquired):
         covered = (depth > 0).numpy()
         holes = scipy.ndimage.binary_fill_holes(covered) & ~covered
         assert covered.mean() > 0.1 and holes.sum() == 0
+
+
+def test_back_of_the_head_takes_the_hair_colour():
+    head = acquire_head(sample_photo("astronaut"), "astronaut", SETTINGS)
+    verts, colors = head.mesh.verts.numpy(), head.mesh.colors.numpy()
+    top = verts[:, 1] > verts[:, 1].max() - 0.25 * np.ptp(verts[:, 1])
+    hair = colors[head.seen & top & ~head.on_face].mean(0)  # the hair the photo shows above the face
+    skin = colors[head.on_face].mean(0)
+    rear = verts[:, 2] < verts[:, 2].min() + 0.25 * np.ptp(verts[:, 2])
+    above_brows = verts[:, 1] > verts[head.landmark_vertices[17:27], 1].mean()
+    back = colors[rear & above_brows].mean(0)
+    # a fill from every colour on the outline gave 0.09 from the hair; the hair falling from above, 0.02
+    assert np.linalg.norm(back - hair) < 0.05 and np.linalg.norm(back - hair) < 0.25 * np.linalg.norm(back - skin)
+
+
+def test_plain_background_is_taken_out_of_the_person_mask():
+    image = np.full((120, 100, 3), 250, np.uint8)
+    image += np.random.default_rng(0).integers(0, 5, image.shape, dtype=np.uint8)  # JPEG-like noise
+    cv2.circle(image, (50, 45), 30, (120, 80, 60), -1)
+    cv2.circle(image, (50, 45), 6, (255, 255, 255), -1)  # a white patch inside the head (teeth, a highlight)
+    mask = np.zeros((120, 100), np.float32)
+    cv2.circle(mask, (50, 45), 31, 1.0, -1)
+    mask[70:, 35:65] = 1.0  # the segmentation's invented neck: background pixels down to the border
+    cleaned = without_plain_background(image, mask)
+    assert cleaned[100, 50] == 0 and cleaned[45, 30] == 1 and cleaned[45, 50] == 1
+    busy = np.random.default_rng(1).integers(0, 256, image.shape, dtype=np.uint8)  # a busy background
+    busy[mask > 0] = image[mask > 0]
+    assert np.array_equal(without_plain_background(busy, mask), mask)
+
+
+def test_flags_override_the_settings(monkeypatch):
+    import acquire
+
+    monkeypatch.setattr(sys, "argv", ["acquire.py", "x.jpg", "--back-depth", "1.1", "--vertices", "5000"])
+    _, settings = acquire.parse_args()
+    assert settings.vertices == 5000 and settings.shape.back_depth == 1.1
+    assert settings.shape.front_depth == HeadShape().front_depth and settings.height == AcquireSettings().height
 
 
 def test_photo_formats_become_rgb(tmp_path):

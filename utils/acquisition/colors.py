@@ -3,7 +3,10 @@
 A vertex is seen when it lies on the front sheet and its normal faces the camera (the photo is a
 frontal view); grazing surfaces are treated as unseen, since the photo stretches a few pixels over
 them. Unseen vertices take the colour of their mirror image across the face's symmetry plane when
-that one is seen, and the rest a harmonic fill over the mesh from all known colours.
+that one is seen, and the rest a harmonic fill over the mesh from the known colours. The back of the
+head is blended in from its outline toward other colours: above the jaw the hair (or hat) at the top
+of the head in the same column, falling down the back as hair does; lower the fill from the known
+colours outside the face (neck, collar, long hair) alone. The back is then not a skin-coloured hood.
 """
 import cv2
 import numpy as np
@@ -50,13 +53,32 @@ def symmetry_plane(face_points):
     return (left + right).mean(0) / 2, normal / np.linalg.norm(normal)
 
 
-def head_colors(image, points, faces, is_back, face_points, blur, facing=(0.25, 0.65), mirror_tolerance=3.0):
+def hair_above(image, region, points, inset, blur):
+    """(V, 3) float32 colours of ``image`` (uint8 (H, W, 3)) at the top of ``region`` (H, W) bool in each vertex's
+    column, ``inset`` pixels inside it: the hair or hat above the vertex. points: (V, 3) pixel x, y, depth.
+
+    The image is blurred by ``blur`` pixels within the region only (a plain blur mixes in the background there).
+    """
+    weight = cv2.GaussianBlur(region.astype(np.float32), (0, 0), blur)[..., None]
+    inside = cv2.GaussianBlur(image.astype(np.float32) * region[..., None], (0, 0), blur)
+    blurred = np.clip(inside / np.maximum(weight, 1e-6), 0, 255).astype(np.uint8)
+    top = np.argmax(region, axis=0).astype(np.float64)  # the first row inside, per column (0 where none)
+    columns = np.clip(np.round(points[:, 0]).astype(int), 0, region.shape[1] - 1)
+    rows = np.minimum(top[columns] + inset, points[:, 1])
+    return sample_image(blurred, np.column_stack([points[:, 0], rows]))
+
+
+def head_colors(image, points, faces, is_back, face_points, blur, on_face, back_share, back_colors,
+                facing=(0.25, 0.65), mirror_tolerance=3.0):
     """(V, 3) float32 colours in [0, 1] of a head mesh built in photo pixels, and (V,) bool: taken from the photo.
 
     image: uint8 (H, W, 3) RGB (best after ``extend_beyond``); points: (V, 3) pixel x, y and depth toward
     the viewer; faces: (F, 3) wound outward; is_back: (V,) bool; face_points: MediaPipe's (478, 3);
     blur: pixels; the harmonic fill spreads the photo blurred by this much (a fill from sharp colours
-    draws streaks along the mesh from every detail on its border).
+    draws streaks along the mesh from every detail on its border); on_face: (V,) bool, the front vertices inside
+    the face's outline; back_share: (V,) in [0, 1], how much of a vertex's fill comes from outside the face only
+    (0 on the front, rising from the outline to 1 over the back); back_colors: ((V, 3) float32 colours, (V,)
+    their share of the back's fill against the fill from outside the face), e.g. ``hair_above``'s above the jaw.
     facing: (low, high) normal components toward the camera: at or above high a vertex counts as seen (its
     photo colour, or its mirror image's, is kept and feeds the fill), at or below low it takes the fill, and in
     between a blend of both (a hard threshold draws a jagged seam where the surface turns away);
@@ -77,6 +99,11 @@ def head_colors(image, points, faces, is_back, face_points, blur, facing=(0.25, 
     known[mirror] = True
     weights = edge_weights(torch.from_numpy(faces), torch.zeros(len(points), 3))
     filled = harmonic_fill(torch.from_numpy(smooth), torch.from_numpy(known), weights, default=0.5).numpy()
+    if (back_share > 0).any() and (known & ~on_face).any():
+        around = harmonic_fill(torch.from_numpy(smooth), torch.from_numpy(known & ~on_face), weights, 0.5).numpy()
+        wrap, wrap_share = back_colors[0], back_colors[1][:, None]
+        back = wrap_share * wrap + (1 - wrap_share) * around
+        filled = back_share[:, None] * back + (1 - back_share[:, None]) * filled
     share = np.clip((toward - facing[0]) / (facing[1] - facing[0]), 0.0, 1.0)[:, None]
     share[mirror] = 1.0
     return (share * sharp + (1 - share) * filled).astype(np.float32), known

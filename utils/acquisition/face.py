@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.ndimage
 
 from models.landmark_detector import detect_landmarks, hog_boxes, predict
 from utils.errors import InputError
@@ -76,6 +77,32 @@ def person_mask(image):
     with _quiet(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
         mask = segmenter.process(np.ascontiguousarray(image)).segmentation_mask
     return np.asarray(mask, dtype=np.float32)
+
+
+def without_plain_background(image, mask, border=0.03, spread=0.05, tolerance=0.1):
+    """The person mask (H, W) float32 with the photo's plain background taken out of it.
+
+    The selfie segmentation paints a neck under the chin of a head with none (a render on white) and
+    fills gaps between strands of hair. When the photo's border outside the person (``border`` of its
+    size) has one colour (each channel's median absolute deviation under ``spread``), the pixels within
+    ``tolerance`` (RGB distance, [0, 1] scale) of it that connect to that border through such pixels are
+    background, and are set to 0. Other photos keep their mask.
+    """
+    height, width = mask.shape
+    frame = np.zeros_like(mask, dtype=bool)
+    edge = max(1, int(round(border * min(height, width))))
+    frame[:edge], frame[-edge:], frame[:, :edge], frame[:, -edge:] = True, True, True, True
+    outside = image[frame & (mask < 0.5)].astype(np.float32) / 255.0
+    if len(outside) < frame.sum() / 4:
+        return mask
+    colour = np.median(outside, axis=0)
+    if np.median(np.abs(outside - colour), axis=0).max() >= spread:
+        return mask
+    like = np.linalg.norm(image.astype(np.float32) / 255.0 - colour, axis=2) < tolerance
+    labels, _ = scipy.ndimage.label(like)
+    touching = np.unique(labels[frame & like & (mask < 0.5)])
+    background = np.isin(labels, touching[touching > 0])
+    return np.where(background, 0.0, mask).astype(np.float32)
 
 
 def face_landmarks(image, face, what):

@@ -32,21 +32,20 @@ FACE_MESH_POINTS = 468  # MediaPipe's face surface; the refined points after the
 
 @dataclass
 class HeadShape:
-    """Proportions of the modelled head (face heights are forehead-to-chin distances).
+    """Proportions of the modelled head; face heights are forehead-to-chin distances, face widths MediaPipe's.
 
-    neck_length: how far below the chin the neck is cut, in face heights; neck_width: the neck's width
-    in face widths (the mask is narrowed to it below the jaw); back_depth: the back sheet's depth over
-    the inflated silhouette's (1 = a sphere behind a disc); front_depth: the same for the front sheet
-    away from the face; outline_blur: smoothing of the mask's outline in face heights; mask_threshold: the
-    person mask's level taken as the outline.
+    The depths scale the inflated silhouette (``inflation``: a hemisphere for a disc). They were chosen on the
+    eight RRPS heads (bench/bench_acquire.py): with the earlier 0.9 / 1.25 the outline sat a whole face depth
+    behind the nose, where Deep3dPortrait's heads have it about half as far, and at 30 degrees the silhouette
+    overlap was 0.65; with 0.4 / 0.7 it is 0.85-0.92 and the head stays closed and round from the side.
     """
 
-    neck_length: float = 0.45
-    neck_width: float = 1.6
-    back_depth: float = 1.25
-    front_depth: float = 0.9
-    outline_blur: float = 0.03
-    mask_threshold: float = 0.5
+    neck_length: float = 0.45  # face heights: how far below the chin the neck (or bust) is cut
+    neck_width: float = 2.2  # face widths: below the jaw the mask is narrowed to this band (hair, neck, collar)
+    back_depth: float = 0.7  # the back sheet's depth over the inflated silhouette's (1: a sphere behind a disc)
+    front_depth: float = 0.4  # the front sheet's depth over the inflated silhouette's, away from the face
+    outline_blur: float = 0.03  # face heights: smoothing of the person mask's outline
+    mask_threshold: float = 0.5  # the person mask's level taken as the outline
 
 
 def head_region(mask, face, shape):

@@ -6,30 +6,30 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from utils.acquisition.colors import extend_beyond, head_colors
-from utils.acquisition.face import face_landmarks, find_face, person_mask
+from utils.acquisition.colors import extend_beyond, hair_above, head_colors
+from utils.acquisition.face import face_landmarks, find_face, person_mask, without_plain_background
 from utils.acquisition.head import HeadShape, close_head, front_depth, grid_sheet, head_region, inflation
 from utils.acquisition.photo import load_photo
 from utils.io.files import save_text
 from utils.io.mesh import Mesh, save_obj
 
 
+BACK_BLEND = 0.5  # the back's colour is its own (hair above, the fill from outside the face) past this share of
+# the back's height; nearer the outline it is blended with the fill of the whole head
+HAIR_INSET = 0.08  # face heights: the hair colour on the back is taken this far inside the top of the head
+HAIR_FADE = 0.3  # face heights: below the chin the back turns from that hair colour to the neck's over this
+
+
 @dataclass
 class AcquireSettings:
-    """How a photo becomes a head mesh.
+    """How a photo becomes a head mesh (the mesh: y up, the face toward +z, centred on the origin in x and y)."""
 
-    vertices: about how many vertices the front sheet has (the back sheet adds nearly as many);
-    height: the mesh's height in scene units (y up, the face toward +z, centred on the origin in x and y);
-    min_side, max_side: photos with a shorter side under min_side are refused, longer sides above max_side
-    are downscaled first; shape: the head's proportions.
-    """
-
-    vertices: int = 16000
-    height: float = 2.0
-    min_side: int = 128
-    max_side: int = 1024
+    vertices: int = 16000  # about this many front-sheet vertices (the back sheet adds nearly as many)
+    height: float = 2.0  # the mesh's height in scene units
+    min_side: int = 128  # pixels: photos with a shorter side are refused
+    max_side: int = 1024  # pixels: photos with a longer side are downscaled first
     fill_blur: float = 0.15  # face heights: the photo's blur for the colours filled on unseen parts
-    shape: HeadShape = field(default_factory=HeadShape)
+    shape: HeadShape = field(default_factory=HeadShape)  # the head's proportions
 
 
 @dataclass
@@ -57,18 +57,25 @@ def acquire_head(image, what="photo", settings=None):
     face = find_face(image, what)
     notes = [f"{what}: {face.faces_found} faces found; modelling the largest"] if face.faces_found > 1 else []
     landmarks = face_landmarks(image, face, what)
-    region = head_region(person_mask(image), face, settings.shape)
+    region = head_region(without_plain_background(image, person_mask(image)), face, settings.shape)
     pixels, faces, rim = grid_sheet(region, settings.vertices)
     base = inflation(pixels, faces, rim)
     front, on_face = front_depth(face, pixels, faces, rim, settings.shape.front_depth * base)
     points, all_faces, is_back = close_head(pixels, faces, rim, front, -settings.shape.back_depth * base)
     face.points[:, 2] += _face_offset(front, on_face, pixels, face)
-    band = max(2, int(round(0.02 * face.height())))
-    colors, seen = head_colors(extend_beyond(image, region, band), points, all_faces, is_back, face.points,
-                               blur=settings.fill_blur * face.height())
     landmark_vertices = _nearest_front_vertices(pixels, on_face, landmarks)
-    mesh, to_photo = _to_scene(points, all_faces, colors, settings.height)
     on_face = np.concatenate([on_face, np.zeros(len(points) - len(on_face), dtype=bool)])
+    back_share = np.zeros(len(points))
+    back_share[is_back] = np.clip(base[~rim] / (BACK_BLEND * base.max()), 0.0, 1.0)  # the back's rows, in order
+    band = max(2, int(round(0.02 * face.height())))
+    photo = extend_beyond(image, region, band)
+    blur = settings.fill_blur * face.height()
+    hair = hair_above(image, region, points, HAIR_INSET * face.height(), blur)
+    jaw = float(face.points[face.oval, 1].max())
+    above_jaw = np.clip((jaw - points[:, 1]) / (HAIR_FADE * face.height()) + 1.0, 0.0, 1.0)
+    colors, seen = head_colors(photo, points, all_faces, is_back, face.points, blur=blur, on_face=on_face,
+                               back_share=back_share, back_colors=(hair, above_jaw))
+    mesh, to_photo = _to_scene(points, all_faces, colors, settings.height)
     return AcquiredHead(mesh, landmark_vertices, notes, seen, on_face, to_photo)
 
 

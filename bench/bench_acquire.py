@@ -13,6 +13,8 @@ dlib landmarks, content_pts1.txt). Per mesh and on average:
             projections of its landmark vertices, i.e. dlib's landmarks on the photo (target <= 0.03);
   bad       faces that are degenerate, wound against a neighbour or flipped against their neighbours (< 0.5%);
   s         seconds per photo (the machine's load average is printed: it is shared).
+A picture per mesh goes to bench/results/acquire/<id>.png: the photo and the acquired head at -60, -30, 0, +30, +60
+and 180 degrees; below, the silhouettes at -30, 0, +30 (green: acquired only, red: known only, yellow: both).
 """
 import argparse
 import os
@@ -32,6 +34,7 @@ from utils.acquisition.head import HeadShape  # noqa: E402
 from utils.acquisition.photo import load_photo  # noqa: E402
 from utils.acquisition.pipeline import AcquireSettings, acquire_head  # noqa: E402
 from utils.io.landmarks import OUTER_EYE_CORNERS, landmark_error, load_landmarks  # noqa: E402
+from utils.io.images import save_image  # noqa: E402
 from utils.io.mesh import Mesh, load_mesh, to_pytorch3d  # noqa: E402
 from utils.rendering.cameras import frame_mesh, make_cameras, project, world_to_pixel  # noqa: E402
 from utils.rendering.render import render_views  # noqa: E402
@@ -39,6 +42,8 @@ from utils.settings import add_flags, from_flags  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "rrps"
 AZIMUTHS = (-30.0, 0.0, 30.0)
+TURNTABLE = (-60.0, -30.0, 0.0, 30.0, 60.0, 180.0)  # the acquired head's views in the picture
+RESULTS = ROOT / "bench" / "results" / "acquire"
 RENDER_SIZE = 512
 FOV = 15.0
 SURFACE_SUBDIVISION = 3  # the known surface is sampled at this many steps per triangle edge (1e6 points)
@@ -115,8 +120,22 @@ def frontal_landmark_error(head):
     return landmark_error(detected, pixels[:, 0].numpy())
 
 
-def evaluate(case, settings):
-    """The figures of one RRPS head (see the module docstring) as a dict."""
+def save_picture(path, photo, head, masks, size=256):
+    """The photo, the acquired head from the TURNTABLE azimuths, and the silhouette overlaps (see the docstring)."""
+    at, distance = frame_mesh(head.mesh.verts, FOV, margin=1.2)
+    cameras = make_cameras(list(TURNTABLE), [0.0] * len(TURNTABLE), distance, FOV, at)
+    with torch.no_grad():
+        views, _ = render_views(to_pytorch3d(head.mesh), cameras, size)
+    photo = torch.nn.functional.interpolate(torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255, (size, size))
+    top = torch.cat([photo[0], *views], dim=2)
+    overlaps = [torch.stack([known, acquired, torch.zeros_like(known)]).float() for acquired, known in zip(*masks)]
+    overlaps = torch.nn.functional.interpolate(torch.stack(overlaps), (size, size))  # red + green: yellow
+    bottom = torch.cat([*overlaps, torch.ones(3, size, top.shape[2] - len(overlaps) * size)], dim=2)
+    save_image(path, torch.cat([top, bottom], dim=1))
+
+
+def evaluate(case, settings, pictures):
+    """The figures of one RRPS head (see the module docstring) as a dict; its picture goes to ``pictures``."""
     content = case.parent.parent / "content" / case.stem
     photo, _ = load_photo(content / "content1.jpg")
     start = time.perf_counter()
@@ -133,6 +152,7 @@ def evaluate(case, settings):
     masks = silhouettes([head.mesh, Mesh(torch.tensor(known_in_acquired, dtype=torch.float32), known.faces)],
                         AZIMUTHS)
     iou = [float((a & b).sum() / (a | b).sum()) for a, b in zip(*masks)]
+    save_picture(pictures / f"{case.stem}.png", photo, head, masks)
     return {"face": float(distance.mean()) / eye_distance, "iou": iou, "lm": frontal_landmark_error(head),
             "bad": bad_faces(head.mesh), "s": seconds, "V": len(head.mesh.verts)}
 
@@ -141,6 +161,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--only", nargs="*", help="mesh ids")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the pictures")
     add_flags(parser, AcquireSettings(), "acquisition (AcquireSettings)", skip=("shape",))
     add_flags(parser, HeadShape(), "head shape (HeadShape)")
     args = parser.parse_args()
@@ -155,7 +176,7 @@ def main():
     print(f"{'id':>6} {'face':>6} {'IoU-30':>7} {'IoU0':>6} {'IoU+30':>7} {'lm':>6} {'bad%':>6} {'s':>6} {'V':>6}")
     rows = []
     for case in cases:
-        row = evaluate(case, settings)
+        row = evaluate(case, settings, args.results)
         rows.append(row)
         print(f"{case.stem:>6} {row['face']:6.3f} {row['iou'][0]:7.3f} {row['iou'][1]:6.3f} {row['iou'][2]:7.3f} "
               f"{row['lm']:6.3f} {100 * row['bad']:6.2f} {row['s']:6.1f} {row['V']:6d}", flush=True)
@@ -163,6 +184,7 @@ def main():
     print(f"{'mean':>6} {mean['face']:6.3f} {mean['iou'][0]:7.3f} {mean['iou'][1]:6.3f} {mean['iou'][2]:7.3f} "
           f"{mean['lm']:6.3f} {100 * mean['bad']:6.2f} {mean['s']:6.1f}")
     print("targets: face <= 0.05, IoU >= 0.85, lm <= 0.03, bad < 0.5%, s < 30")
+    print(f"pictures: {args.results}/<id>.png")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -39,14 +39,14 @@ def load_script():
     return module
 
 
-def test_mesh_size_colours_and_frame(example_mesh):
+def test_mesh_size_colours_and_frame(example_mesh, landmark_vertices):
     verts = example_mesh.verts
     assert 10_000 <= len(verts) <= 45_000 and MESH_PATH.stat().st_size < 5e6
     assert example_mesh.colors is not None and float(example_mesh.colors.std()) > 0.05
     extent = verts.max(0).values - verts.min(0).values
     assert 1.9 < float(extent[1]) < 2.1  # about 2 units tall, y up
-    assert float(extent[1]) > float(extent[0])  # taller than wide
-    assert float(extent[2]) > 0.8 * float(extent[0])  # a head, about as deep as wide, not a mask
+    jaw = verts[torch.from_numpy(landmark_vertices[[0, 16]])]
+    assert float(extent[2]) > 0.9 * float(torch.linalg.norm(jaw[1] - jaw[0]))  # deeper than the face: not a mask
     centre = (verts.max(0).values + verts.min(0).values) / 2
     assert float(centre[:2].abs().max()) < 0.1
     corners = verts[example_mesh.faces]  # (F, 3, 3)

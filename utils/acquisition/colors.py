@@ -2,8 +2,10 @@
 
 A vertex is seen when it lies on the front sheet and its normal faces the camera (the photo is a
 frontal view); grazing surfaces are treated as unseen, since the photo stretches a few pixels over
-them. Unseen vertices take the colour of their mirror image across the face's symmetry plane when
-that one is seen, and the rest a harmonic fill over the mesh from the known colours. The back of the
+them. They take a harmonic fill over the mesh from the known colours: the seen vertices' (blurred), and
+for an unseen vertex whose mirror image across the face's symmetry plane is seen, that one's. (Showing the
+mirrored colours themselves drew bright horizontal streaks over the cheeks at +-60 degrees, where only
+scattered rows of vertices found a mirror image.) The back of the
 head is blended in from its outline toward other colours: above the jaw the hair (or hat) at the top
 of the head in the same column, falling down the back as hair does; lower the fill from the known
 colours outside the face (neck, collar, long hair) alone. The back is then not a skin-coloured hood.
@@ -94,7 +96,7 @@ def head_colors(image, points, faces, is_back, face_points, blur, on_face, back_
     mirror, source = mirror_sources(points, seen, face_points, mirror_tolerance)
     keep = toward[mirror] <= facing[0]  # only where the photo has nothing: a mirrored cheek beside a seen one shows
     mirror, source = mirror[keep], source[keep]
-    sharp[mirror], smooth[mirror] = sharp[source], smooth[source]
+    smooth[mirror] = smooth[source]  # a source for the fill only (see the module docstring)
     known = seen.copy()
     known[mirror] = True
     weights = edge_weights(torch.from_numpy(faces), torch.zeros(len(points), 3))
@@ -105,7 +107,6 @@ def head_colors(image, points, faces, is_back, face_points, blur, on_face, back_
         back = wrap_share * wrap + (1 - wrap_share) * around
         filled = back_share[:, None] * back + (1 - back_share[:, None]) * filled
     share = np.clip((toward - facing[0]) / (facing[1] - facing[0]), 0.0, 1.0)[:, None]
-    share[mirror] = 1.0
     return (share * sharp + (1 - share) * filled).astype(np.float32), known
 
 

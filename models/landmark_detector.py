@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from utils.errors import InputError
+from utils.errors import InputError, InputWarning
 from utils.io.images import composite_over_white, to_uint8_array
 from utils.io.landmarks import FORMAT_HINT
 
@@ -72,7 +72,7 @@ MIRRORED_INDEX = np.array(
     + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
 
 
-class CheckByEyeWarning(UserWarning):
+class CheckByEyeWarning(InputWarning):
     """Landmarks worth checking on their overlay: only a weak face detection, or predictions that disagree."""
 
 

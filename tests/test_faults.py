@@ -3,6 +3,7 @@ half-written output. Cases about a script's exit code, lines, kills or concurren
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from tests.test_landmarks import face_points
 from tests.test_rendering import sphere_mesh
 from utils.batch import is_complete, run_batch
 from utils.device import run_memory_estimate
-from utils.errors import InputError
+from utils.errors import InputError, cli_entry
 from utils.io.landmarks import LandmarkOrderWarning, load_landmarks
 from utils.io.lock import folder_lock
 from utils.io.images import read_image_array
@@ -157,6 +158,16 @@ def test_auto_order_keeps_the_files_own_form_for_a_tilted_head_and_warns(tmp_pat
     with pytest.warns(LandmarkOrderWarning, match="tilted.txt"):
         loaded = load_landmarks(path, image_size=200)
     np.testing.assert_allclose(loaded, points, atol=1e-3)
+
+
+def test_a_script_shows_a_landmark_doubt_in_one_line(tmp_path, capsys):
+    path = tmp_path / "tilted.txt"
+    path.write_text("".join(f"{x:.3f} {y:.3f}\n" for x, y in tilted_face(60)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        cli_entry(lambda: load_landmarks(path, image_size=200))()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {path}: read as xy")
 
 
 def test_auto_order_swaps_only_a_clearly_implausible_reading(tmp_path, recwarn):

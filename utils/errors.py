@@ -2,6 +2,7 @@
 import errno
 import functools
 import sys
+import warnings
 
 # a file that cannot be written for reasons outside the program (permissions, a full or read-only disk)
 UNWRITABLE = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT}
@@ -14,16 +15,34 @@ class InputError(Exception):
     """
 
 
+class InputWarning(UserWarning):
+    """A doubt about the user's input (the file and what to check), shown by scripts as one ``warning:`` line."""
+
+
+def _one_line_warnings(default):
+    """A ``warnings.showwarning`` for scripts: an ``InputWarning`` as one line, any other one as ``default`` does."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def cli_entry(main):
     """Wrap a script's ``main`` so that bad input ends with one line on stderr.
 
     ``InputError`` exits with status 2, as does a file that cannot be written
     (permissions, a full disk); Ctrl-C with status 130; any other exception
-    is a bug and keeps its traceback.
+    is a bug and keeps its traceback. An ``InputWarning`` prints as one ``warning:`` line.
     """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        default = warnings.showwarning
+        warnings.showwarning = _one_line_warnings(default)
         try:
             return main(*args, **kwargs)
         except InputError as err:
@@ -38,5 +57,7 @@ def cli_entry(main):
         except KeyboardInterrupt:
             print("interrupted: finished outputs are kept, re-run to continue", file=sys.stderr)
             sys.exit(130)
+        finally:
+            warnings.showwarning = default
 
     return wrapper

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import InputError
+from utils.errors import InputError, InputWarning
 from utils.io.files import save_text
 
 LANDMARK_COUNT = 68
@@ -127,7 +127,7 @@ def _check_not_degenerate(path, points):
                          f"landmarks; expected {FORMAT_HINT}")
 
 
-class LandmarkOrderWarning(UserWarning):
+class LandmarkOrderWarning(InputWarning):
     """A landmark file's column order was read as its form says although the other order is plausible too."""
 
 

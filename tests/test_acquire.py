@@ -14,7 +14,7 @@ from example_data import sample_photo  # noqa: E402
 from models.landmark_detector import checks_by_eye, detect_landmarks  # noqa: E402
 from utils.acquisition.colors import vertex_normals  # noqa: E402
 from utils.acquisition.face import find_face, without_plain_background  # noqa: E402
-from utils.acquisition.head import HeadShape  # noqa: E402
+from utils.acquisition.head import HeadShape, follow_face_direction  # noqa: E402
 from utils.acquisition.photo import load_photo  # noqa: E402
 from utils.acquisition.pipeline import AcquireSettings, acquire_head  # noqa: E402
 from utils.errors import InputError  # noqa: E402
@@ -114,6 +114,16 @@ def test_plain_background_is_taken_out_of_the_person_mask():
     busy = np.random.default_rng(1).integers(0, 256, image.shape, dtype=np.uint8)  # a busy background
     busy[mask > 0] = image[mask > 0]
     assert np.array_equal(without_plain_background(busy, mask), mask)
+
+
+def test_the_back_follows_a_turned_face():
+    points = np.array([[0.0, 0.0, 5.0], [10.0, 0.0, 0.0], [0.0, 0.0, -20.0]])  # face, outline, back
+    is_back = np.array([False, False, True])
+    turned = np.radians(10.0)
+    moved = follow_face_direction(points, is_back, np.array([np.cos(turned), 0.0, np.sin(turned)]))
+    np.testing.assert_allclose(moved[:2], points[:2])  # the face and the outline stay where the photo has them
+    np.testing.assert_allclose(moved[2], [-20.0 * np.tan(turned), 0.0, -20.0])  # the back behind the face's line
+    np.testing.assert_allclose(follow_face_direction(points, is_back, np.array([1.0, 0.0, 0.0])), points)
 
 
 def test_flags_override_the_settings(monkeypatch):

@@ -6,9 +6,10 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from utils.acquisition.colors import extend_beyond, hair_above, head_colors
+from utils.acquisition.colors import extend_beyond, hair_above, head_colors, symmetry_plane
 from utils.acquisition.face import face_landmarks, find_face, person_mask, without_plain_background
-from utils.acquisition.head import HeadShape, close_head, front_depth, grid_sheet, head_region, inflation
+from utils.acquisition.head import (HeadShape, close_head, follow_face_direction, front_depth, grid_sheet,
+                                    head_region, inflation)
 from utils.acquisition.photo import load_photo
 from utils.io.files import save_text
 from utils.io.mesh import Mesh, save_obj
@@ -62,6 +63,7 @@ def acquire_head(image, what="photo", settings=None):
     base = inflation(pixels, faces, rim)
     front, on_face = front_depth(face, pixels, faces, rim, settings.shape.front_depth * base)
     points, all_faces, is_back = close_head(pixels, faces, rim, front, -settings.shape.back_depth * base)
+    points = follow_face_direction(points, is_back, symmetry_plane(face.points)[1])
     face.points[:, 2] += _face_offset(front, on_face, pixels, face)
     landmark_vertices = _nearest_front_vertices(pixels, on_face, landmarks)
     on_face = np.concatenate([on_face, np.zeros(len(points) - len(on_face), dtype=bool)])

@@ -126,6 +126,20 @@ def test_the_back_follows_a_turned_face():
     np.testing.assert_allclose(follow_face_direction(points, is_back, np.array([1.0, 0.0, 0.0])), points)
 
 
+def test_dark_hair_on_a_dark_backdrop_stays_in_the_person_mask():
+    image = np.full((120, 100, 3), 12, np.uint8)
+    image += np.random.default_rng(0).integers(0, 3, image.shape, dtype=np.uint8)
+    cv2.circle(image, (50, 60), 28, (170, 120, 100), -1)  # the face
+    image[:40, 25:75] = 12  # black hair up to the photo's top, its strands a little lighter every 3 columns
+    image[:40, 25:75:3] = (45, 40, 35)
+    mask = np.zeros((120, 100), np.float32)
+    cv2.circle(mask, (50, 60), 29, 1.0, -1)
+    mask[:40, 25:75] = 1.0
+    cleaned = without_plain_background(image, mask)
+    assert cleaned[:40, 27:73].min() == 1.0  # the hair is not taken for the backdrop
+    assert cleaned[60, 5] == 0 and cleaned[60, 50] == 1
+
+
 def test_flags_override_the_settings(monkeypatch):
     import acquire
 

@@ -9,6 +9,7 @@ import io
 import os
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import scipy.ndimage
 
@@ -79,14 +80,15 @@ def person_mask(image):
     return np.asarray(mask, dtype=np.float32)
 
 
-def without_plain_background(image, mask, border=0.03, spread=0.05, tolerance=0.1):
+def without_plain_background(image, mask, border=0.03, spread=0.05, tolerance=0.1, flatness=0.03, window=5):
     """The person mask (H, W) float32 with the photo's plain background taken out of it.
 
     The selfie segmentation paints a neck under the chin of a head with none (a render on white) and
     fills gaps between strands of hair. When the photo's border outside the person (``border`` of its
     size) has one colour (each channel's median absolute deviation under ``spread``), the pixels within
-    ``tolerance`` (RGB distance, [0, 1] scale) of it that connect to that border through such pixels are
-    background, and are set to 0. Other photos keep their mask.
+    ``tolerance`` (RGB distance, [0, 1] scale) of it, and flat (a standard deviation under ``flatness`` in
+    their ``window`` x ``window`` neighbourhood: dark hair on a dark backdrop has strands and keeps), that
+    connect to that border through such pixels are background, and are set to 0. Other photos keep their mask.
     """
     height, width = mask.shape
     frame = np.zeros_like(mask, dtype=bool)
@@ -98,7 +100,10 @@ def without_plain_background(image, mask, border=0.03, spread=0.05, tolerance=0.
     colour = np.median(outside, axis=0)
     if np.median(np.abs(outside - colour), axis=0).max() >= spread:
         return mask
-    like = np.linalg.norm(image.astype(np.float32) / 255.0 - colour, axis=2) < tolerance
+    pixels = image.astype(np.float32) / 255.0
+    mean = cv2.blur(pixels, (window, window))
+    texture = np.sqrt(np.clip(cv2.blur(pixels ** 2, (window, window)) - mean ** 2, 0, None)).max(axis=2)
+    like = (np.linalg.norm(pixels - colour, axis=2) < tolerance) & (texture < flatness)
     labels, _ = scipy.ndimage.label(like)
     touching = np.unique(labels[frame & like & (mask < 0.5)])
     background = np.isin(labels, touching[touching > 0])

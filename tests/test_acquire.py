@@ -12,7 +12,7 @@ pytest.importorskip("mediapipe", reason="mediapipe 0.10.14 is not installed (bas
 
 from example_data import sample_photo  # noqa: E402
 from models.landmark_detector import checks_by_eye, detect_landmarks  # noqa: E402
-from utils.acquisition.colors import vertex_normals  # noqa: E402
+from utils.acquisition.colors import blur_within, vertex_normals  # noqa: E402
 from utils.acquisition.face import find_face, without_plain_background  # noqa: E402
 from utils.acquisition.head import HeadShape, follow_face_direction  # noqa: E402
 from utils.acquisition.photo import load_photo  # noqa: E402
@@ -114,6 +114,16 @@ def test_plain_background_is_taken_out_of_the_person_mask():
     busy = np.random.default_rng(1).integers(0, 256, image.shape, dtype=np.uint8)  # a busy background
     busy[mask > 0] = image[mask > 0]
     assert np.array_equal(without_plain_background(busy, mask), mask)
+
+
+def test_the_fill_colours_are_blurred_within_the_head():
+    image = np.full((60, 60, 3), 255, np.uint8)  # a white backdrop
+    region = np.zeros((60, 60), bool)
+    region[10:50, 10:50] = True
+    image[region] = (120, 70, 40)
+    blurred = blur_within(image, region, blur=8.0)
+    np.testing.assert_array_equal(blurred[10, 10], (120, 70, 40))  # a plain blur gives the corner a pink cast
+    assert cv2.GaussianBlur(image, (0, 0), 8.0)[10, 10, 2] > 120
 
 
 def test_the_back_follows_a_turned_face():

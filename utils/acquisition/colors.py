@@ -55,29 +55,32 @@ def symmetry_plane(face_points):
     return (left + right).mean(0) / 2, normal / np.linalg.norm(normal)
 
 
-def hair_above(image, region, points, inset, blur):
-    """(V, 3) float32 colours of ``image`` (uint8 (H, W, 3)) at the top of ``region`` (H, W) bool in each vertex's
-    column, ``inset`` pixels inside it: the hair or hat above the vertex. points: (V, 3) pixel x, y, depth.
-
-    The image is blurred by ``blur`` pixels within the region only (a plain blur mixes in the background there).
-    """
+def blur_within(image, region, blur):
+    """uint8 (H, W, 3) ``image`` blurred by ``blur`` pixels (Gaussian sigma) using only the pixels of ``region``
+    (H, W) bool: near the head's outline a plain blur mixes in the background (a grey or pink cast on the fill)."""
     weight = cv2.GaussianBlur(region.astype(np.float32), (0, 0), blur)[..., None]
     inside = cv2.GaussianBlur(image.astype(np.float32) * region[..., None], (0, 0), blur)
-    blurred = np.clip(inside / np.maximum(weight, 1e-6), 0, 255).astype(np.uint8)
+    return np.clip(inside / np.maximum(weight, 1e-6) + 0.5, 0, 255).astype(np.uint8)
+
+
+def hair_above(blurred, region, points, inset):
+    """(V, 3) float32 colours of ``blurred`` (uint8 (H, W, 3), ``blur_within``'s) at the top of ``region`` (H, W)
+    bool in each vertex's column, ``inset`` pixels inside it: the hair or hat above the vertex. points: (V, 3)
+    pixel x, y, depth."""
     top = np.argmax(region, axis=0).astype(np.float64)  # the first row inside, per column (0 where none)
     columns = np.clip(np.round(points[:, 0]).astype(int), 0, region.shape[1] - 1)
     rows = np.minimum(top[columns] + inset, points[:, 1])
     return sample_image(blurred, np.column_stack([points[:, 0], rows]))
 
 
-def head_colors(image, points, faces, is_back, face_points, blur, on_face, back_share, back_colors,
+def head_colors(image, blurred, points, faces, is_back, face_points, on_face, back_share, back_colors,
                 facing=(0.25, 0.65), mirror_tolerance=3.0):
     """(V, 3) float32 colours in [0, 1] of a head mesh built in photo pixels, and (V,) bool: taken from the photo.
 
-    image: uint8 (H, W, 3) RGB (best after ``extend_beyond``); points: (V, 3) pixel x, y and depth toward
-    the viewer; faces: (F, 3) wound outward; is_back: (V,) bool; face_points: MediaPipe's (478, 3);
-    blur: pixels; the harmonic fill spreads the photo blurred by this much (a fill from sharp colours
-    draws streaks along the mesh from every detail on its border); on_face: (V,) bool, the front vertices inside
+    image: uint8 (H, W, 3) RGB (best after ``extend_beyond``); blurred: it blurred within the head (``blur_within``),
+    the colours the harmonic fill spreads (a fill from sharp colours draws streaks along the mesh from every detail
+    on its border); points: (V, 3) pixel x, y and depth toward the viewer; faces: (F, 3) wound outward; is_back:
+    (V,) bool; face_points: MediaPipe's (478, 3); on_face: (V,) bool, the front vertices inside
     the face's outline; back_share: (V,) in [0, 1], how much of a vertex's fill comes from outside the face only
     (0 on the front, rising from the outline to 1 over the back); back_colors: ((V, 3) float32 colours, (V,)
     their share of the back's fill against the fill from outside the face), e.g. ``hair_above``'s above the jaw.
@@ -90,7 +93,6 @@ def head_colors(image, points, faces, is_back, face_points, blur, on_face, back_
     toward = np.where(is_back, -1.0, normals[:, 2])
     front = toward > facing[0]
     sharp, smooth = (np.zeros((len(points), 3), dtype=np.float32) for _ in range(2))
-    blurred = cv2.GaussianBlur(image, (0, 0), blur)
     sharp[front], smooth[front] = sample_image(image, points[front, :2]), sample_image(blurred, points[front, :2])
     seen = toward >= facing[1]
     mirror, source = mirror_sources(points, seen, face_points, mirror_tolerance)

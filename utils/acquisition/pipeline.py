@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from utils.acquisition.colors import extend_beyond, hair_above, head_colors, symmetry_plane
+from utils.acquisition.colors import blur_within, extend_beyond, hair_above, head_colors, symmetry_plane
 from utils.acquisition.face import face_landmarks, find_face, person_mask, without_plain_background
 from utils.acquisition.head import (HeadShape, close_head, follow_face_direction, front_depth, grid_sheet,
                                     head_region, inflation)
@@ -71,11 +71,11 @@ def acquire_head(image, what="photo", settings=None):
     back_share[is_back] = np.clip(base[~rim] / (BACK_BLEND * base.max()), 0.0, 1.0)  # the back's rows, in order
     band = max(2, int(round(0.02 * face.height())))
     photo = extend_beyond(image, region, band)
-    blur = settings.fill_blur * face.height()
-    hair = hair_above(image, region, points, HAIR_INSET * face.height(), blur)
+    blurred = blur_within(photo, region, settings.fill_blur * face.height())
+    hair = hair_above(blurred, region, points, HAIR_INSET * face.height())
     jaw = float(face.points[face.oval, 1].max())
     above_jaw = np.clip((jaw - points[:, 1]) / (HAIR_FADE * face.height()) + 1.0, 0.0, 1.0)
-    colors, seen = head_colors(photo, points, all_faces, is_back, face.points, blur=blur, on_face=on_face,
+    colors, seen = head_colors(photo, blurred, points, all_faces, is_back, face.points, on_face=on_face,
                                back_share=back_share, back_colors=(hair, above_jaw))
     mesh, to_photo = _to_scene(points, all_faces, colors, settings.height)
     return AcquiredHead(mesh, landmark_vertices, notes, seen, on_face, to_photo)

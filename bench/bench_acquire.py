@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/bench_acquire.py [--data ../shared/data/rrps] [--only 00319 ...] [--front-depth 0.5 ...]
 
-Each content/<id>/content1.jpg is a render of the known mesh meshes/<id>.obj through the 3x4 matrix H1.txt.
+Each content/<id>/content1.jpg is a render of the known mesh meshes/<id>.obj through the 3x4 matrix H1.txt
+(--view 2: content2.jpg and H2.txt, the other side; the head shape was tuned on view 1).
 The head acquired from the render is aligned to the known mesh by the similarity transform (Umeyama) that best
 maps its 68 landmark vertices onto the known mesh's landmark points (the front-most surface under the render's
-dlib landmarks, content_pts1.txt). Per mesh and on average:
+dlib landmarks, content_pts<k>.txt). Per mesh and on average:
   face      mean distance of the acquired face's vertices (inside MediaPipe's face oval) to the known surface,
             over the outer-eye-corner distance (target <= 0.05);
   IoU       silhouette overlap of the two heads rendered at azimuth -30, 0, +30 degrees (target >= 0.85);
@@ -13,7 +14,7 @@ dlib landmarks, content_pts1.txt). Per mesh and on average:
             projections of its landmark vertices, i.e. dlib's landmarks on the photo (target <= 0.03);
   bad       faces that are degenerate, wound against a neighbour or flipped against their neighbours (< 0.5%);
   s         seconds per photo (the machine's load average is printed: it is shared).
-A picture per mesh goes to bench/results/acquire/<id>.png: the photo and the acquired head at -60, -30, 0, +30, +60
+A picture per mesh goes to bench/results/acquire/<id>_view<k>.png: the photo and the acquired head at -60, -30, 0, +30, +60
 and 180 degrees; below, the silhouettes at -30, 0, +30 (green: acquired only, red: known only, yellow: both).
 """
 import argparse
@@ -134,15 +135,17 @@ def save_picture(path, photo, head, masks, size=256):
     save_image(path, torch.cat([top, bottom], dim=1))
 
 
-def evaluate(case, settings, pictures):
-    """The figures of one RRPS head (see the module docstring) as a dict; its picture goes to ``pictures``."""
+def evaluate(case, settings, pictures, view=1):
+    """The figures of one RRPS head (see the module docstring) acquired from its render ``view`` (1 or 2) as a
+    dict; its picture goes to ``pictures``."""
     content = case.parent.parent / "content" / case.stem
-    photo, _ = load_photo(content / "content1.jpg")
+    photo, _ = load_photo(content / f"content{view}.jpg")
     start = time.perf_counter()
     head = acquire_head(photo, case.stem, settings)
     seconds = time.perf_counter() - start
     known = load_mesh(case)
-    target = known_landmarks(known, np.loadtxt(content / "H1.txt"), load_landmarks(content / "content_pts1.txt"))
+    target = known_landmarks(known, np.loadtxt(content / f"H{view}.txt"),
+                             load_landmarks(content / f"content_pts{view}.txt"))
     source = head.mesh.verts[torch.from_numpy(head.landmark_vertices)].double().numpy()
     scale, rotation, shift = similarity(source, target)
     aligned = scale * head.mesh.verts.double().numpy() @ rotation.T + shift
@@ -152,7 +155,7 @@ def evaluate(case, settings, pictures):
     masks = silhouettes([head.mesh, Mesh(torch.tensor(known_in_acquired, dtype=torch.float32), known.faces)],
                         AZIMUTHS)
     iou = [float((a & b).sum() / (a | b).sum()) for a, b in zip(*masks)]
-    save_picture(pictures / f"{case.stem}.png", photo, head, masks)
+    save_picture(pictures / f"{case.stem}_view{view}.png", photo, head, masks)
     return {"face": float(distance.mean()) / eye_distance, "iou": iou, "lm": frontal_landmark_error(head),
             "bad": bad_faces(head.mesh), "s": seconds, "V": len(head.mesh.verts)}
 
@@ -162,6 +165,8 @@ def main():
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--only", nargs="*", help="mesh ids")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the pictures")
+    parser.add_argument("--view", type=int, choices=(1, 2), default=1,
+                        help="which render to acquire from: content1.jpg (tuned on) or content2.jpg (held out)")
     add_flags(parser, AcquireSettings(), "acquisition (AcquireSettings)", skip=("shape",))
     add_flags(parser, HeadShape(), "head shape (HeadShape)")
     args = parser.parse_args()
@@ -176,7 +181,7 @@ def main():
     print(f"{'id':>6} {'face':>6} {'IoU-30':>7} {'IoU0':>6} {'IoU+30':>7} {'lm':>6} {'bad%':>6} {'s':>6} {'V':>6}")
     rows = []
     for case in cases:
-        row = evaluate(case, settings, args.results)
+        row = evaluate(case, settings, args.results, args.view)
         rows.append(row)
         print(f"{case.stem:>6} {row['face']:6.3f} {row['iou'][0]:7.3f} {row['iou'][1]:6.3f} {row['iou'][2]:7.3f} "
               f"{row['lm']:6.3f} {100 * row['bad']:6.2f} {row['s']:6.1f} {row['V']:6d}", flush=True)
@@ -184,7 +189,7 @@ def main():
     print(f"{'mean':>6} {mean['face']:6.3f} {mean['iou'][0]:7.3f} {mean['iou'][1]:6.3f} {mean['iou'][2]:7.3f} "
           f"{mean['lm']:6.3f} {100 * mean['bad']:6.2f} {mean['s']:6.1f}")
     print("targets: face <= 0.05, IoU >= 0.85, lm <= 0.03, bad < 0.5%, s < 30")
-    print(f"pictures: {args.results}/<id>.png")
+    print(f"pictures: {args.results}/<id>_view{args.view}.png")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -37,12 +37,13 @@ class HeadShape:
     The depths scale the inflated silhouette (``inflation``: a hemisphere for a disc). They were chosen on the
     eight RRPS heads (bench/bench_acquire.py): with the earlier 0.9 / 1.25 the outline sat a whole face depth
     behind the nose, where Deep3dPortrait's heads have it about half as far, and at 30 degrees the silhouette
-    overlap was 0.65; with 0.4 / 0.7 it is 0.85-0.92 and the head stays closed and round from the side.
+    overlap was 0.65; with 0.4 / 0.8 it is 0.86-0.92 (a deeper back lowers it: 0.845 at +30 degrees with 1.1),
+    and the head stays closed and round from the side, if shallower than a real one.
     """
 
     neck_length: float = 0.45  # face heights: how far below the chin the neck (or bust) is cut
     neck_width: float = 2.2  # face widths: below the jaw the mask is narrowed to this band (hair, neck, collar)
-    back_depth: float = 0.7  # the back sheet's depth over the inflated silhouette's (1: a sphere behind a disc)
+    back_depth: float = 0.8  # the back sheet's depth over the inflated silhouette's (1: a sphere behind a disc)
     front_depth: float = 0.4  # the front sheet's depth over the inflated silhouette's, away from the face
     outline_blur: float = 0.03  # face heights: smoothing of the person mask's outline
     mask_threshold: float = 0.5  # the person mask's level taken as the outline

@@ -187,6 +187,23 @@ def test_several_faces_model_the_largest():
     assert face.faces_found == 2 and face.points[:, 0].max() < 512
 
 
+def test_a_small_face_in_a_large_photo_gets_its_whole_head(capfd):
+    canvas = np.full((1024, 1024, 3), 235, np.uint8)
+    small = cv2.resize(sample_photo("astronaut"), None, fx=0.75, fy=0.75)  # MediaPipe misses this face here
+    canvas[500:500 + small.shape[0], 100:100 + small.shape[1]] = small
+    head = acquire_head(canvas, "small.png", SETTINGS)
+    verts = head.mesh.verts
+    brows = verts[torch.from_numpy(head.landmark_vertices[17:27]), 1].mean()
+    chin = verts[int(head.landmark_vertices[8]), 1]
+    assert float(verts[:, 1].max() - brows) > 0.4 * float(brows - chin)  # hair above the face, not a face mask
+    assert capfd.readouterr().err == ""  # MediaPipe's C++ log lines do not reach the terminal
+
+
+def test_a_head_cut_by_the_photo_edge_is_noted():
+    head = acquire_head(sample_photo("hopper")[150:420, 110:400], "tight.png", SETTINGS)
+    assert any("top" in note and "edge" in note for note in head.notes)
+
+
 def test_bad_photos_each_give_one_line_and_the_rest_go_on(tmp_path, monkeypatch, capsys):
     import acquire
 

@@ -7,6 +7,7 @@ they are converted to pixels (x, y) and a depth in pixels that grows toward the 
 import contextlib
 import io
 import os
+import sys
 from dataclasses import dataclass
 
 import cv2
@@ -18,6 +19,7 @@ from utils.errors import InputError
 
 MAX_FACES = 5  # MediaPipe looks for up to this many faces; the largest is modelled
 FACE_CROP_MARGIN = 0.6  # dlib runs on the face's box enlarged by this fraction of its size on every side
+SMALL_FACE_CROP = 1.0  # a face MediaPipe misses is looked for again in dlib's box enlarged this much on every side
 # MediaPipe face mesh indices: left/right pairs (subject's right first) and the face's outline
 SYMMETRIC_PAIRS = ((33, 263), (133, 362), (61, 291), (234, 454), (127, 356), (58, 288), (105, 334), (48, 278))
 CHIN, FOREHEAD, NOSE_TIP = 152, 10, 1
@@ -61,15 +63,47 @@ def find_face(image, what):
     what: the photo's name for messages. No face raises ``InputError``.
     """
     mp = mediapipe_or_error()
+    candidates = _face_meshes(mp, image)
+    if not candidates:  # MediaPipe's detector is for near faces: a small one is looked for in a crop around dlib's box
+        boxes = hog_boxes(image, 0.0)
+        if boxes:
+            (left, top, right, bottom), _ = max(boxes, key=lambda item: (item[0][2] - item[0][0]) * item[1])
+            margin = SMALL_FACE_CROP * max(right - left, bottom - top)
+            x0, y0 = int(max(0, left - margin)), int(max(0, top - margin))
+            x1, y1 = int(min(image.shape[1], right + margin)), int(min(image.shape[0], bottom + margin))
+            candidates = [points + np.array([x0, y0, 0.0]) for points in _face_meshes(mp, image[y0:y1, x0:x1])]
+    if not candidates:
+        raise InputError(f"{what}: no face found; use a photo with one face seen from the front")
+    points = max(candidates, key=lambda pts: float(np.prod(np.ptp(pts[:, :2], axis=0))))
+    return Face(points=points, oval=_oval_order(mp.solutions.face_mesh.FACEMESH_FACE_OVAL),
+                faces_found=len(candidates))
+
+
+def _face_meshes(mp, image):
+    """MediaPipe's face meshes in a uint8 RGB image: a list of (478, 3) pixel x, y and depth (toward the viewer)."""
     height, width = image.shape[:2]
     with _quiet(), mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
                                                     max_num_faces=MAX_FACES) as mesher:
         found = mesher.process(np.ascontiguousarray(image)).multi_face_landmarks or []
-    if not found:
-        raise InputError(f"{what}: no face found; use a photo with one face seen from the front")
-    candidates = [np.array([(p.x * width, p.y * height, -p.z * width) for p in face.landmark]) for face in found]
-    points = max(candidates, key=lambda pts: float(np.prod(np.ptp(pts[:, :2], axis=0))))
-    return Face(points=points, oval=_oval_order(mp.solutions.face_mesh.FACEMESH_FACE_OVAL), faces_found=len(found))
+    return [np.array([(p.x * width, p.y * height, -p.z * width) for p in face.landmark]) for face in found]
+
+
+def portrait_crop(image, face, around=(2.0, 1.2, 2.0, 1.6), min_share=0.5):
+    """(the photo cropped to the head and shoulders of ``face``, its (x, y) offset (2,) in the photo, ``face``
+    moved into it) when that crop is under ``min_share`` of the photo's area; else the photo, (0, 0), ``face``.
+
+    around: (left, top, right, bottom) margins in face heights from the face's box. The person segmentation
+    sees a whole photo at 256 x 256: a face 150 px tall in a 1024 px photo got no mask at all.
+    """
+    height, width = image.shape[:2]
+    left, top, right, bottom = face.box()
+    size = face.height()
+    x0, y0 = int(max(0, left - around[0] * size)), int(max(0, top - around[1] * size))
+    x1, y1 = int(min(width, right + around[2] * size)), int(min(height, bottom + around[3] * size))
+    if (x1 - x0) * (y1 - y0) >= min_share * height * width:
+        return image, np.zeros(2), face
+    moved = Face(points=face.points - np.array([x0, y0, 0.0]), oval=face.oval, faces_found=face.faces_found)
+    return np.ascontiguousarray(image[y0:y1, x0:x1]), np.array([x0, y0], dtype=np.float64), moved
 
 
 def person_mask(image):
@@ -143,9 +177,19 @@ def _oval_order(edges):
 
 @contextlib.contextmanager
 def _quiet():
-    """Silence MediaPipe's Python warnings (its C++ logs go to stderr regardless)."""
+    """Silence MediaPipe: its Python warnings, and the C++ log lines (TensorFlow Lite's INFO, absl's W0000 ...)
+    that it writes to the process's stderr whatever GLOG_minloglevel says."""
     import warnings
 
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -7,7 +7,8 @@ import torch
 from scipy.spatial import cKDTree
 
 from utils.acquisition.colors import blur_within, extend_beyond, hair_above, head_colors, symmetry_plane
-from utils.acquisition.face import face_landmarks, find_face, person_mask, without_plain_background
+from utils.acquisition.face import (face_landmarks, find_face, person_mask, portrait_crop,
+                                    without_plain_background)
 from utils.acquisition.head import (HeadShape, close_head, follow_face_direction, front_depth, grid_sheet,
                                     head_region, inflation)
 from utils.acquisition.photo import load_photo
@@ -55,7 +56,7 @@ class AcquiredHead:
 def acquire_head(image, what="photo", settings=None):
     """A closed coloured head mesh from a uint8 (H, W, 3) RGB portrait; ``what`` names it in messages."""
     settings = settings or AcquireSettings()
-    face = find_face(image, what)
+    image, crop_offset, face = portrait_crop(image, find_face(image, what))
     notes = [f"{what}: {face.faces_found} faces found; modelling the largest"] if face.faces_found > 1 else []
     landmarks = face_landmarks(image, face, what)
     region = head_region(without_plain_background(image, person_mask(image)), face, settings.shape)
@@ -77,8 +78,9 @@ def acquire_head(image, what="photo", settings=None):
     above_jaw = np.clip((jaw - points[:, 1]) / (HAIR_FADE * face.height()) + 1.0, 0.0, 1.0)
     colors, seen = head_colors(photo, blurred, points, all_faces, is_back, face.points, on_face=on_face,
                                back_share=back_share, back_colors=(hair, above_jaw))
-    mesh, to_photo = _to_scene(points, all_faces, colors, settings.height)
-    return AcquiredHead(mesh, landmark_vertices, notes, seen, on_face, to_photo)
+    mesh, (scale, offset) = _to_scene(points, all_faces, colors, settings.height)
+    notes += edge_notes(region, what)
+    return AcquiredHead(mesh, landmark_vertices, notes, seen, on_face, (scale, offset + crop_offset))
 
 
 def acquire_file(photo_path, out_dir, settings=None):
@@ -114,6 +116,15 @@ def _nearest_front_vertices(pixels, on_face, landmarks):
     """(68,) int64: for each landmark (68, 2) the front-sheet vertex nearest in the photo, preferring the face."""
     candidates = np.flatnonzero(on_face)
     return candidates[cKDTree(pixels[candidates]).query(landmarks)[1]].astype(np.int64)
+
+
+def edge_notes(region, what):
+    """One-line notes for a head region (H, W) bool cut by the photo's top, left or right edge (its bottom may be)."""
+    cut = [side for side, line in (("top", region[0]), ("left", region[:, 0]), ("right", region[:, -1])) if line.any()]
+    if not cut:
+        return []
+    return [f"{what}: the head reaches the photo's {' and '.join(cut)} edge, so the mesh is cut flat there; "
+            "a photo with space around the head gives a rounder one"]
 
 
 def _to_scene(points, faces, colors, height):

@@ -9,6 +9,8 @@ The server is the standard library's; it listens on 127.0.0.1 only and stops on 
 import json
 import mimetypes
 import re
+import signal
+import threading
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -235,17 +237,10 @@ class EditorHandler(BaseHTTPRequestHandler):
         pass
 
 
-class EditorServer(ThreadingHTTPServer):
-    """The editor's server: closing it does not wait for request threads (they are daemons), so Ctrl-C always
-    stops it (the stdlib default joins them; once, under load, a stop then waited over 30 s)."""
-
-    block_on_close = False
-
-
 def make_server(items, output_root, port=0):
     """An HTTP server on 127.0.0.1 (``port``; 0: a free one) for these items; call serve_forever() on it."""
     handler = type("Handler", (EditorHandler,), {"items": list(items), "output_root": Path(output_root)})
-    return EditorServer(("127.0.0.1", port), handler)
+    return ThreadingHTTPServer(("127.0.0.1", port), handler)
 
 
 def serve(items, output_root, port=0):
@@ -253,6 +248,9 @@ def serve(items, output_root, port=0):
     if not items:
         raise InputError("no image with a landmark file to edit; run correspondences.py first")
     server = make_server(items, output_root, port)
+    if threading.current_thread() is threading.main_thread():
+        # a process started in the background by a shell inherits SIGINT ignored, and then never stopped (CI)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     flagged = sum(bool(item.flags) for item in items)
     print(f"landmark editor: http://127.0.0.1:{server.server_address[1]}/ ({len(items)} images, {flagged} "
           f"flagged to check by eye); Ctrl-C to stop", flush=True)

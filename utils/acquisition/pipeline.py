@@ -68,16 +68,9 @@ def acquire_head(image, what="photo", settings=None):
     face.points[:, 2] += _face_offset(front, on_face, pixels, face)
     landmark_vertices = _nearest_front_vertices(pixels, on_face, landmarks)
     on_face = np.concatenate([on_face, np.zeros(len(points) - len(on_face), dtype=bool)])
-    back_share = np.zeros(len(points))
-    back_share[is_back] = np.clip(base[~rim] / (BACK_BLEND * base.max()), 0.0, 1.0)  # the back's rows, in order
-    band = max(2, int(round(0.02 * face.height())))
-    photo = extend_beyond(image, region, band)
-    blurred = blur_within(photo, region, settings.fill_blur * face.height())
-    hair = hair_above(blurred, region, points, HAIR_INSET * face.height())
-    jaw = float(face.points[face.oval, 1].max())
-    above_jaw = np.clip((jaw - points[:, 1]) / (HAIR_FADE * face.height()) + 1.0, 0.0, 1.0)
-    colors, seen = head_colors(photo, blurred, points, all_faces, is_back, face.points, on_face=on_face,
-                               back_share=back_share, back_colors=(hair, above_jaw))
+    back_height = np.zeros(len(points))
+    back_height[is_back] = base[~rim] / base.max()  # the back sheet's rows, in order: 0 on its outline, 1 at most
+    colors, seen = _colours(image, region, face, points, all_faces, is_back, on_face, back_height, settings.fill_blur)
     mesh, (scale, offset) = _to_scene(points, all_faces, colors, settings.height)
     notes += edge_notes(region, what)
     return AcquiredHead(mesh, landmark_vertices, notes, seen, on_face, (scale, offset + crop_offset))
@@ -116,6 +109,21 @@ def _nearest_front_vertices(pixels, on_face, landmarks):
     """(68,) int64: for each landmark (68, 2) the front-sheet vertex nearest in the photo, preferring the face."""
     candidates = np.flatnonzero(on_face)
     return candidates[cKDTree(pixels[candidates]).query(landmarks)[1]].astype(np.int64)
+
+
+def _colours(image, region, face, points, faces, is_back, on_face, back_height, fill_blur):
+    """(V, 3) colours and (V,) bool seen (``colors.head_colors``) of the head (points (V, 3) in photo pixels).
+
+    The photo is first spread past the head's outline and blurred within it for the fill; the back takes the
+    hair above it (above the jaw, fading out over HAIR_FADE below) where its height passes BACK_BLEND.
+    """
+    photo = extend_beyond(image, region, max(2, int(round(0.02 * face.height()))))
+    blurred = blur_within(photo, region, fill_blur * face.height())
+    hair = hair_above(blurred, region, points, HAIR_INSET * face.height())
+    jaw = float(face.points[face.oval, 1].max())
+    above_jaw = np.clip((jaw - points[:, 1]) / (HAIR_FADE * face.height()) + 1.0, 0.0, 1.0)
+    return head_colors(photo, blurred, points, faces, is_back, face.points, on_face=on_face,
+                       back_share=np.clip(back_height / BACK_BLEND, 0.0, 1.0), back_colors=(hair, above_jaw))
 
 
 def edge_notes(region, what):

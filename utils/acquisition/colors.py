@@ -85,9 +85,9 @@ def head_colors(image, blurred, points, faces, is_back, face_points, on_face, ba
     (0 on the front, rising from the outline to 1 over the back); back_colors: ((V, 3) float32 colours, (V,)
     their share of the back's fill against the fill from outside the face), e.g. ``hair_above``'s above the jaw.
     facing: (low, high) normal components toward the camera: at or above high a vertex counts as seen (its
-    photo colour, or its mirror image's, is kept and feeds the fill), at or below low it takes the fill, and in
-    between a blend of both (a hard threshold draws a jagged seam where the surface turns away);
-    mirror_tolerance: how far (pixels) a mirror image may lie from the seen vertex whose colour it takes.
+    photo colour is kept and feeds the fill), at or below low it takes the fill, and in between a blend of both
+    (a hard threshold draws a jagged seam where the surface turns away);
+    mirror_tolerance: how far (pixels) a mirror image may lie from the seen vertex whose colour it feeds the fill.
     """
     normals = vertex_normals(points * np.array([1.0, -1.0, 1.0]), faces)  # y up, so the winding reads outward
     toward = np.where(is_back, -1.0, normals[:, 2])

@@ -59,6 +59,15 @@ def test_mesh_is_closed_dense_and_coloured(acquired):
     assert float(back.mean()) > 0.1 and float(back.std(0).max()) < 0.25  # filled: neither black nor streaked
 
 
+def test_a_cut_bust_has_a_flat_bottom_not_a_thin_edge(acquired):
+    head, mesh = acquired
+    verts = mesh.verts
+    low = verts[:, 1] < verts[:, 1].min() + 0.02 * (verts[:, 1].max() - verts[:, 1].min())
+    jaw = verts[torch.from_numpy(head.landmark_vertices[[0, 16]])]
+    thickness = float(verts[low, 2].max() - verts[low, 2].min())
+    assert thickness > 0.5 * float(torch.linalg.norm(jaw[1] - jaw[0]))  # 0.83-0.97; tapering to an edge: 0.28-0.30
+
+
 def test_landmark_vertices_match_dlib_on_a_render(acquired):
     head, mesh = acquired
     images, _, cameras = render(mesh, [0.0], size=512)

@@ -4,11 +4,13 @@ All geometry here is in photo pixels: (x, y) as in the photo, z toward the viewe
 
 1. ``head_region``: the person mask cut under the chin and narrowed to the neck, holes filled;
 2. ``grid_sheet``: a regular triangle grid over it (the front sheet), its outline vertices (smoothed);
+   ``flat_bottom``: the outline's straight bottom edge where the neck or bust was cut, if any;
 3. ``inflation``: the outline inflated into a round body (a hemisphere for a disc);
    ``front_depth``: the face's MediaPipe depth inside the face outline, and a biharmonic correction
    that continues it smoothly over the inflated body out to the outline (where it vanishes);
 4. ``close_head``: a back sheet (the inflated silhouette, deeper than the front) sharing the outline
-   vertices with the front sheet, so the mesh is closed; ``follow_face_direction`` turns it to the face's direction.
+   vertices with the front sheet (a flat cap joins them along a cut bottom), so the mesh is closed;
+   ``follow_face_direction`` turns it to the face's direction.
 """
 from dataclasses import dataclass
 
@@ -111,21 +113,37 @@ def grid_sheet(region, target_vertices):
     return smooth_outline(pixels, faces, rim), faces, rim
 
 
-def inflation(pixels, faces, rim, samples_per_edge=4):
+def inflation(pixels, faces, rim, cut=None, samples_per_edge=4):
     """(V,) height of the sheet's outline inflated into a round body at pixels (V, 2): sqrt(d (2 D - d)).
 
     d: distance to the sheet's outline (its rim edges, finely sampled), D: its largest value (a disc becomes
     a hemisphere); 0 on the rim. Measured from the mesh's own outline rather than the pixel mask, so the
-    steep band next to the rim has no ridges from the grid's staircase.
+    steep band next to the rim has no ridges from the grid's staircase. Outline edges between two ``cut``
+    vertices ((V,) bool, ``flat_bottom``) are not an outline of the body: the body goes on through them.
     """
     edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
     unique_edges, counts = np.unique(edges, axis=0, return_counts=True)
     outline = unique_edges[counts == 1]
+    if cut is not None:
+        outline = outline[~(cut[outline[:, 0]] & cut[outline[:, 1]])]
     steps = np.linspace(0.0, 1.0, samples_per_edge, endpoint=False)[:, None, None]
     samples = (pixels[outline[:, 0]] + steps * (pixels[outline[:, 1]] - pixels[outline[:, 0]])).reshape(-1, 2)
     d = cKDTree(samples).query(pixels)[0]
     d_max = float(d.max())
-    return np.where(rim, 0.0, np.sqrt(np.clip(d * (2 * d_max - d), 0.0, None)))
+    return np.sqrt(np.clip(d * (2 * d_max - d), 0.0, None))
+
+
+def flat_bottom(pixels, faces, rim, min_width):
+    """(V,) bool: the rim vertices of the sheet's straight bottom edge, where the neck or bust was cut (or the
+    photo ends), when that edge is at least ``min_width`` pixels wide; all False otherwise.
+
+    The body is closed there by a flat cap (``close_head``) instead of tapering to a thin edge.
+    """
+    step = float(np.median(np.linalg.norm(pixels[faces[:, 0]] - pixels[faces[:, 1]], axis=1)))
+    bottom = rim & (pixels[:, 1] > pixels[rim, 1].max() - 0.5 * step)
+    if not bottom.any() or np.ptp(pixels[bottom, 0]) < min_width:
+        return np.zeros(len(pixels), dtype=bool)
+    return bottom
 
 
 def smooth_outline(pixels, faces, rim, rounds=4):
@@ -196,20 +214,34 @@ def biharmonic_fill(values, known, faces):
     return filled
 
 
-def close_head(pixels, faces, rim, front, back):
+def close_head(pixels, faces, rim, front, back, cut=None):
     """Glue a front sheet and a back sheet along the rim into one closed mesh.
 
-    pixels: (V, 2); faces: (F, 3) the front sheet's; rim: (V,) bool; front, back: (V,) depths
-    (equal on the rim). Returns (points (V + B, 3) pixel x, y and depth, faces (2F, 3) wound outward,
-    is_back (V + B,) bool) where B is the number of non-rim vertices, which the back sheet duplicates.
+    pixels: (V, 2); faces: (F, 3) the front sheet's; rim: (V,) bool; front, back: (V,) depths (equal on the
+    rim but along ``cut``); cut: (V,) bool rim vertices of a straight bottom edge (``flat_bottom``), where the
+    two sheets are joined by a flat cap instead. Returns (points (V + B, 3) pixel x, y and depth, faces wound
+    outward, is_back (V + B,) bool, back_of (B,) the front vertex each back vertex lies behind), where B counts
+    the vertices the back sheet does not share with the front (all but the rim's, and the cut's but its ends).
     """
-    interior = np.flatnonzero(~rim)
+    cut = np.zeros(len(pixels), dtype=bool) if cut is None else cut
+    outline = _outline_edges(faces)
+    ends = np.zeros(len(pixels), dtype=bool)  # cut vertices with an outline neighbour off the cut: shared corners
+    across = cut[outline[:, 0]] != cut[outline[:, 1]]
+    ends[outline[across].ravel()] = True
+    back_of = np.flatnonzero(~rim | (cut & ~ends))
     back_index = np.arange(len(pixels))
-    back_index[interior] = len(pixels) + np.arange(len(interior))
-    points = np.concatenate([np.column_stack([pixels, front]), np.column_stack([pixels[interior], back[interior]])])
+    back_index[back_of] = len(pixels) + np.arange(len(back_of))
+    points = np.concatenate([np.column_stack([pixels, front]), np.column_stack([pixels[back_of], back[back_of]])])
     back_faces = back_index[faces][:, ::-1]  # reversed: the back sheet faces away from the viewer
+    directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)  # each front edge as its face walks it
+    along = directed[cut[directed[:, 0]] & cut[directed[:, 1]]]
+    key = lambda pairs: pairs.min(1) * len(pixels) + pairs.max(1)  # noqa: E731  (an edge as one integer)
+    along = along[np.isin(key(along), key(outline))]  # only outline edges (a chord was split by grid_sheet)
+    a, b = along[:, 0], along[:, 1]
+    cap = np.concatenate([np.stack([b, a, back_index[a]], 1), np.stack([b, back_index[a], back_index[b]], 1)])
+    cap = cap[(cap[:, 0] != cap[:, 1]) & (cap[:, 1] != cap[:, 2]) & (cap[:, 0] != cap[:, 2])]
     is_back = np.arange(len(points)) >= len(pixels)
-    return points, np.concatenate([faces, back_faces]), is_back
+    return points, np.concatenate([faces, back_faces, cap]), is_back, back_of
 
 
 def follow_face_direction(points, is_back, normal, max_turn=30.0):
@@ -275,6 +307,13 @@ def _edge_counts(edges):
     """(E,) how many times each row of edges (E, 2) occurs among them."""
     _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
     return counts[inverse.ravel()]
+
+
+def _outline_edges(faces):
+    """(E, 2) the edges (sorted pairs) used by one face only."""
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    unique_edges, counts = np.unique(edges, axis=0, return_counts=True)
+    return unique_edges[counts == 1]
 
 
 def _outline_vertices(faces, num_verts):

@@ -9,8 +9,8 @@ from scipy.spatial import cKDTree
 from utils.acquisition.colors import blur_within, extend_beyond, hair_above, head_colors, symmetry_plane
 from utils.acquisition.face import (face_landmarks, find_face, person_mask, portrait_crop,
                                     without_plain_background)
-from utils.acquisition.head import (HeadShape, close_head, follow_face_direction, front_depth, grid_sheet,
-                                    head_region, inflation)
+from utils.acquisition.head import (HeadShape, close_head, flat_bottom, follow_face_direction, front_depth,
+                                    grid_sheet, head_region, inflation)
 from utils.acquisition.photo import load_photo
 from utils.io.files import save_text
 from utils.io.mesh import Mesh, save_obj
@@ -61,15 +61,17 @@ def acquire_head(image, what="photo", settings=None):
     landmarks = face_landmarks(image, face, what)
     region = head_region(without_plain_background(image, person_mask(image)), face, settings.shape)
     pixels, faces, rim = grid_sheet(region, settings.vertices)
-    base = inflation(pixels, faces, rim)
+    cut = flat_bottom(pixels, faces, rim, min_width=0.5 * float(np.ptp(face.points[:, 0])))
+    base = inflation(pixels, faces, rim, cut)
     front, on_face = front_depth(face, pixels, faces, rim, settings.shape.front_depth * base)
-    points, all_faces, is_back = close_head(pixels, faces, rim, front, -settings.shape.back_depth * base)
+    points, all_faces, is_back, back_of = close_head(pixels, faces, rim, front, -settings.shape.back_depth * base,
+                                                     cut)
     points = follow_face_direction(points, is_back, symmetry_plane(face.points)[1])
     face.points[:, 2] += _face_offset(front, on_face, pixels, face)
     landmark_vertices = _nearest_front_vertices(pixels, on_face, landmarks)
     on_face = np.concatenate([on_face, np.zeros(len(points) - len(on_face), dtype=bool)])
     back_height = np.zeros(len(points))
-    back_height[is_back] = base[~rim] / base.max()  # the back sheet's rows, in order: 0 on its outline, 1 at most
+    back_height[is_back] = base[back_of] / base.max()  # 0 on the back's outline, 1 at most
     colors, seen = _colours(image, region, face, points, all_faces, is_back, on_face, back_height, settings.fill_blur)
     mesh, (scale, offset) = _to_scene(points, all_faces, colors, settings.height)
     notes += edge_notes(region, what)

@@ -67,10 +67,8 @@ def find_face(image, what):
     if not candidates:  # MediaPipe's detector is for near faces: a small one is looked for in a crop around dlib's box
         boxes = hog_boxes(image, 0.0)
         if boxes:
-            (left, top, right, bottom), _ = max(boxes, key=lambda item: (item[0][2] - item[0][0]) * item[1])
-            margin = SMALL_FACE_CROP * max(right - left, bottom - top)
-            x0, y0 = int(max(0, left - margin)), int(max(0, top - margin))
-            x1, y1 = int(min(image.shape[1], right + margin)), int(min(image.shape[0], bottom + margin))
+            box, _ = max(boxes, key=lambda item: (item[0][2] - item[0][0]) * item[1])
+            x0, y0, x1, y1 = grown_box(box, [SMALL_FACE_CROP * max(box[2] - box[0], box[3] - box[1])] * 4, image.shape)
             candidates = [points + np.array([x0, y0, 0.0]) for points in _face_meshes(mp, image[y0:y1, x0:x1])]
     if not candidates:
         raise InputError(f"{what}: no face found; use a photo with one face seen from the front")
@@ -96,10 +94,7 @@ def portrait_crop(image, face, around=(2.0, 1.2, 2.0, 1.6), min_share=0.5):
     sees a whole photo at 256 x 256: a face 150 px tall in a 1024 px photo got no mask at all.
     """
     height, width = image.shape[:2]
-    left, top, right, bottom = face.box()
-    size = face.height()
-    x0, y0 = int(max(0, left - around[0] * size)), int(max(0, top - around[1] * size))
-    x1, y1 = int(min(width, right + around[2] * size)), int(min(height, bottom + around[3] * size))
+    x0, y0, x1, y1 = grown_box(face.box(), [side * face.height() for side in around], image.shape)
     if (x1 - x0) * (y1 - y0) >= min_share * height * width:
         return image, np.zeros(2), face
     moved = Face(points=face.points - np.array([x0, y0, 0.0]), oval=face.oval, faces_found=face.faces_found)
@@ -152,10 +147,7 @@ def face_landmarks(image, face, what):
     pipeline's robust detector (models.landmark_detector, about ten times slower) when HOG finds nothing.
     """
     left, top, right, bottom = face.box()
-    margin = FACE_CROP_MARGIN * max(right - left, bottom - top)
-    height, width = image.shape[:2]
-    x0, y0 = int(max(0, left - margin)), int(max(0, top - margin))
-    x1, y1 = int(min(width, right + margin)), int(min(height, bottom + margin))
+    x0, y0, x1, y1 = grown_box(face.box(), [FACE_CROP_MARGIN * max(right - left, bottom - top)] * 4, image.shape)
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
     boxes = hog_boxes(crop, 0.0)
     try:
@@ -163,6 +155,15 @@ def face_landmarks(image, face, what):
     except InputError:
         raise InputError(f"{what}: dlib found no face where MediaPipe saw one; use a sharper, frontal photo") from None
     return points + np.array([x0, y0])
+
+
+def grown_box(box, margins, shape):
+    """(x0, y0, x1, y1) int pixel bounds of ``box`` (left, top, right, bottom) grown by ``margins`` (left, top, right,
+    bottom) pixels and clipped to an image of ``shape`` (H, W, ...): image[y0:y1, x0:x1] is the crop."""
+    left, top, right, bottom = box
+    height, width = shape[:2]
+    return (int(max(0, left - margins[0])), int(max(0, top - margins[1])),
+            int(min(width, right + margins[2])), int(min(height, bottom + margins[3])))
 
 
 def _oval_order(edges):

@@ -24,6 +24,7 @@ from scipy.interpolate import LinearNDInterpolator
 from scipy.spatial import cKDTree
 
 from utils.geometry.fill import edge_weights
+from utils.geometry.smoothing import border_edges
 from utils.errors import InputError
 
 import torch
@@ -113,17 +114,16 @@ def grid_sheet(region, target_vertices):
     return smooth_outline(pixels, faces, rim), faces, rim
 
 
-def inflation(pixels, faces, rim, cut=None, samples_per_edge=4):
+def inflation(pixels, faces, cut=None, samples_per_edge=4):
     """(V,) height of the sheet's outline inflated into a round body at pixels (V, 2): sqrt(d (2 D - d)).
 
     d: distance to the sheet's outline (its rim edges, finely sampled), D: its largest value (a disc becomes
-    a hemisphere); 0 on the rim. Measured from the mesh's own outline rather than the pixel mask, so the
+    a hemisphere); 0 on the outline. Measured from the mesh's own outline rather than the pixel mask, so the
     steep band next to the rim has no ridges from the grid's staircase. Outline edges between two ``cut``
     vertices ((V,) bool, ``flat_bottom``) are not an outline of the body: the body goes on through them.
     """
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    unique_edges, counts = np.unique(edges, axis=0, return_counts=True)
-    outline = unique_edges[counts == 1]
+    edges, on_border = border_edges(faces)
+    outline = np.sort(edges[on_border], axis=1)  # sampled from their lower vertex index (as chosen when measured)
     if cut is not None:
         outline = outline[~(cut[outline[:, 0]] & cut[outline[:, 1]])]
     steps = np.linspace(0.0, 1.0, samples_per_edge, endpoint=False)[:, None, None]
@@ -151,9 +151,8 @@ def smooth_outline(pixels, faces, rim, rounds=4):
 
     Each round moves a rim vertex halfway to the mean of the rim vertices it shares an outline edge with.
     """
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    unique_edges, counts = np.unique(edges, axis=0, return_counts=True)
-    outline = unique_edges[counts == 1]
+    edges, on_border = border_edges(faces)
+    outline = edges[on_border]
     smoothed = pixels.copy()
     degree = np.bincount(outline.ravel(), minlength=len(pixels)).astype(np.float64)[:, None]
     for _ in range(rounds):
@@ -224,7 +223,8 @@ def close_head(pixels, faces, rim, front, back, cut=None):
     the vertices the back sheet does not share with the front (all but the rim's, and the cut's but its ends).
     """
     cut = np.zeros(len(pixels), dtype=bool) if cut is None else cut
-    outline = _outline_edges(faces)
+    edges, on_border = border_edges(faces)  # each front edge as its face walks it
+    outline = edges[on_border]
     ends = np.zeros(len(pixels), dtype=bool)  # cut vertices with an outline neighbour off the cut: shared corners
     across = cut[outline[:, 0]] != cut[outline[:, 1]]
     ends[outline[across].ravel()] = True
@@ -233,10 +233,7 @@ def close_head(pixels, faces, rim, front, back, cut=None):
     back_index[back_of] = len(pixels) + np.arange(len(back_of))
     points = np.concatenate([np.column_stack([pixels, front]), np.column_stack([pixels[back_of], back[back_of]])])
     back_faces = back_index[faces][:, ::-1]  # reversed: the back sheet faces away from the viewer
-    directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)  # each front edge as its face walks it
-    along = directed[cut[directed[:, 0]] & cut[directed[:, 1]]]
-    key = lambda pairs: pairs.min(1) * len(pixels) + pairs.max(1)  # noqa: E731  (an edge as one integer)
-    along = along[np.isin(key(along), key(outline))]  # only outline edges (a chord was split by grid_sheet)
+    along = outline[cut[outline[:, 0]] & cut[outline[:, 1]]]
     a, b = along[:, 0], along[:, 1]
     cap = np.concatenate([np.stack([b, a, back_index[a]], 1), np.stack([b, back_index[a], back_index[b]], 1)])
     cap = cap[(cap[:, 0] != cap[:, 1]) & (cap[:, 1] != cap[:, 2]) & (cap[:, 0] != cap[:, 2])]
@@ -276,9 +273,10 @@ def _split_chords(pixels, faces, rounds=10):
     each round splits a set of chords no two of which share a triangle.
     """
     for _ in range(rounds):
+        directed, on_border = border_edges(faces)
         rim = _outline_vertices(faces, len(pixels))
-        edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 3, 2), axis=2)
-        inner = _edge_counts(edges.reshape(-1, 2)).reshape(-1, 3) == 2
+        edges = np.sort(directed, axis=1).reshape(3, -1, 2).transpose(1, 0, 2)  # (F, 3, 2): edges 01, 12, 20
+        inner = ~on_border.reshape(3, -1).T
         chord = inner & rim[edges[..., 0]] & rim[edges[..., 1]]
         if not chord.any():
             return pixels, faces
@@ -303,25 +301,11 @@ def _split_chords(pixels, faces, rounds=10):
     raise InputError("the head region's outline is too ragged to close; use a photo with a plain background")
 
 
-def _edge_counts(edges):
-    """(E,) how many times each row of edges (E, 2) occurs among them."""
-    _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
-    return counts[inverse.ravel()]
-
-
-def _outline_edges(faces):
-    """(E, 2) the edges (sorted pairs) used by one face only."""
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    unique_edges, counts = np.unique(edges, axis=0, return_counts=True)
-    return unique_edges[counts == 1]
-
-
 def _outline_vertices(faces, num_verts):
     """(V,) bool: vertices on an edge used by one face only."""
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    unique_edges, counts = np.unique(edges, axis=0, return_counts=True)
+    edges, on_border = border_edges(faces)
     rim = np.zeros(num_verts, dtype=bool)
-    rim[unique_edges[counts == 1].ravel()] = True
+    rim[edges[on_border].ravel()] = True
     return rim
 
 

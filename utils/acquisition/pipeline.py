@@ -62,7 +62,7 @@ def acquire_head(image, what="photo", settings=None):
     region = head_region(without_plain_background(image, person_mask(image)), face, settings.shape)
     pixels, faces, rim = grid_sheet(region, settings.vertices)
     cut = flat_bottom(pixels, faces, rim, min_width=0.5 * float(np.ptp(face.points[:, 0])))
-    base = inflation(pixels, faces, rim, cut)
+    base = inflation(pixels, faces, cut)
     front, on_face = front_depth(face, pixels, faces, rim, settings.shape.front_depth * base)
     points, all_faces, is_back, back_of = close_head(pixels, faces, rim, front, -settings.shape.back_depth * base,
                                                      cut)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from models.landmark_detector import checks_by_eye, detect_landmarks
 from utils.errors import InputError, cli_entry
 from utils.io.files import check_writable, sweep_temporaries
-from utils.io.images import list_images, read_image_downscaled, to_file_pixels
+from utils.io.images import list_images, read_image_downscaled, to_copy_pixels, to_file_pixels
 from utils.io.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
                              save_landmarks)
 from utils.report.editor import find_items, record_checks, serve
@@ -116,8 +116,7 @@ def landmarks_for(image_path, landmark_path, mesh_points, force):
         save_landmarks(landmark_path, points)
     overlay = image_path.parent / "overlays" / f"{landmark_path.stem}.png"
     if how != "kept" or not overlay.exists() or overlay.stat().st_mtime < landmark_path.stat().st_mtime:
-        on_copy = (np.asarray(points) + 0.5) * scale - 0.5  # the overlay is drawn on the working copy
-        save_keypoint_overlay(overlay, image, {f"{landmark_path.name} ({how})": on_copy})
+        save_keypoint_overlay(overlay, image, {f"{landmark_path.name} ({how})": to_copy_pixels(points, scale)})
     return how
 
 
@@ -125,7 +124,7 @@ def landmarks_for(image_path, landmark_path, mesh_points, force):
 def main():
     args = parse_args()
     if args.edit is not None:
-        return serve(find_items(args.content, args.style, set(args.edit)), args.output)
+        return serve(find_items(args.content, args.style, set(args.edit)), args.output, WORKING_MAX_SIDE)
     only = set(args.only or [])
     jobs = content_jobs(args.content, args.models, only) + style_jobs(args.style, only)
     if not Path(args.style).is_dir():

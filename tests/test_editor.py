@@ -53,7 +53,7 @@ def landmark_folders(tmp_path):
 def editor(landmark_folders):
     """The editor serving landmark_folders in a thread; yields (base URL, root folder)."""
     root = landmark_folders
-    server = make_server(find_items(root / "content", root / "style"), root / "output")
+    server = make_server(find_items(root / "content", root / "style"), root / "output", correspondences.WORKING_MAX_SIDE)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -85,6 +85,7 @@ def test_checks_are_recorded_and_cleared(tmp_path):
     (json.dumps({"points": [[1, True]] * 68}).encode(), "68 pairs"),
     (b'{"points": [' + b",".join([b"[NaN, 1]"] * 68) + b"]}", "not valid JSON"),
     (json.dumps({"points": [[1, 1]] * 67 + [[1, 48]]}).encode(), "point 67 (1, 48) lies outside"),
+    (json.dumps({"points": [[5, 5]] * 68}).encode(), "lie within 0 px of one place"),  # load_landmarks refuses it
 ])
 def test_bad_points_are_refused_with_a_reason(body, message):
     with pytest.raises(InputError, match=re.escape(message)):

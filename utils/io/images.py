@@ -87,6 +87,22 @@ def to_file_pixels(points, scale):
     return (np.asarray(points, dtype=np.float64) + 0.5) / scale - 0.5
 
 
+def to_copy_pixels(points, scale):
+    """Pixel (x, y) points (..., 2) on an original -> the same points on its copy scaled by ``scale`` (2,)."""
+    return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
+
+
+def image_size(path):
+    """(height, width) of an image file, read from its header (nothing decoded); ``read_image_array``'s one-line
+    error when it is not a readable image."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+        return height, width
+    except OSError:
+        return read_image_array(path).shape[:2]
+
+
 def composite_over_white(image):
     """A float array (H, W, C) in [0, 1] -> (H, W, 3): alpha (the last channel when C is 2 or 4) composited over
     white, then gray (C of 1 or 2) replicated to three channels. The colour channels keep their order."""

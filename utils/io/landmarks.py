@@ -49,7 +49,7 @@ def load_landmarks(path, order="auto", image_size=None):
     if order == "rowcol":
         columns = columns[:, ::-1]
     points = np.ascontiguousarray(columns, dtype=np.float64)
-    _check_not_degenerate(path, points)
+    check_not_degenerate(path, points)
     if image_size is not None:
         _check_inside(path, points, line_numbers, image_size)
     return points
@@ -112,7 +112,7 @@ def _parse_point(path, line_number, line, fields):
     return point
 
 
-def _check_not_degenerate(path, points):
+def check_not_degenerate(path, points):
     """InputError when the points cannot be a face's: (nearly) all in one place, or many of them repeated.
 
     Such points make the landmark alignment divide by zero and the optimisation's loss non-finite.

@@ -20,8 +20,8 @@ import numpy as np
 
 from utils.batch import clear_marker
 from utils.io.files import load_json, save_json
-from utils.io.images import list_images, read_image_array
-from utils.io.landmarks import LANDMARK_COUNT, load_landmarks, save_landmarks
+from utils.io.images import image_size, list_images, read_image_downscaled, to_copy_pixels
+from utils.io.landmarks import LANDMARK_COUNT, check_not_degenerate, load_landmarks, save_landmarks
 from utils.errors import InputError
 from utils.report.plots import save_keypoint_overlay
 
@@ -128,6 +128,7 @@ def parse_points(body, image_size):
         index = int(np.argmax(outside))
         raise InputError(f"point {index} ({points[index, 0]:g}, {points[index, 1]:g}) lies outside the "
                          f"{width}x{height} image")
+    check_not_degenerate("the edited points", points)  # a file load_landmarks would refuse is not written
     return points
 
 
@@ -139,13 +140,15 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def save_item(item, points, output_root):
+def save_item(item, points, output_root, max_side):
     """Write the edited points: landmark file (atomic), overlay, flag cleared, affected pairs made incomplete.
 
+    The overlay is drawn on the image read at most ``max_side`` pixels a side (a huge image is not decoded whole).
     Returns the output pair folders whose completion marker was cleared.
     """
     save_landmarks(item.landmarks, points)
-    save_keypoint_overlay(item.overlay, read_image_array(item.image), {f"{item.landmarks.name} (edited)": points})
+    image, scale, _ = read_image_downscaled(item.image, max_side)
+    save_keypoint_overlay(item.overlay, image, {f"{item.landmarks.name} (edited)": to_copy_pixels(points, scale)})
     record_checks(item.landmarks, [])
     item.flags = []
     pairs = sorted(folder for folder in Path(output_root).glob(item.pairs_glob) if folder.is_dir())
@@ -159,8 +162,9 @@ def save_item(item, points, output_root):
 class EditorHandler(BaseHTTPRequestHandler):
     """GET / (the page), /api/items (JSON), /image/<i>; POST /api/save/<i> with {"points": [[x, y], ...]}."""
 
-    items = []  # set on a subclass by make_server
+    items = []  # set on a subclass by make_server, as are:
     output_root = Path("output")
+    max_side = None  # overlays are drawn on the image read at most this many pixels a side
 
     def do_GET(self):
         if self.path == "/":
@@ -184,12 +188,11 @@ class EditorHandler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         try:
-            height, width = read_image_array(item.image).shape[:2]
-            points = parse_points(self.rfile.read(length), (height, width))
+            points = parse_points(self.rfile.read(length), image_size(item.image))
         except InputError as err:
             self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"not saved: {err}"})
             return
-        pairs = save_item(item, points, self.output_root)
+        pairs = save_item(item, points, self.output_root, self.max_side)
         self._send_json(HTTPStatus.OK, {"saved": str(item.landmarks),
                                         "incomplete": [str(folder) for folder in pairs]})
 
@@ -214,9 +217,9 @@ class EditorHandler(BaseHTTPRequestHandler):
 
     def _describe(self, index, item):
         """An item for the page; a landmark file that cannot be read comes with its error and no points."""
-        height, width = read_image_array(item.image).shape[:2]
-        try:
-            points, error = load_landmarks(item.landmarks).tolist(), ""
+        height, width = image_size(item.image)
+        try:  # read as correspondences.py and run.py read it: the image size settles an ambiguous column order
+            points, error = load_landmarks(item.landmarks, image_size=(height, width)).tolist(), ""
         except InputError as err:
             points, error = None, str(err)
         return {"id": index, "name": item.name, "kind": item.kind, "flags": item.flags, "width": width,
@@ -237,17 +240,20 @@ class EditorHandler(BaseHTTPRequestHandler):
         pass
 
 
-def make_server(items, output_root, port=0):
-    """An HTTP server on 127.0.0.1 (``port``; 0: a free one) for these items; call serve_forever() on it."""
-    handler = type("Handler", (EditorHandler,), {"items": list(items), "output_root": Path(output_root)})
+def make_server(items, output_root, max_side, port=0):
+    """An HTTP server on 127.0.0.1 (``port``; 0: a free one) for these items; call serve_forever() on it.
+
+    max_side: overlays are redrawn on the image read at most this many pixels a side (correspondences.py's)."""
+    handler = type("Handler", (EditorHandler,), {"items": list(items), "output_root": Path(output_root),
+                                                 "max_side": max_side})
     return ThreadingHTTPServer(("127.0.0.1", port), handler)
 
 
-def serve(items, output_root, port=0):
-    """Serve the editor until Ctrl-C, printing its address; the socket is closed on the way out."""
+def serve(items, output_root, max_side, port=0):
+    """Serve the editor until Ctrl-C, printing its address; the socket is closed on the way out (``make_server``)."""
     if not items:
         raise InputError("no image with a landmark file to edit; run correspondences.py first")
-    server = make_server(items, output_root, port)
+    server = make_server(items, output_root, max_side, port)
     if threading.current_thread() is threading.main_thread():
         # a process started in the background by a shell inherits SIGINT ignored, and then never stopped (CI)
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -67,7 +67,7 @@ def time_scales(inputs, network, settings, iterations, device):
         transfer.step(problem)  # warm-up (cuDNN algorithm choice, allocator)
         _, step = seconds(lambda: [transfer.step(problem) for _ in range(iterations)], device)
         with torch.no_grad():
-            unwarped, warped, _ = transfer.render(problem.level)
+            unwarped, warped, _, _ = transfer.render(problem.level)
         images = torch.cat([warped, unwarped]).requires_grad_(True)
 
         def network_passes():

@@ -97,7 +97,7 @@ def search_excess(transfer, problem):
     if problem.target.search is None:
         return 0.0
     with torch.no_grad():
-        unwarped, warped, _ = transfer.render(problem.level)
+        unwarped, warped, _, _ = transfer.render(problem.level)
         positions = sample_positions(problem.size, problem.size, transfer.settings.result_samples,
                                      torch.Generator().manual_seed(1))
         columns = hypercolumns(transfer.network(torch.cat([warped, unwarped])), positions, (problem.size,) * 2)
@@ -117,7 +117,7 @@ def time_scales(inputs, network, settings, iterations):
         with Clock() as clock:
             for _ in range(iterations):
                 transfer.step(problem)
-        unwarped, warped, _ = transfer.render(problem.level)
+        unwarped, warped, _, _ = transfer.render(problem.level)
         network_wall, network_cpu = time_network(network, torch.cat([warped, unwarped]), iterations)
         rows.append((problem.size, clock.wall / iterations, clock.cpu / iterations, network_wall, network_cpu,
                      search_excess(transfer, problem)))

@@ -75,6 +75,11 @@ class ViewInputs:
     style_mask: torch.Tensor = None
     background: tuple = None
 
+    @property
+    def has_regions(self):
+        """Whether the head regions (footprint, exemplar's head, background) are all given."""
+        return self.content_mask is not None and self.style_mask is not None and self.background is not None
+
 
 @dataclass
 class StylizeResult:
@@ -163,7 +168,7 @@ class ScaleProblem:
         self.size = settings.image_size // 2 ** self.level
         self.content_weight = settings.content_weight * 2 ** self.level
         self.color_weight = 1.0 / max(self.content_weight, 1.0)
-        regions = settings.regions and inputs.content_mask is not None and inputs.style_mask is not None
+        regions = settings.regions and inputs.has_regions
         self.content_mask = _resize(inputs.content_mask, (self.size, self.size)) if regions else None
         with torch.no_grad():
             style = _resize(inputs.style, _style_size(inputs.style, self.size))
@@ -198,18 +203,19 @@ class DeformableStyleTransfer:
         self.checkpoints = []
 
     def render(self, level):
-        """Unwarped and warped outputs at pyramid ``level`` plus the forward field: ((K,3,s,s), (K,3,s,s), field)."""
+        """Unwarped and warped outputs at pyramid ``level``, the forward field and its inverse (the warp that samples
+        them): ((K,3,s,s), (K,3,s,s), field, inverse)."""
         unwarped = synthesize(self.pyramid[level:])
         field = self.warp.displacement_field(self.displacements)
-        warped = self.warp.warp_images(unwarped, self.warp.inverse_field(field))
-        return unwarped, warped, field
+        inverse = self.warp.inverse_field(field)
+        return unwarped, self.warp.warp_images(unwarped, inverse), field, inverse
 
     def losses(self, problem):
         """All loss terms for one iteration: {name: scalar tensor}."""
         s, k = self.settings, self.views
-        unwarped, warped, field = self.render(problem.level)
+        unwarped, warped, field, inverse = self.render(problem.level)
         strotss = problem.strotss
-        positions = self.result_positions(problem, field)
+        positions = self.result_positions(problem, inverse)
         columns = strotss.network_hypercolumns(self.network, torch.cat([warped, unwarped]), positions)
         style = strotss.style_loss(columns, problem.target, problem.color_weight).sum()
         content = warped.new_zeros(())
@@ -224,14 +230,14 @@ class DeformableStyleTransfer:
                  + s.tv_weight * tv + s.consistency_weight * consistency)
         return dict(total=total, style=style, content=content, warp=warp, tv=tv, consistency=consistency)
 
-    def result_positions(self, problem, field):
+    def result_positions(self, problem, inverse):
         """Where the outputs are sampled this iteration: (N, 2) pixel (x, y); with head regions only inside the
-        content's footprint both unwarped and warped by the current field (K, 2, G, G)."""
+        content's footprint both unwarped and warped by the current warp (``render``'s inverse field)."""
         size, count = problem.size, self.settings.result_samples
         if problem.content_mask is None:
             return problem.strotss.sample_positions(size, size, count, self.generator)
         with torch.no_grad():
-            warped = self.warp.warp_images(problem.content_mask, self.warp.inverse_field(field.detach()))
+            warped = self.warp.warp_images(problem.content_mask, inverse.detach())
             return positions_in(shared_mask(torch.cat([problem.content_mask, warped]), (size, size)), count,
                                 self.generator)
 
@@ -250,7 +256,7 @@ class DeformableStyleTransfer:
     def checkpoint(self, label, level):
         """Keep the current warped outputs (K, 3, s, s) under ``label``."""
         with torch.no_grad():
-            _, warped, _ = self.render(level)
+            warped = self.render(level)[1]
         self.checkpoints.append((label, warped.clamp(0, 1).cpu()))
 
     def run_scale(self, scale):
@@ -270,15 +276,15 @@ class DeformableStyleTransfer:
         for scale in range(self.settings.scales):
             self.run_scale(scale)
         with torch.no_grad():
-            unwarped, warped, field = self.render(0)
+            unwarped, warped, _, inverse = self.render(0)
             verts = self.inputs.verts2d.transpose(0, 1)  # (K, V, 2)
             verts_warped = self.warp.move_points(verts, self.displacements).transpose(0, 1)
             landmarks = self.inputs.landmarks + self.displacements
             frame = (self.frame, self.frame)
             warped, unwarped = _resize(warped, frame).clamp(0, 1), _resize(unwarped, frame).clamp(0, 1)
-            if self.settings.regions and self.inputs.content_mask is not None and self.inputs.background is not None:
+            if self.settings.regions and self.inputs.has_regions:
                 footprint = self.inputs.content_mask
-                moved = self.warp.warp_images(footprint, self.warp.inverse_field(field))
+                moved = self.warp.warp_images(footprint, inverse)
                 warped = plain_background(warped, moved, self.inputs.background)
                 unwarped = plain_background(unwarped, footprint, self.inputs.background)
         return StylizeResult(warped, unwarped,

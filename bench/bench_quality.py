@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,7 +46,8 @@ from utils.rendering.cameras import load_cameras  # noqa: E402
 from utils.rendering.render import render_views  # noqa: E402
 from utils.style.io import load_content_views, load_style, prepare_inputs  # noqa: E402
 from utils.style.regions import content_footprint  # noqa: E402
-from utils.style.stylize import StylizeSettings, stylize_views  # noqa: E402
+from utils.settings import add_flags, changed, from_flags  # noqa: E402
+from utils.style.stylize import stylize_views  # noqa: E402
 
 RRPS = ROOT.parent / "shared" / "data" / "rrps"
 WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "rrps-bench-quality"
@@ -182,11 +182,6 @@ def measure_pair(mesh_path, style_path, network, judge, settings, work, sheet):
                 cpu_seconds_per_iteration=cpu_seconds / iterations)
 
 
-def cpu_settings(overrides):
-    """run.py's CPU profile (StylizeSettings) with ``overrides`` applied."""
-    return replace(run.CPU_PROFILE, **overrides)
-
-
 def print_rows(name, rows):
     """One line per pair and the mean, with the targets."""
     print(f"\n{name}:\n  {'pair':16s} {'colour':>7s} {'texture':>7s} {'lmk':>6s} {'consist (content)':>17s} "
@@ -211,17 +206,12 @@ def main():
     parser.add_argument("--networks", nargs="+", default=["vgg16-hed", "efficientnet-lite0"])
     parser.add_argument("--work", type=Path, default=WORK, help="renders and landmarks, kept between runs")
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
-                        help="CPU profile overrides, e.g. iterations=80 image_size=320")
+    add_flags(parser, run.CPU_PROFILE, "style transfer (run.py's CPU profile; e.g. --iterations 80 --image-size 320)")
     args = parser.parse_args()
-    overrides = {}
-    for item in args.set:
-        name, value = item.split("=", 1)
-        overrides[name] = type(getattr(StylizeSettings, name))(value) if name != "regions" else value == "True"
-    settings = cpu_settings(overrides)
+    settings = from_flags(args, run.CPU_PROFILE)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} (1, 5 min), cores {os.cpu_count()}, "
-          f"threads {torch.get_num_threads()}; settings {overrides or 'CPU profile'}")
+          f"threads {torch.get_num_threads()}; settings {changed(run.CPU_PROFILE, settings) or 'CPU profile'}")
     pairs = dev_pairs(args.pairs)[args.skip:]
     prepare_work(pairs, args.work)
     summary = {}

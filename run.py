@@ -133,24 +133,23 @@ def select(paths, names, what):
     return [by_name[n] for n in names]
 
 
-def load_each(paths, loader):
-    """Load every path, keeping bad input aside: ({name: loaded}, {name: reason})."""
-    loaded, problems = {}, {}
+def problems_of(paths, check):
+    """Run ``check`` on every path, keeping bad input aside: {name: reason} of those that raised InputError."""
+    problems = {}
     for path in paths:
-        name = path.stem if path.is_file() else path.name
         try:
-            loaded[name] = loader(path)
+            check(path)
         except InputError as err:
-            problems[name] = str(err)
-    return loaded, problems
+            problems[path.stem if path.is_file() else path.name] = str(err)
+    return problems
 
 
-def load_inputs(args, device, seed):
-    """Every selected content folder and style exemplar, read and checked before any work starts (``seed``
-    draws the random pairs).
+def check_inputs(args, seed):
+    """Every selected content folder and style exemplar, read and checked (on the CPU, one at a time) before any
+    work starts; a mesh likely to need more memory than there is is said now. ``seed`` draws the random pairs.
 
-    Returns (contents {name: ContentViews}, styles {name: StyleExemplar}, pairs, problem_of) where
-    problem_of(pair) is the reason a pair cannot run (bad content or style input), or None.
+    Returns (pairs, problem_of) where problem_of(pair) is the reason a pair cannot run (bad content or style
+    input), or None. Each pair's inputs are read again when it runs (``pair_inputs``).
     """
     content_root, style_root = Path(args.content_dir), Path(args.style_dir)
     folders = sorted(p for p in content_root.iterdir() if p.is_dir()) if content_root.is_dir() else []
@@ -161,14 +160,15 @@ def load_inputs(args, device, seed):
     if not styles:
         raise InputError(f"{style_root}: no style images (.png or .jpg with a landmarks .txt beside each)")
 
-    def load_content(folder):
-        views = load_content_views(folder, device)
+    def check_content(folder):
+        views = load_content_views(folder, "cpu")
         if args.reconstruct:
             mesh_of(folder, MODELS_DIR)  # a missing mesh fails now, not after minutes of stylization
-        return views
+        warn_if_short_of_memory(f"{folder.name} ({len(views.verts2d)} vertices)",
+                                run_memory_estimate(len(views.verts2d)))
 
-    contents, content_problems = load_each(folders, load_content)
-    exemplars, style_problems = load_each(styles, load_style)
+    content_problems = problems_of(folders, check_content)
+    style_problems = problems_of(styles, load_style)
     pairs = select_pairs([f.name for f in folders], [p.stem for p in styles], args.pairs, args.styles_per_content,
                          seed)
     if not pairs:
@@ -180,7 +180,7 @@ def load_inputs(args, device, seed):
     reasons = list(dict.fromkeys(problem_of(pair) for pair in pairs))
     if None not in reasons:
         raise InputError(reasons[0] if len(reasons) == 1 else f"no pair can run: {'; '.join(reasons)}")
-    return contents, exemplars, pairs, problem_of
+    return pairs, problem_of
 
 
 def mesh_of(content_folder, models_dir):
@@ -230,9 +230,7 @@ def main(argv=None):
     device = resolve_device(args.device)
     keep_freed_memory(device)
     settings, network_name, profile = choose_settings(args, device)
-    contents, _, pairs, problem_of = load_inputs(args, device, settings.seed)  # all checked before any work
-    for name, content in contents.items():  # said before any work starts; each pair's inputs are read again
-        warn_if_short_of_memory(f"{name} ({len(content.verts2d)} vertices)", run_memory_estimate(len(content.verts2d)))
+    pairs, problem_of = check_inputs(args, settings.seed)  # all checked before any work
 
     def make_runner():
         """run_pair for the process that runs the pairs (this one, or each Ray worker): the network loads once."""

@@ -138,7 +138,7 @@ def collect(outstanding, pairs, folder_of, summary, log, bar):
 
     summary.done and summary.failed end in the batch's order, as the local loop leaves them.
     """
-    done, failed = [], {}
+    done, failed = set(), {}  # sets and dicts: ordering a large batch stays linear
     while outstanding:
         [ref], _ = ray.wait(list(outstanding), num_returns=1)
         pair = outstanding.pop(ref)
@@ -151,7 +151,7 @@ def collect(outstanding, pairs, folder_of, summary, log, bar):
             log(busy_line(" x ".join(pair), folder_of(pair)))
         elif reason is None:
             mark_complete(folder_of(pair), dict(info, content=pair[0], style=pair[1]))
-            done.append(pair)
+            done.add(pair)
             log(f"{' x '.join(pair)}: done in {info['seconds']} s")
         else:
             failed[pair] = reason

@@ -15,6 +15,7 @@ from PIL import Image
 from pytorch3d.utils import ico_sphere
 
 import report as report_script
+from browser import CHROMIUM
 from utils.io.files import save_json, save_text
 from utils.io.images import read_image_array, save_image
 from utils.io.landmarks import save_landmarks
@@ -22,8 +23,6 @@ from utils.io.mesh import Mesh, save_obj
 from utils.report.page import TurntableSettings, flatten, format_value, is_full_circle, summary_metrics, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
-                 if shutil.which(name)), None)
 SMALL_TURNTABLE = TurntableSettings(azimuths=(-60.0, -20.0, 20.0, 60.0), image_size=32, frame_ms=100)
 IMAGE_SIZE = 48
 

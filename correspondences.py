@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from models.landmark_detector import checks_by_eye, detect_landmarks
 from utils.errors import InputError, cli_entry
-from utils.io.files import check_writable, sweep_temporaries
+from utils.io.files import check_writable, is_stale, sweep_temporaries
 from utils.io.images import list_images, read_image_downscaled, to_copy_pixels, to_file_pixels
 from utils.io.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
                              save_landmarks)
@@ -115,7 +115,7 @@ def landmarks_for(image_path, landmark_path, mesh_points, force):
     if how != "kept":
         save_landmarks(landmark_path, points)
     overlay = image_path.parent / "overlays" / f"{landmark_path.stem}.png"
-    if how != "kept" or not overlay.exists() or overlay.stat().st_mtime < landmark_path.stat().st_mtime:
+    if how != "kept" or is_stale(overlay, [landmark_path]):
         save_keypoint_overlay(overlay, image, {f"{landmark_path.name} ({how})": to_copy_pixels(points, scale)})
     return how
 

@@ -100,6 +100,15 @@ def check_writable(folder, flag):
         raise InputError(f"{folder}: cannot write there ({reason}); {fix}") from None
 
 
+def is_stale(target, sources):
+    """True when ``target`` is missing or older than any existing file in ``sources``."""
+    target = Path(target)
+    if not target.is_file():
+        return True
+    newest = max((Path(s).stat().st_mtime for s in sources if Path(s).is_file()), default=0.0)
+    return target.stat().st_mtime < newest
+
+
 def save_text(path, text):
     """Write a string to ``path`` atomically."""
     with atomic_path(path) as tmp:

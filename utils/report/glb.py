@@ -14,7 +14,7 @@ import numpy as np
 import trimesh
 
 from utils.errors import InputError
-from utils.io.files import atomic_path, load_json, save_text
+from utils.io.files import atomic_path, is_stale, load_json, save_text
 from utils.io.mesh import load_mesh
 
 SCRIPT_CALLBACK = "rrpsGlbLoaded"  # the page's function that each <mesh>.glb.js calls with its base64 data
@@ -61,11 +61,11 @@ def input_mesh_path(content_dir, models_dir):
     return next((path for path in candidates if path.is_file()), None)
 
 
-def update_glbs(folder, input_mesh, is_stale):
+def update_glbs(folder, input_mesh):
     """Write the pair folder's .glb files (and their .glb.js scripts) that are missing or older than their mesh.
 
-    folder: the pair's output folder; input_mesh: path of the content mesh or None; is_stale(target, sources)
-    says whether a target needs writing. Returns notes on meshes that could not be read.
+    folder: the pair's output folder; input_mesh: path of the content mesh or None. Returns notes on meshes
+    that could not be read.
     """
     sources = {"input": input_mesh, "mesh.obj": folder / "mesh.obj", "mesh_smooth.obj": folder / "mesh_smooth.obj"}
     notes = []

@@ -29,7 +29,7 @@ from utils.batch import COMPLETE_MARKER, is_complete
 from utils.rendering.cameras import frame_mesh, make_cameras
 from utils.device import resolve_device
 from utils.errors import InputError
-from utils.io.files import atomic_path, load_json, save_text
+from utils.io.files import atomic_path, is_stale, load_json, save_text
 from utils.io.images import list_images, read_image_array, save_image, to_uint8_array
 from utils.io.landmarks import load_landmarks
 from utils.io.mesh import load_mesh, to_pytorch3d
@@ -129,15 +129,6 @@ def view_indices(pair):
 
 
 # ---- pictures the report makes ----------------------------------------------------------------------------
-
-def is_stale(target, sources):
-    """True when ``target`` is missing or older than any existing file in ``sources``."""
-    target = Path(target)
-    if not target.is_file():
-        return True
-    newest = max((Path(s).stat().st_mtime for s in sources if Path(s).is_file()), default=0.0)
-    return target.stat().st_mtime < newest
-
 
 def render_turntable(mesh_path, strip_path, settings, device="cpu", backend="auto"):
     """Render ``mesh_path`` from the settings' K azimuths in one batch and save the views side by side.
@@ -475,13 +466,14 @@ def write_report(output_root="output", content_root="example/content", style_roo
     """
     output_root = Path(output_root)
     pairs = find_pairs(output_root, content_root, style_root, failures)
+    present = [pair for pair in pairs if pair.folder.is_dir()]
     if viewer:
         copy_viewer_files(output_root / ASSETS_DIR)
-        for pair in tqdm([p for p in pairs if p.folder.is_dir()], desc="3D views", unit="pair", leave=False):
-            pair.notes += update_glbs(pair.folder, input_mesh_path(pair.content_dir, models_root), is_stale)
+        for pair in tqdm(present, desc="3D views", unit="pair", leave=False):
+            pair.notes += update_glbs(pair.folder, input_mesh_path(pair.content_dir, models_root))
     if turntable is not None:
         device = resolve_device(device)
-        for pair in tqdm([p for p in pairs if p.folder.is_dir()], desc="turntables", unit="pair", leave=False):
+        for pair in tqdm(present, desc="turntables", unit="pair", leave=False):
             update_turntables(pair, turntable, device, backend)
     index = output_root / REPORT_NAME
     save_text(index, page_html(pairs, output_root, output_root / ASSETS_DIR, turntable, title, viewer))

@@ -29,6 +29,7 @@ from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh 
 from utils.io.mesh import load_mesh  # noqa: E402
 from utils.rendering.cameras import load_cameras  # noqa: E402
 from utils.rendering.content import RenderSettings, render_content  # noqa: E402
+from utils.rendering.raster import resolve_backend  # noqa: E402
 from utils.style.io import load_content_views, load_style, prepare_inputs  # noqa: E402
 from utils.style.stylize import DeformableStyleTransfer, ScaleProblem, stylize_views  # noqa: E402
 
@@ -48,7 +49,7 @@ def seconds(function, device):
 
 def render_both(work, size, device):
     """Render the example mesh with the ``auto`` rasterizer and with the other one; prints both timings."""
-    auto = "pytorch3d" if device.type == "cuda" else "fast"  # make_rasterizer's rule for "auto"
+    auto = resolve_backend("auto", device)
     other = "fast" if auto == "pytorch3d" else "pytorch3d"
     settings = RenderSettings(image_size=size)
     for backend in ("auto", other):

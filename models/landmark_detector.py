@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from utils.errors import InputError, InputWarning
-from utils.io.images import composite_over_white, to_uint8_array
+from utils.io.images import composite_over_white, to_file_pixels, to_uint8_array
 from utils.io.landmarks import FORMAT_HINT
 
 DETECTION_MAX_SIDE = 800  # larger images are downscaled for detection and the points scaled back
@@ -137,7 +137,7 @@ def detect_landmarks(image, source="image", manual_path=None):
         warnings.warn(f"{source}: uncertain landmarks (the predictor's answers on nearby boxes scatter: spread "
                       f"{spread:.2f}, above {UNCERTAIN_SPREAD}); check them on the overlay (or write them by hand "
                       f"to {target})", CheckByEyeWarning, stacklevel=2)
-    points = (transform_points(view.to_work, refined_landmarks(view, box, spread)) + 0.5) / scale - 0.5
+    points = to_file_pixels(transform_points(view.to_work, refined_landmarks(view, box, spread)), scale)
     return np.clip(points, -0.5, np.array(rgb.shape[1::-1]) - 0.5)  # landmark files must lie inside the image
 
 

@@ -68,6 +68,14 @@ class FastMeshRasterizer(MeshRasterizer):
         return fragments_for_faces(corners, pix_to_face, image_size, perspective_correct)
 
 
+def resolve_backend(backend, device):
+    """The rasterizer "auto" means on ``device`` (a torch.device or None): "pytorch3d" on CUDA, else "fast"; any
+    other backend is returned as it is."""
+    if backend != "auto":
+        return backend
+    return "pytorch3d" if device is not None and device.type == "cuda" else "fast"
+
+
 def make_rasterizer(cameras, raster_settings, backend="auto"):
     """A mesh rasterizer: "fast" -> ``FastMeshRasterizer``, "pytorch3d" -> PyTorch3D's ``MeshRasterizer``.
 
@@ -75,8 +83,7 @@ def make_rasterizer(cameras, raster_settings, backend="auto"):
     available when this was written, so the CUDA choice is not measured; revisit it by timing
     bench/bench_raster.py on a GPU.
     """
-    if backend == "auto":
-        backend = "pytorch3d" if cameras is not None and cameras.device.type == "cuda" else "fast"
+    backend = resolve_backend(backend, cameras.device if cameras is not None else None)
     if backend == "fast":
         return FastMeshRasterizer(cameras=cameras, raster_settings=raster_settings)
     if backend == "pytorch3d":

@@ -14,13 +14,14 @@ from utils.errors import InputError
 from utils.io.files import load_json, save_json, save_npy
 from utils.io.images import load_image, read_image_array, save_image
 from utils.io.landmarks import load_landmarks
+from utils.rendering.content import RenderSettings
 from utils.report.plots import save_keypoint_overlay, save_loss_curves
 from utils.style.regions import content_footprint, head_mask
 from utils.style.stylize import ViewInputs
 from utils.style.style_view import aligned_targets, rotate_exemplar
 
 DEFAULT_FOV = 15.0  # degrees, when cameras.json gives none
-DEFAULT_BACKGROUND = (1.0, 1.0, 1.0)  # the render's background, when cameras.json does not record it
+DEFAULT_BACKGROUND = RenderSettings().background  # the render's background, when cameras.json does not record it
 
 
 @dataclass

@@ -34,7 +34,7 @@ CONTENT_DIR = "example/content"  # one folder per mesh, written by rendering.py
 STYLE_DIR = "example/style"  # style exemplars; <style>.txt beside each image
 MODELS_DIR = "example/models"  # where <name>.landmarks.txt (68 vertex indices) may sit beside the mesh
 WORKING_MAX_SIDE = 2048  # larger images are read downscaled (detection works below 800 px anyway): a 6000 px
-# style image took 9.5 GB read whole (issue 19); points are mapped back to the file's pixels
+# style image took 9.5 GB read whole; points are mapped back to the file's pixels
 FORCE = False  # re-detect (and overwrite) landmark files that exist and are valid
 OUTPUT_DIR = "output"  # run.py's output; an edit marks the pairs made with the edited landmarks incomplete
 # -----------------------------------------------------------------------------------------------------------

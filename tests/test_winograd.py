@@ -31,10 +31,17 @@ def test_winograd_equals_conv2d_in_value_and_input_gradient(shape, channels_last
 
 
 def test_winograd_output_takes_an_in_place_relu_like_a_convolution_output():
+    torch.manual_seed(0)
     conv = nn.Conv2d(4, 4, 3, padding=1).requires_grad_(False)
-    images = torch.randn(1, 4, 8, 6, requires_grad=True)
-    for layer in (conv, WinogradConv2d(conv)):
-        torch.relu_(layer(images)).sum().backward()
+    images = torch.randn(1, 4, 8, 6)
+    grads = []
+    for layer in (conv, WinogradConv2d(conv)):  # VGG's ReLUs are in place: the output must allow it, backward too
+        leaf = images.clone().requires_grad_(True)
+        output = torch.relu_(layer(leaf))
+        output.sum().backward()
+        assert (output >= 0).all() and (output == 0).any()
+        grads.append(leaf.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-5)
 
 
 def test_only_wide_3x3_stride_1_convolutions_are_replaced():

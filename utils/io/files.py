@@ -41,11 +41,6 @@ def atomic_path(path):
 STALE_AFTER = 24 * 3600  # seconds; an older temporary file is swept even if its pid is alive (pids are reused)
 
 
-def is_temporary(path):
-    """True for a name ``atomic_path`` gives while writing (``<stem>.tmp-<pid><suffix>``)."""
-    return _TEMP_PID.search(Path(path).name) is not None
-
-
 def _process_alive(pid):
     """True when a process with this id exists (signal 0 tests without sending anything)."""
     try:

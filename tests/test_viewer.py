@@ -7,8 +7,8 @@ import numpy as np
 import trimesh
 from pytorch3d.utils import ico_sphere
 
-from browser import browser_page, needs_browser, screenshot_array
-from test_report import assert_rewritten_only_when_stale, fake_run  # noqa: F401  (fake_run is a fixture)
+from tests.browser import browser_page, needs_browser, screenshot_array
+from tests.synthetic import assert_rewritten_only_when_stale
 from utils.io.mesh import Mesh, load_mesh, save_obj
 from utils.report.glb import glb_script_path, input_mesh_path, save_glb
 from utils.report.page import write_report

@@ -51,6 +51,7 @@ def test_only_wide_3x3_stride_1_convolutions_are_replaced():
     assert kinds == [WinogradConv2d, nn.Conv2d, nn.Conv2d, nn.Conv2d, nn.ReLU]
 
 
+@pytest.mark.slow
 def test_vgg16_runs_its_layers_from_128_channels_in_winograd_form_on_the_cpu_only():
     network = load_feature_network("vgg16-random", "cpu", verbose=False)
     winograd = [layer for layer in network.modules() if isinstance(layer, WinogradConv2d)]
@@ -65,6 +66,7 @@ def test_vgg16_runs_its_layers_from_128_channels_in_winograd_form_on_the_cpu_onl
     assert network.stages[3][0].weight.device.type == "meta"
 
 
+@pytest.mark.slow
 def test_a_network_placed_off_the_cpu_never_builds_the_winograd_form(monkeypatch):
     monkeypatch.setattr(winograd, "transform_filters", lambda weight: pytest.fail("Winograd filters built"))
     network = load_feature_network("vgg16-random", "meta", verbose=False)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.synthetic import face_points
 from utils.errors import InputError
-from utils.io.landmarks import LANDMARK_COUNT, landmark_error, load_landmarks, save_landmarks
+from utils.io.landmarks import LANDMARK_COUNT, LandmarkOrderWarning, landmark_error, load_landmarks, save_landmarks
 
 
 def write_lines(path, lines):
@@ -39,6 +39,16 @@ def test_save_then_load_round_trip(tmp_path):
     assert len((tmp_path / "out" / "pts.txt").read_text().splitlines()) == LANDMARK_COUNT
     np.testing.assert_allclose(load_landmarks(tmp_path / "out" / "pts.txt", order="xy"), points, atol=1e-3)
     assert not list((tmp_path / "out").glob("*.tmp-*"))
+
+
+@pytest.mark.parametrize("size, squash", [(200, 1.0), (64, 1.0), (80, 1.25), (48, 1.0)])
+def test_the_tests_synthetic_face_is_read_without_a_doubt(tmp_path, size, squash):
+    """The shared fixture is a plausible upright face: the loader reads it back with no order warning."""
+    points = face_points(size, squash)
+    save_landmarks(tmp_path / "face.txt", points)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LandmarkOrderWarning)
+        np.testing.assert_allclose(load_landmarks(tmp_path / "face.txt", image_size=size), points, atol=1e-3)
 
 
 def test_save_rejects_wrong_shape(tmp_path):

@@ -16,3 +16,8 @@ def rrps_data():
     if not SHARED_RRPS.is_dir():
         pytest.skip(f"RRPS data not found at {SHARED_RRPS} (expected ../shared beside the checkout)")
     return SHARED_RRPS
+
+
+def pytest_configure(config):
+    """The markers the tests use (``-m "not slow"`` leaves out the tests that start Ray clusters)."""
+    config.addinivalue_line("markers", "slow: a test that takes minutes (a real Ray cluster)")

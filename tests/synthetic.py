@@ -7,10 +7,12 @@ for the style transfer's tests.
 """
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
 from models.features import FeatureNetwork
+from utils.io.images import save_image
 from utils.io.mesh import Mesh
 from utils.rendering.content import RenderSettings, observe_mesh
 
@@ -45,3 +47,10 @@ def tiny_network():
     stages = [nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()),
               nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())]
     return FeatureNetwork(stages, "tiny", "tests")
+
+
+def add_style(style_dir, name, seed, like="toon"):
+    """Another style exemplar, ``<style_dir>/<name>.png`` (8 x 8 random tiles of 10 px, seeded), with the landmarks
+    of ``<like>.txt``."""
+    save_image(style_dir / f"{name}.png", np.kron(np.random.default_rng(seed).random((8, 8, 3)), np.ones((10, 10, 1))))
+    (style_dir / f"{name}.txt").write_text((style_dir / f"{like}.txt").read_text())

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import run
-from synthetic import tiny_network
+from synthetic import add_style, tiny_network
 from test_pipeline import COMPARED, project, run_main  # noqa: F401 (project: a fixture used below)
 from utils import batch_ray
 from utils.batch import COMPLETE_MARKER, SKIPPED, is_complete, mark_complete
@@ -36,8 +36,7 @@ def local_ray():
 def styles(project):
     """Three styles: toon (from the project), toon2 (another image, same landmarks), broken (67 landmarks)."""
     style = project / "style"
-    save_image(style / "toon2.png", np.kron(np.random.default_rng(1).random((8, 8, 3)), np.ones((10, 10, 1))))
-    (style / "toon2.txt").write_text((style / "toon.txt").read_text())
+    add_style(style, "toon2", seed=1)
     save_image(style / "broken.png", np.full((40, 40, 3), 0.5))
     (style / "broken.txt").write_text("10 10\n" * 67)
     return project

@@ -167,6 +167,14 @@ def test_a_wrong_address_fails_at_once_in_one_line(project, tmp_path, address):
     assert error_lines(done.stderr)[0].startswith(f"error: no Ray cluster at {address}")
 
 
+def test_a_token_file_that_cannot_be_read_is_named_in_one_line(project, tmp_path):
+    missing = tmp_path / "no-such-token"
+    done = run_py(project, "output", "--executor", "ray", "--ray-address", f"127.0.0.1:{free_port()}",
+                  env=environment(tmp_path / "home", RAY_AUTH_TOKEN_PATH=str(missing)), timeout=WRONG_ADDRESS_SECONDS)
+    assert done.returncode == 2 and len(error_lines(done.stderr)) == 1, done.stderr
+    assert str(missing) in done.stderr and "RAY_AUTH_TOKEN" in done.stderr
+
+
 @pytest.mark.slow
 def test_an_address_where_no_ray_answers_fails_within_a_minute(project, tmp_path):
     with socket.socket() as silent:  # accepts connections and never speaks: not a Ray

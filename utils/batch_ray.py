@@ -37,8 +37,8 @@ ANSWER_SECONDS = 10  # how long a cluster's address gets to accept a connection 
 # Ray tries a cluster's address 20 times, each try up to about 40 s when nothing answers: one try is enough to
 # tell a running cluster, and keeps a wrong address under a minute
 CONNECT_TRIES = {"RAY_gcs_server_port_wait_time_s": "1"}
-TOKEN_HELP = ("copy the head node's ~/.ray/auth_token (`ray get-auth-token` on the head prints it) to ~/.ray/auth_token "
-              "here, or set RAY_AUTH_TOKEN (the token) or RAY_AUTH_TOKEN_PATH (its file)")
+TOKEN_HELP = ("copy the head node's ~/.ray/auth_token (`ray get-auth-token` on the head prints it) to "
+              "~/.ray/auth_token here, or set RAY_AUTH_TOKEN (the token) or RAY_AUTH_TOKEN_PATH (its file)")
 
 
 def require_ray():
@@ -138,17 +138,20 @@ def environment(values):
 
 def join_cluster(address):
     """Join the running Ray cluster at ``address``, or raise an InputError in one line within a minute."""
-    check_answers(address)
-    token = use_token_if_found()
-    with environment(CONNECT_TRIES), captured_stderr() as said:
-        try:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            if "InvalidAuthToken" in said():
-                refused = "refused this machine's token" if token else "asks for a token"
-                raise InputError(f"the Ray cluster at {address} {refused}: {TOKEN_HELP}") from None
-            raise InputError(f"no Ray cluster at {address} ({str(err).strip().splitlines()[0]}); check "
-                             "--ray-address, or start one with `ray start --head`") from None
+    try:
+        token = use_token_if_found()
+        check_answers(address)
+        with environment(CONNECT_TRIES), captured_stderr() as said:
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                if "InvalidAuthToken" in said():
+                    refused = "refused this machine's token" if token else "asks for a token"
+                    raise InputError(f"the Ray cluster at {address} {refused}: {TOKEN_HELP}") from None
+                raise InputError(f"no Ray cluster at {address} ({str(err).strip().splitlines()[0]}); check "
+                                 "--ray-address, or start one with `ray start --head`") from None
+    except ray.exceptions.AuthenticationError as err:  # token authentication asked for, and no token to be read
+        raise InputError(f"Ray's token for {address}: {err.message}; {TOKEN_HELP}") from None
 
 
 def connect(address=None):

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from models.features import NETWORK_CHOICES, load_feature_network
-from utils.batch import EXECUTORS, SELECTION_MODES, run_pairs, select_pairs
+from utils.batch import SELECTION_MODES, run_batch, select_pairs
 from utils.rendering.cameras import load_cameras
 from utils.device import keep_freed_memory, resolve_device, run_memory_estimate, warn_if_short_of_memory
 from utils.errors import InputError, cli_entry
@@ -62,6 +62,7 @@ DEVICE = "auto"  # "auto", "cpu", "cuda"
 PROFILE = "auto"  # "gpu": RRPS's settings; "cpu": smaller and faster; "auto": by device (utils/style/profiles.py)
 NETWORK = None  # None: the profile's; else one of models.features.NETWORK_CHOICES
 ALLOW_DOWNLOAD = False  # may VGG16's ImageNet weights be downloaded when missing
+EXECUTORS = ("local", "ray")  # run.py chooses between utils.batch.run_batch and utils.batch_ray.run_batch_ray
 EXECUTOR = "local"  # "local": pairs one after another here; "ray": one Ray task per pair (README: on a cluster)
 RAY_ADDRESS = None  # with "ray": a running cluster ("auto", "host:6379"); None starts a local Ray for the run
 CPUS_PER_TASK = 1  # with "ray": CPUs (and torch threads) per pair; a GPU per pair too where there are GPUs
@@ -215,6 +216,22 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
     return {"stylize_seconds": params["seconds"], "total_seconds": round(time.time() - start, 1)}
 
 
+def run_pairs(args, pairs, make_runner):
+    """Run the pairs with the chosen executor (each locks, skips, runs and marks a pair with
+    utils.batch.attempt_pair); returns the BatchSummary. make_runner() -> run_pair: called once per process that
+    runs pairs (here, or in each Ray worker)."""
+
+    def folder_of(pair):
+        return output_dir(args.output, *pair)
+
+    if args.executor == "local":
+        return run_batch(pairs, folder_of, make_runner(), force=args.force)
+    from utils.batch_ray import run_batch_ray  # Ray is imported only when it is asked for
+
+    return run_batch_ray(pairs, folder_of, make_runner, force=args.force, address=args.ray_address,
+                         cpus_per_task=args.cpus_per_task, use_gpu=args.device != "cpu")
+
+
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
@@ -239,9 +256,7 @@ def main(argv=None):
 
         return run_pair
 
-    summary = run_pairs(pairs, lambda pair: output_dir(args.output, *pair), make_runner, force=args.force,
-                        executor=args.executor, address=args.ray_address, cpus_per_task=args.cpus_per_task,
-                        use_gpu=args.device != "cpu")
+    summary = run_pairs(args, pairs, make_runner)
     if args.report:
         report = write_report(args.output, args.content_dir, args.style_dir, failures=summary.failed, device=device)
         print(f"report: {report}")

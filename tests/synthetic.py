@@ -230,3 +230,10 @@ def load_inputs(example):
     """The tiny inputs (``write_style_example``'s folder) prepared for ``stylize_views``."""
     content = load_content_views(example / "content" / "face")
     return prepare_inputs(content, load_style(example / "style" / "toon.png"))
+
+
+def add_style(style_dir, name, seed, like="toon"):
+    """Another style exemplar, ``<style_dir>/<name>.png`` (8 x 8 random tiles of 10 px, seeded), with the landmarks
+    of ``<like>.txt``."""
+    save_image(style_dir / f"{name}.png", np.kron(np.random.default_rng(seed).random((8, 8, 3)), np.ones((10, 10, 1))))
+    (style_dir / f"{name}.txt").write_text((style_dir / f"{like}.txt").read_text())

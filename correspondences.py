@@ -10,7 +10,7 @@ A style image <style>.png|jpg without <style>.txt gets one from dlib. Files are 
 origin at the top-left pixel centre). Existing files are checked and kept unless --force. Overlays for
 checking by eye go to <folder>/overlays/; detections that need that check (a weak face detection, or
 predictions that disagree) are listed with a warning and recorded in <folder>/overlays/check_by_eye.json;
---edit serves a page to look at them (flagged first) and drag wrong points into place (utils/report/editor.py).
+--edit serves a page to look at them (flagged first) and drag wrong points into place (utils/landmarks/editor.py).
 """
 import argparse
 import re
@@ -26,7 +26,7 @@ from utils.io.files import check_writable, is_stale, sweep_temporaries
 from utils.io.images import list_images, read_image_downscaled, to_copy_pixels, to_file_pixels
 from utils.io.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
                              save_landmarks)
-from utils.report.editor import find_items, record_checks, serve
+from utils.landmarks.editor import find_items, record_checks, serve
 from utils.report.plots import save_keypoint_overlay
 
 # ---- parameters -------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from utils.errors import InputError
 from utils.io.files import save_json
 from utils.io.images import save_image
 from utils.io.landmarks import save_landmarks
-from utils.report.editor import find_items, load_checks, make_server, parse_points, record_checks
+from utils.landmarks.editor import find_items, load_checks, make_server, parse_points, record_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,7 @@
 """The landmark editor (correspondences.py --edit): flagged images first, a drag in headless Chromium saved to the
 landmark file and nothing else, bad saves refused with the file untouched, pairs made with it marked incomplete,
 Ctrl-C stopping the server."""
+import io
 import json
 import os
 import re
@@ -183,3 +184,38 @@ def test_edit_with_nothing_to_edit_is_one_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as stop:
         correspondences.main()
     assert stop.value.code == 2 and "no image with a landmark file" in capsys.readouterr().err
+
+
+def _get(url, host=None):
+    """GET ``url`` (with a Host header when given); returns (status, body bytes)."""
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_a_phone_photo_is_served_upright_with_its_upright_size(tmp_path):
+    from PIL import Image
+
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :20, 0] = 255  # stored on its side: the red half is the top of the picture a viewer shows
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF orientation: turn a quarter clockwise to show
+    Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif)
+    save_landmarks(tmp_path / "phone.txt", _face_points(20))
+    server = make_server(find_items(tmp_path / "content", tmp_path), tmp_path / "output", 64)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        status, body = _get(f"{url}/api/items")
+        assert status == 200 and [(i["width"], i["height"]) for i in json.loads(body)] == [(20, 40)]
+        status, body = _get(f"{url}/image/0")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with Image.open(io.BytesIO(body)) as served:
+        assert status == 200 and served.getexif().get(0x0112, 1) == 1 and served.size == (20, 40)
+        shown = np.asarray(served.convert("RGB"))
+    assert shown[:20, :, 0].mean() > 200 and shown[20:, :, 0].mean() < 50

@@ -6,6 +6,7 @@ Every style exemplar and content view with a landmark file is listed, the ones f
 the completion marker of every output pair made with those landmarks, so the next run.py redoes them.
 The server is the standard library's; it listens on 127.0.0.1 only and stops on Ctrl-C.
 """
+import io
 import json
 import mimetypes
 import re
@@ -17,10 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from utils.batch import clear_marker
 from utils.io.files import load_json, save_json
-from utils.io.images import image_size, list_images, read_image_downscaled, to_copy_pixels
+from utils.io.images import exif_orientation, image_size, list_images, read_image_downscaled, to_copy_pixels
 from utils.io.landmarks import LANDMARK_COUNT, check_not_degenerate, load_landmarks, save_landmarks
 from utils.errors import InputError
 from utils.report.plots import save_keypoint_overlay
@@ -157,6 +159,19 @@ def save_item(item, points, output_root, max_side):
     return pairs
 
 
+def upright_file(path):
+    """(bytes, content type) of an image file as the page must show it: the file itself, or, when it carries an
+    EXIF orientation, its pixels turned upright as PNG (the landmarks are in upright pixels; a browser that
+    ignored the tag would show them on a sideways picture)."""
+    if exif_orientation(path) == 1:
+        return path.read_bytes(), mimetypes.guess_type(path.name)[0] or "image/png"
+    with Image.open(path) as image:
+        turned = ImageOps.exif_transpose(image)
+    buffer = io.BytesIO()
+    turned.save(buffer, format="PNG")
+    return buffer.getvalue(), "image/png"
+
+
 # ---- the server -------------------------------------------------------------------------------------------
 
 class EditorHandler(BaseHTTPRequestHandler):
@@ -172,8 +187,7 @@ class EditorHandler(BaseHTTPRequestHandler):
         elif self.path == "/api/items":
             self._send_json(HTTPStatus.OK, [self._describe(i, item) for i, item in enumerate(self.items)])
         elif self.path.startswith("/image/") and self._item() is not None:
-            image = self._item().image
-            self._send(HTTPStatus.OK, image.read_bytes(), mimetypes.guess_type(image.name)[0] or "image/png")
+            self._send(HTTPStatus.OK, *upright_file(self._item().image))
         else:
             self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {self.path}"})
 

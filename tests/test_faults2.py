@@ -1,0 +1,50 @@
+"""Bad input and faults, second suite: hostile files, killed runs and a full disk. Each case gives one clear line
+naming the file, the rest of the batch goes on, and nothing is lost or read that should not be."""
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from utils.io.images import image_size, read_image_array, read_image_downscaled
+
+EXIF_ORIENTATION = 0x0112
+
+
+def oriented_jpeg(path, orientation=6):
+    """A 40x20 JPEG (left half red, right half blue) carrying the EXIF orientation tag; returns the picture a
+    viewer shows, as PIL's exif_transpose gives it: (H, W, 3) float in [0, 1]."""
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :20, 0] = 255
+    pixels[:, 20:, 2] = 255
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    Image.fromarray(pixels).save(path, quality=95, exif=exif)
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image), np.float32) / 255.0
+
+
+# ---- a phone photo's EXIF orientation is applied wherever a photo or style image is read ------------------------
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_by_every_reader(tmp_path, orientation):
+    path = tmp_path / "phone.jpg"
+    upright = oriented_jpeg(path, orientation)
+    assert np.abs(read_image_array(path) - upright).max() < 0.05
+    assert image_size(path) == upright.shape[:2]
+    small, scale, size = read_image_downscaled(path, 20)  # decoded at a reduced size
+    assert size == upright.shape[:2] and max(small.shape[:2]) == 20
+    assert np.allclose(scale, np.array(small.shape[1::-1]) / np.array(upright.shape[1::-1]))
+    reduced = np.asarray(Image.fromarray((upright * 255).astype(np.uint8)).resize(small.shape[1::-1]), np.float32)
+    assert np.abs(small - reduced / 255.0).mean() < 0.05
+
+
+def test_acquire_reads_a_phone_photo_upright(tmp_path):
+    from utils.acquisition.photo import load_photo
+
+    path = tmp_path / "phone.jpg"
+    pixels = np.zeros((200, 400, 3), np.uint8)
+    pixels[:, :200, 0] = 255  # stored lying on its side: red on the left, shown on top
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    Image.fromarray(pixels).save(path, exif=exif)
+    photo, _ = load_photo(path)
+    assert photo.shape[:2] == (400, 200) and photo[:200, :, 0].mean() > 200 and photo[200:, :, 0].mean() < 50

@@ -48,3 +48,19 @@ def test_acquire_reads_a_phone_photo_upright(tmp_path):
     Image.fromarray(pixels).save(path, exif=exif)
     photo, _ = load_photo(path)
     assert photo.shape[:2] == (400, 200) and photo[:200, :, 0].mean() > 200 and photo[200:, :, 0].mean() < 50
+
+
+# ---- a hand edit moved aside by a re-render survives the next re-renders -------------------------------------------
+
+def test_landmarks_set_aside_twice_keep_the_first_edit(tmp_path):
+    from utils.rendering.content import set_aside_landmarks
+
+    landmarks = tmp_path / "landmarks_0.txt"
+    landmarks.write_text("hand edit\n")
+    assert set_aside_landmarks(tmp_path, keep=set()) == ["landmarks_0.txt -> landmarks_0.txt.old"]
+    for made in ["detected\n", "detected again\n", "detected again\n"]:  # correspondences.py, then a re-render
+        landmarks.write_text(made)
+        set_aside_landmarks(tmp_path, keep=set())
+    kept = sorted(path.read_text() for path in tmp_path.glob("landmarks_0.txt.old*"))
+    assert kept == sorted(["hand edit\n", "detected\n", "detected again\n"])  # a repeat is not kept twice
+    assert (tmp_path / "landmarks_0.txt.old").read_text() == "hand edit\n" and not landmarks.exists()

@@ -64,3 +64,32 @@ def test_landmarks_set_aside_twice_keep_the_first_edit(tmp_path):
     kept = sorted(path.read_text() for path in tmp_path.glob("landmarks_0.txt.old*"))
     assert kept == sorted(["hand edit\n", "detected\n", "detected again\n"])  # a repeat is not kept twice
     assert (tmp_path / "landmarks_0.txt.old").read_text() == "hand edit\n" and not landmarks.exists()
+
+
+# ---- two photos with one stem would give one mesh: refused, naming both; the others go on -------------------------
+
+def test_two_photos_with_one_stem_are_refused_and_the_rest_go_on(tmp_path, monkeypatch, capsys):
+    import sys
+    from types import SimpleNamespace
+
+    import acquire
+
+    photos, out = tmp_path / "photos", tmp_path / "models"
+    photos.mkdir()
+    for name in ["same.jpg", "same.png", "other.png"]:
+        Image.new("RGB", (200, 200)).save(photos / name)
+    acquired = []
+
+    def fake_acquire(photo, out_dir, settings):
+        acquired.append(photo.name)
+        return SimpleNamespace(notes=[], mesh=SimpleNamespace(verts=[0]), seen=np.ones(1))
+
+    monkeypatch.setattr(acquire, "acquire_file", fake_acquire)
+    for extra in [[], ["--force"]]:
+        acquired.clear()
+        monkeypatch.setattr(sys, "argv", ["acquire.py", str(photos), "--out", str(out), *extra])
+        with pytest.raises(SystemExit) as stop:
+            acquire.main()
+        errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error:")]
+        assert stop.value.code == 1 and acquired == ["other.png"]
+        assert len(errors) == 1 and "same.jpg" in errors[0] and "same.png" in errors[0], errors

@@ -93,3 +93,22 @@ def test_two_photos_with_one_stem_are_refused_and_the_rest_go_on(tmp_path, monke
         errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error:")]
         assert stop.value.code == 1 and acquired == ["other.png"]
         assert len(errors) == 1 and "same.jpg" in errors[0] and "same.png" in errors[0], errors
+
+
+# ---- one colour a hair above 1 in a 0-1 mesh does not make the whole file 0-255 -----------------------------------
+
+def write_obj(path, vertex_lines, extra=""):
+    """An OBJ with the given "v ..." lines and one triangle per three vertices."""
+    faces = "".join(f"f {i} {i + 1} {i + 2}\n" for i in range(1, len(vertex_lines) + 1, 3))
+    path.write_text("".join(line + "\n" for line in vertex_lines) + extra + faces)
+    return path
+
+
+def test_a_rounding_error_above_one_keeps_colours_in_zero_to_one(tmp_path):
+    from utils.io.mesh import load_mesh
+
+    vertices = ["v 0 0 0 0.5 0.5 0.5", "v 1 0 0 1.000001 0.2 0.5", "v 0 1 0 0.1 0.9 0.3"]
+    colors = load_mesh(write_obj(tmp_path / "unit.obj", vertices)).colors
+    assert np.allclose(colors.numpy()[[0, 2]], [[0.5, 0.5, 0.5], [0.1, 0.9, 0.3]])
+    vertices = ["v 0 0 0 128 128 128", "v 1 0 0 255 51 0", "v 0 1 0 2 200 77"]
+    assert np.allclose(load_mesh(write_obj(tmp_path / "bytes.obj", vertices)).colors.numpy()[1], [1, 0.2, 0])

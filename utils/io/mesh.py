@@ -16,6 +16,7 @@ from utils.io.images import read_image_array
 
 MESH_SUFFIXES = (".obj", ".ply")
 BINARY_PROBE = 8192  # bytes looked at to tell a binary file from a text OBJ
+UNIT_COLOR_SLACK = 1e-3  # vertex colours up to 1 + this are 0-1 (an exporter's rounding), above it 0-255
 
 
 @dataclass
@@ -156,7 +157,7 @@ def _load_obj(path):
         if len(colors) != len(verts):
             raise InputError(f"{path}: only {len(colors)} of {len(verts)} vertices have colours; give all or none")
         rgb = torch.tensor(colors, dtype=torch.float32)
-        mesh.colors = rgb / 255.0 if float(rgb.max()) > 1.0 else rgb
+        mesh.colors = rgb / 255.0 if float(rgb.max()) > 1.0 + UNIT_COLOR_SLACK else rgb.clamp(max=1.0)
     texture_path = _texture_from_mtl(path, mtllib) if mtllib else None
     if texture_path is not None and uvs:
         faces_uvs = torch.tensor(faces_uv, dtype=torch.int64)

@@ -3,7 +3,7 @@
 Vertex order and the face list are preserved exactly (polygons are split into
 triangle fans in place), so an output mesh matches its input vertex for vertex.
 """
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -109,8 +109,40 @@ def _load_obj(path):
     Hand-written because PyTorch3D's ``load_obj`` and ``IO().load_mesh`` drop the "v x y z r g b" vertex colours
     (checked with pytorch3d 0.7.9) that the RRPS meshes carry.
     """
-    verts, colors, uvs, faces, faces_uv = [], [], [], [], []
-    mtllib = None
+    listed = _parse_obj(path, _read_obj_lines(path))
+    if not listed.verts:
+        raise InputError(f"{path}: no vertices; is this an .obj mesh?")
+    if not listed.faces:
+        raise InputError(f"{path}: no faces; the pipeline needs a triangle or polygon mesh, not a point cloud")
+    mesh = Mesh(verts=torch.tensor(listed.verts, dtype=torch.float32),
+                faces=torch.tensor(listed.faces, dtype=torch.int64))
+    mesh.colors = _obj_colors(listed, path)
+    texture_path = _texture_from_mtl(path, listed.mtllib) if listed.mtllib else None
+    if texture_path is not None and listed.uvs:
+        faces_uvs = torch.tensor(listed.faces_uv, dtype=torch.int64)
+        if bool((faces_uvs < 0).any()):
+            raise InputError(f"{path}: some faces have texture coordinates and some do not; give all or none")
+        mesh.verts_uvs = torch.tensor(listed.uvs, dtype=torch.float32)
+        mesh.faces_uvs = faces_uvs
+        mesh.texture = torch.from_numpy(read_image_array(texture_path))
+    return mesh
+
+
+@dataclass
+class _ObjListing:
+    """What an OBJ file lists, as Python lists: verts (V, 3), colors (V or 0, 3), uvs (T, 2), faces (F, 3) and
+    faces_uv (F, 3) 0-based (-1: the face has no texture coordinates), the material library's name or None."""
+
+    verts: list = field(default_factory=list)
+    colors: list = field(default_factory=list)
+    uvs: list = field(default_factory=list)
+    faces: list = field(default_factory=list)
+    faces_uv: list = field(default_factory=list)
+    mtllib: Optional[str] = None
+
+
+def _read_obj_lines(path):
+    """The lines of a text OBJ; InputError for a file that cannot be read or holds binary data."""
     try:
         with open(path, "rb") as f:
             start = f.read(BINARY_PROBE)
@@ -119,6 +151,12 @@ def _load_obj(path):
         raise InputError(f"{path}: cannot be read ({err.strerror})") from None
     if b"\0" in start:  # no text file has NUL bytes; reading on would report a malformed line deep inside
         raise InputError(f"{path}: not a text OBJ (binary data); export the mesh as a text .obj or as .ply")
+    return lines
+
+
+def _parse_obj(path, lines):
+    """An ``_ObjListing`` of the lines; a malformed line is an InputError naming the file and line number."""
+    listed = _ObjListing()
     for line_no, line in enumerate(lines, 1):
         tokens = line.split()
         if not tokens:
@@ -129,44 +167,42 @@ def _load_obj(path):
                 values = [float(t) for t in tokens[1:]]
                 if len(values) < 3:
                     raise ValueError
-                verts.append(values[:3])
+                listed.verts.append(values[:3])
                 if len(values) >= 6:
-                    colors.append(values[3:6])
+                    listed.colors.append(values[3:6])
             elif key == "vt":
-                uvs.append([float(t) for t in tokens[1:3]])
+                listed.uvs.append([float(t) for t in tokens[1:3]])
             elif key == "f":
-                corners = [t.split("/") for t in tokens[1:]]
-                if len(corners) < 3:
-                    raise ValueError
-                vi = [_parse_index(c[0], len(verts), path, line_no) for c in corners]
-                has_uv = all(len(c) > 1 and c[1] for c in corners)
-                ti = [_parse_index(c[1], len(uvs), path, line_no) for c in corners] if has_uv else [-1] * len(vi)
-                for k in range(1, len(vi) - 1):  # triangle fan, in order
-                    faces.append([vi[0], vi[k], vi[k + 1]])
-                    faces_uv.append([ti[0], ti[k], ti[k + 1]])
+                _add_face(listed, tokens[1:], path, line_no)
             elif key == "mtllib" and len(tokens) > 1:
-                mtllib = line.split(None, 1)[1].strip()
+                listed.mtllib = line.split(None, 1)[1].strip()
         except ValueError:
             raise InputError(f"{path}:{line_no}: malformed '{key}' line: {line.strip()[:60]}") from None
-    if not verts:
-        raise InputError(f"{path}: no vertices; is this an .obj mesh?")
-    if not faces:
-        raise InputError(f"{path}: no faces; the pipeline needs a triangle or polygon mesh, not a point cloud")
-    mesh = Mesh(verts=torch.tensor(verts, dtype=torch.float32), faces=torch.tensor(faces, dtype=torch.int64))
-    if colors:
-        if len(colors) != len(verts):
-            raise InputError(f"{path}: only {len(colors)} of {len(verts)} vertices have colours; give all or none")
-        rgb = torch.tensor(colors, dtype=torch.float32)
-        mesh.colors = rgb / 255.0 if float(rgb.max()) > 1.0 + UNIT_COLOR_SLACK else rgb.clamp(max=1.0)
-    texture_path = _texture_from_mtl(path, mtllib) if mtllib else None
-    if texture_path is not None and uvs:
-        faces_uvs = torch.tensor(faces_uv, dtype=torch.int64)
-        if bool((faces_uvs < 0).any()):
-            raise InputError(f"{path}: some faces have texture coordinates and some do not; give all or none")
-        mesh.verts_uvs = torch.tensor(uvs, dtype=torch.float32)
-        mesh.faces_uvs = faces_uvs
-        mesh.texture = torch.from_numpy(read_image_array(texture_path))
-    return mesh
+    return listed
+
+
+def _add_face(listed, corner_tokens, path, line_no):
+    """Append one face line's polygon to ``listed`` as a triangle fan, in order (ValueError: too few corners)."""
+    corners = [t.split("/") for t in corner_tokens]
+    if len(corners) < 3:
+        raise ValueError
+    vi = [_parse_index(c[0], len(listed.verts), path, line_no) for c in corners]
+    has_uv = all(len(c) > 1 and c[1] for c in corners)
+    ti = [_parse_index(c[1], len(listed.uvs), path, line_no) for c in corners] if has_uv else [-1] * len(vi)
+    for k in range(1, len(vi) - 1):
+        listed.faces.append([vi[0], vi[k], vi[k + 1]])
+        listed.faces_uv.append([ti[0], ti[k], ti[k + 1]])
+
+
+def _obj_colors(listed, path):
+    """(V, 3) float32 vertex colours in [0, 1] from the listed ones (0-1 or 0-255), or None when none are given."""
+    if not listed.colors:
+        return None
+    if len(listed.colors) != len(listed.verts):
+        raise InputError(f"{path}: only {len(listed.colors)} of {len(listed.verts)} vertices have colours; "
+                         "give all or none")
+    rgb = torch.tensor(listed.colors, dtype=torch.float32)
+    return rgb / 255.0 if float(rgb.max()) > 1.0 + UNIT_COLOR_SLACK else rgb.clamp(max=1.0)
 
 
 def _texture_from_mtl(obj_path, mtllib):

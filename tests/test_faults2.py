@@ -1,11 +1,14 @@
 """Bad input and faults, second suite: hostile files, killed runs and a full disk. Each case gives one clear line
 naming the file, the rest of the batch goes on, and nothing is lost or read that should not be."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
 from utils.io.images import image_size, read_image_array, read_image_downscaled
 
+ROOT = Path(__file__).resolve().parents[1]
 EXIF_ORIENTATION = 0x0112
 
 
@@ -112,3 +115,40 @@ def test_a_rounding_error_above_one_keeps_colours_in_zero_to_one(tmp_path):
     assert np.allclose(colors.numpy()[[0, 2]], [[0.5, 0.5, 0.5], [0.1, 0.9, 0.3]])
     vertices = ["v 0 0 0 128 128 128", "v 1 0 0 255 51 0", "v 0 1 0 2 200 77"]
     assert np.allclose(load_mesh(write_obj(tmp_path / "bytes.obj", vertices)).colors.numpy()[1], [1, 0.2, 0])
+
+
+UV_TRIANGLE = ["v 0 0 0", "v 1 0 0", "v 0 1 0"]
+UV_FACE_TAIL = "vt 0 0\nvt 1 0\nvt 0 1\n"
+
+
+def textured_obj(folder, mtllib, map_kd="tex.png", vt=UV_FACE_TAIL):
+    """folder/mesh.obj: one textured triangle whose material library is ``mtllib``; beside it mesh.mtl, whose map_Kd
+    line names ``map_kd``, and tex.png, a small texture. ``vt``: the texture coordinate lines."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), (200, 40, 40)).save(folder / "tex.png")
+    (folder / "mesh.mtl").write_text(f"newmtl skin\nKd 1 1 1\nmap_Kd {map_kd}\n")
+    text = f"mtllib {mtllib}\n" + "".join(line + "\n" for line in UV_TRIANGLE) + vt + "usemtl skin\nf 1/1 2/2 3/3\n"
+    (folder / "mesh.obj").write_text(text)
+    return folder / "mesh.obj"
+
+
+# ---- a malformed vt line: one line, and the other meshes of the call are rendered ----------------------------------
+
+def test_a_malformed_vt_line_is_one_line_and_the_other_meshes_render(tmp_path):
+    import subprocess
+    import sys
+
+    from utils.errors import InputError
+    from utils.io.mesh import load_mesh
+
+    bad = textured_obj(tmp_path / "bad", "mesh.mtl", vt="vt 1\nvt 1 0\nvt 0 1\n")
+    with pytest.raises(InputError, match=r"mesh.obj:5: malformed 'vt' line"):
+        load_mesh(bad)
+    good = textured_obj(tmp_path / "good", "mesh.mtl")
+    bad_copy = tmp_path / "a_bad.obj"  # sorted first, so the good one comes after it
+    bad_copy.write_text(bad.read_text().replace("mtllib mesh.mtl", "mtllib bad/mesh.mtl"))
+    result = subprocess.run([sys.executable, "rendering.py", bad_copy, good, "--out", tmp_path / "content",
+                             "--size", "32"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert "a_bad.obj:5: malformed 'vt' line" in result.stderr
+    assert (tmp_path / "content/mesh/view_0.png").is_file()

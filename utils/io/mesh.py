@@ -164,14 +164,12 @@ def _parse_obj(path, lines):
         key = tokens[0]
         try:
             if key == "v":
-                values = [float(t) for t in tokens[1:]]
-                if len(values) < 3:
-                    raise ValueError
+                values = _numbers(tokens, 3)
                 listed.verts.append(values[:3])
                 if len(values) >= 6:
                     listed.colors.append(values[3:6])
             elif key == "vt":
-                listed.uvs.append([float(t) for t in tokens[1:3]])
+                listed.uvs.append(_numbers(tokens, 2)[:2])
             elif key == "f":
                 _add_face(listed, tokens[1:], path, line_no)
             elif key == "mtllib" and len(tokens) > 1:
@@ -179,6 +177,14 @@ def _parse_obj(path, lines):
         except ValueError:
             raise InputError(f"{path}:{line_no}: malformed '{key}' line: {line.strip()[:60]}") from None
     return listed
+
+
+def _numbers(tokens, at_least):
+    """The numbers after a line's keyword; ValueError when one is not a number or there are fewer than ``at_least``."""
+    values = [float(t) for t in tokens[1:]]
+    if len(values) < at_least:
+        raise ValueError
+    return values
 
 
 def _add_face(listed, corner_tokens, path, line_no):

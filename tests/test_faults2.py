@@ -117,6 +117,8 @@ def test_a_rounding_error_above_one_keeps_colours_in_zero_to_one(tmp_path):
     assert np.allclose(load_mesh(write_obj(tmp_path / "bytes.obj", vertices)).colors.numpy()[1], [1, 0.2, 0])
 
 
+# ---- a mesh's .mtl and texture paths may not leave the mesh's folder ------------------------------------------------
+
 UV_TRIANGLE = ["v 0 0 0", "v 1 0 0", "v 0 1 0"]
 UV_FACE_TAIL = "vt 0 0\nvt 1 0\nvt 0 1\n"
 
@@ -130,6 +132,34 @@ def textured_obj(folder, mtllib, map_kd="tex.png", vt=UV_FACE_TAIL):
     text = f"mtllib {mtllib}\n" + "".join(line + "\n" for line in UV_TRIANGLE) + vt + "usemtl skin\nf 1/1 2/2 3/3\n"
     (folder / "mesh.obj").write_text(text)
     return folder / "mesh.obj"
+
+
+@pytest.mark.parametrize("mtllib, map_kd", [
+    ("../secret.mtl", "tex.png"),  # the material library outside
+    ("mesh.mtl", "../secret.png"),  # the texture outside
+    ("mesh.mtl", "{absolute}"),  # an absolute texture path
+    ("{absolute_mtl}", "tex.png"),
+])
+def test_paths_out_of_the_mesh_folder_are_refused(tmp_path, mtllib, map_kd):
+    from utils.errors import InputError
+    from utils.io.mesh import load_mesh
+
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(tmp_path / "secret.png")
+    (tmp_path / "secret.mtl").write_text("newmtl skin\nmap_Kd secret.png\n")
+    mtllib = mtllib.format(absolute_mtl=tmp_path / "secret.mtl")
+    mesh_path = textured_obj(tmp_path / "download", mtllib, map_kd.format(absolute=tmp_path / "secret.png"))
+    with pytest.raises(InputError, match="outside the mesh's folder") as refused:
+        load_mesh(mesh_path)
+    assert "secret" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_texture_in_a_subfolder_is_read(tmp_path):
+    from utils.io.mesh import load_mesh
+
+    mesh_path = textured_obj(tmp_path, "mesh.mtl", "maps/skin.png")
+    (tmp_path / "maps").mkdir()
+    Image.new("RGB", (4, 4), (0, 255, 0)).save(tmp_path / "maps/skin.png")
+    assert np.allclose(load_mesh(mesh_path).texture.numpy()[0, 0], [0, 1, 0])
 
 
 # ---- a malformed vt line: one line, and the other meshes of the call are rendered ----------------------------------

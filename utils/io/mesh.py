@@ -212,19 +212,34 @@ def _obj_colors(listed, path):
 
 
 def _texture_from_mtl(obj_path, mtllib):
-    """Path of the first ``map_Kd`` image named in the material library, or None."""
-    mtl_path = obj_path.parent / mtllib
+    """Path of the first ``map_Kd`` image named in the material library, or None.
+
+    Both must lie in the mesh's folder or below it: a mesh from elsewhere may not make the pipeline read (and bake
+    into its views) any other file of the machine.
+    """
+    mtl_path = _inside_mesh_folder(obj_path, obj_path.parent, mtllib, "material library")
     if not mtl_path.is_file():
         raise InputError(f"{obj_path}: material library '{mtllib}' not found beside it; "
                          "put it there or remove the mtllib line")
     for line in mtl_path.read_text(errors="replace").splitlines():
         tokens = line.split()
         if tokens and tokens[0] == "map_Kd" and len(tokens) > 1:
-            texture = mtl_path.parent / tokens[-1]
+            name = tokens[-1]
+            texture = _inside_mesh_folder(obj_path, mtl_path.parent, name, "texture image")
             if not texture.is_file():
-                raise InputError(f"{mtl_path}: texture image '{tokens[-1]}' not found beside it")
+                raise InputError(f"{mtl_path}: texture image '{name}' not found beside it")
             return texture
     return None
+
+
+def _inside_mesh_folder(obj_path, folder, name, what):
+    """``folder``/``name``, a file the mesh ``obj_path`` refers to; InputError when it lies outside the mesh's folder
+    (``..`` out of it, an absolute path elsewhere, a link leading out)."""
+    path = folder / name
+    if not path.resolve().is_relative_to(obj_path.parent.resolve()):
+        raise InputError(f"{obj_path}: {what} '{name}' lies outside the mesh's folder; refused (a mesh may only "
+                         "refer to files in its folder); copy the file beside the mesh and name it there")
+    return path
 
 
 def _load_ply(path):

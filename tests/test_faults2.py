@@ -162,6 +162,19 @@ def test_a_texture_in_a_subfolder_is_read(tmp_path):
     assert np.allclose(load_mesh(mesh_path).texture.numpy()[0, 0], [0, 1, 0])
 
 
+# ---- a texture file name with a space is read, and named whole when missing ----------------------------------------
+
+def test_a_texture_name_with_a_space_is_that_file(tmp_path):
+    from utils.errors import InputError
+    from utils.io.mesh import load_mesh
+
+    mesh_path = textured_obj(tmp_path, "mesh.mtl", "-s 1 1 1 my skin.png")
+    with pytest.raises(InputError, match="'my skin.png' not found"):
+        load_mesh(mesh_path)
+    Image.new("RGB", (4, 4), (0, 0, 255)).save(tmp_path / "my skin.png")
+    assert np.allclose(load_mesh(mesh_path).texture.numpy()[0, 0], [0, 0, 1])
+
+
 # ---- a malformed vt line: one line, and the other meshes of the call are rendered ----------------------------------
 
 def test_a_malformed_vt_line_is_one_line_and_the_other_meshes_render(tmp_path):
@@ -182,3 +195,23 @@ def test_a_malformed_vt_line_is_one_line_and_the_other_meshes_render(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
     assert "a_bad.obj:5: malformed 'vt' line" in result.stderr
     assert (tmp_path / "content/mesh/view_0.png").is_file()
+
+
+def test_acquire_notes_name_the_photo_not_image(monkeypatch):
+    import warnings
+
+    from models.landmark_detector import CheckByEyeWarning
+    from utils.acquisition import face as acquisition_face
+
+    def weak_detection(image, source="image", manual_path=None):  # the robust detector's warning, worded by source
+        warnings.warn(f"{source}: only a weak face detection", CheckByEyeWarning)
+        return np.zeros((68, 2))
+
+    monkeypatch.setattr(acquisition_face, "hog_boxes", lambda image, threshold: [])  # plain HOG finds nothing
+    monkeypatch.setattr(acquisition_face, "detect_landmarks", weak_detection)
+    points = np.column_stack([np.linspace(20, 60, 478), np.linspace(30, 90, 478), np.zeros(478)])
+    found = acquisition_face.Face(points=points, oval=np.arange(36), faces_found=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        acquisition_face.face_landmarks(np.zeros((120, 100, 3), np.uint8), found, "photos/phone.jpg")
+    assert [str(w.message) for w in caught] == ["photos/phone.jpg: only a weak face detection"]

@@ -151,7 +151,7 @@ def face_landmarks(image, face, what):
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
     boxes = hog_boxes(crop, 0.0)
     try:
-        points = predict(crop, max(boxes, key=lambda item: item[1])[0]) if boxes else detect_landmarks(crop)
+        points = predict(crop, max(boxes, key=lambda item: item[1])[0]) if boxes else detect_landmarks(crop, what)
     except InputError:
         raise InputError(f"{what}: dlib found no face where MediaPipe saw one; use a sharper, frontal photo") from None
     return points + np.array([x0, y0])

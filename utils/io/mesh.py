@@ -3,6 +3,7 @@
 Vertex order and the face list are preserved exactly (polygons are split into
 triangle fans in place), so an output mesh matches its input vertex for vertex.
 """
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
@@ -224,7 +225,7 @@ def _texture_from_mtl(obj_path, mtllib):
     for line in mtl_path.read_text(errors="replace").splitlines():
         tokens = line.split()
         if tokens and tokens[0] == "map_Kd" and len(tokens) > 1:
-            name = tokens[-1]
+            name = _map_file_name(line.split(None, 1)[1])
             texture = _inside_mesh_folder(obj_path, mtl_path.parent, name, "texture image")
             if not texture.is_file():
                 raise InputError(f"{mtl_path}: texture image '{name}' not found beside it")
@@ -240,6 +241,32 @@ def _inside_mesh_folder(obj_path, folder, name, what):
         raise InputError(f"{obj_path}: {what} '{name}' lies outside the mesh's folder; refused (a mesh may only "
                          "refer to files in its folder); copy the file beside the mesh and name it there")
     return path
+
+
+MAP_OPTIONS = {"-blendu": 1, "-blendv": 1, "-boost": 1, "-mm": 2, "-o": 3, "-s": 3, "-t": 3, "-texres": 1,
+               "-clamp": 1, "-bm": 1, "-imfchan": 1, "-type": 1, "-cc": 1}  # a map statement's options: most arguments
+
+
+def _map_file_name(arguments):
+    """The file name in a map statement's arguments (``-s 1 1 1 my skin.png`` -> ``my skin.png``): its options
+    skipped, the rest of the line kept whole, spaces included."""
+    words = list(re.finditer(r"\S+", arguments))
+    at = 0
+    while at < len(words) and words[at][0] in MAP_OPTIONS:
+        most, at = MAP_OPTIONS[words[at][0]], at + 1
+        for taken in range(most):  # -o, -s, -t take one to three numbers; the others one word
+            if at >= len(words) or (taken and not _is_number(words[at][0])):
+                break
+            at += 1
+    return arguments[words[at].start():].strip() if at < len(words) else arguments.strip()
+
+
+def _is_number(word):
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 def _load_ply(path):

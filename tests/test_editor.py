@@ -219,3 +219,11 @@ def test_a_phone_photo_is_served_upright_with_its_upright_size(tmp_path):
         assert status == 200 and served.getexif().get(0x0112, 1) == 1 and served.size == (20, 40)
         shown = np.asarray(served.convert("RGB"))
     assert shown[:20, :, 0].mean() > 200 and shown[20:, :, 0].mean() < 50
+
+
+def test_every_request_under_a_foreign_host_is_refused(editor):
+    url, root = editor
+    for path in ["/", "/api/items", "/image/0", "/nowhere"]:  # DNS rebinding: another site's name for 127.0.0.1
+        status, body = _get(url + path, host="evil.example")
+        assert status == 400 and b"unexpected Host" in body and str(root).encode() not in body, (path, body)
+    assert _get(url + "/api/items", host="localhost")[0] == 200

@@ -31,6 +31,7 @@ PAGE = Path(__file__).with_name("editor.html")
 CHECKS_NAME = "check_by_eye.json"  # in <image folder>/overlays/: {landmark file name: [messages]}
 MAX_BODY = 64 * 1024  # bytes; a save is about 2 kB
 VIEW_LANDMARKS = re.compile(r"landmarks_(\d+)")
+ALLOWED_HOST = re.compile(r"(127\.0\.0\.1|localhost)(:\d+)?")  # the Host header of a page this server served
 
 
 @dataclass
@@ -182,7 +183,10 @@ class EditorHandler(BaseHTTPRequestHandler):
     max_side = None  # overlays are drawn on the image read at most this many pixels a side
 
     def do_GET(self):
-        if self.path == "/":
+        refusal = self._host_refusal()
+        if refusal:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"error": refusal})
+        elif self.path == "/":
             self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
         elif self.path == "/api/items":
             self._send_json(HTTPStatus.OK, [self._describe(i, item) for i, item in enumerate(self.items)])
@@ -193,12 +197,12 @@ class EditorHandler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         item = self._item() if self.path.startswith("/api/save/") else None
-        if item is None:
-            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such item: {self.path}"})
-            return
-        refusal = self._refusal()
+        refusal = self._host_refusal() or (self._refusal() if item is not None else "")
         if refusal:
             self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"not saved: {refusal}"})
+            return
+        if item is None:
+            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such item: {self.path}"})
             return
         length = int(self.headers.get("Content-Length") or 0)
         try:
@@ -210,14 +214,18 @@ class EditorHandler(BaseHTTPRequestHandler):
         self._send_json(HTTPStatus.OK, {"saved": str(item.landmarks),
                                         "incomplete": [str(folder) for folder in pairs]})
 
+    def _host_refusal(self):
+        """Why any request is refused for its Host ("" when it is not): only 127.0.0.1 or localhost. Another site's
+        name made to point at 127.0.0.1 (DNS rebinding) would let its pages read the answers, paths included."""
+        host = self.headers.get("Host") or ""
+        if ALLOWED_HOST.fullmatch(host):
+            return ""
+        return f"unexpected Host {host[:80]!r}; open the editor at 127.0.0.1"
+
     def _refusal(self):
-        """Why a save request is refused before its points are read ("" when it is not): it must come from a page
-        of this server (Host 127.0.0.1 or localhost; other sites' pages cannot send JSON here without asking
-        first), be JSON and small."""
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        """Why a save request is refused before its points are read ("" when it is not): it must be JSON (other
+        sites' pages cannot send JSON here without asking first) and small."""
         length = self.headers.get("Content-Length") or "0"
-        if host not in ("127.0.0.1", "localhost"):
-            return f"unexpected Host {host!r}; open the editor at 127.0.0.1"
         if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
             return "send the points as JSON (Content-Type: application/json)"
         if not length.isdigit() or int(length) > MAX_BODY:

@@ -227,3 +227,35 @@ def test_every_request_under_a_foreign_host_is_refused(editor):
         status, body = _get(url + path, host="evil.example")
         assert status == 400 and b"unexpected Host" in body and str(root).encode() not in body, (path, body)
     assert _get(url + "/api/items", host="localhost")[0] == 200
+
+
+def test_simultaneous_saves_all_get_an_answer(editor):
+    url, root = editor
+    points = _face_points(IMAGE_SIZE)
+    bodies = [json.dumps({"points": (points + 0.01 * n).tolist()}).encode() for n in range(8)]
+    answers = [None] * len(bodies)
+
+    def save(n):
+        answers[n] = _post(f"{url}/api/save/0", bodies[n])
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [status for status, _ in answers] == [200] * len(bodies), answers
+    saved = np.loadtxt(root / "style/wax.txt")
+    assert any(np.allclose(saved, points + 0.01 * n, atol=1e-3) for n in range(len(bodies)))
+    assert not list(root.rglob("*.tmp-*")) and not load_checks(root / "style/wax.txt")
+
+
+def test_atomic_paths_written_at_once_get_their_own_temporary_names(tmp_path):
+    from utils.io.files import atomic_path, sweep_temporaries
+
+    target = tmp_path / "same.txt"
+    with atomic_path(target) as first, atomic_path(target) as second:
+        assert first != second
+        first.write_text("one")
+        second.write_text("two")
+        assert sweep_temporaries(tmp_path) == []  # this process is alive: its files stay
+    assert target.read_text() == "one" and not list(tmp_path.glob("*.tmp-*"))

@@ -31,6 +31,8 @@ PAGE = Path(__file__).with_name("editor.html")
 CHECKS_NAME = "check_by_eye.json"  # in <image folder>/overlays/: {landmark file name: [messages]}
 MAX_BODY = 64 * 1024  # bytes; a save is about 2 kB
 VIEW_LANDMARKS = re.compile(r"landmarks_(\d+)")
+SAVING = threading.Lock()  # saves run one at a time: a folder's images share its check-by-eye file, and two saves
+# rewriting it at once would undo each other's changes
 ALLOWED_HOST = re.compile(r"(127\.0\.0\.1|localhost)(:\d+)?")  # the Host header of a page this server served
 
 
@@ -149,14 +151,16 @@ def save_item(item, points, output_root, max_side):
     The overlay is drawn on the image read at most ``max_side`` pixels a side (a huge image is not decoded whole).
     Returns the output pair folders whose completion marker was cleared.
     """
-    save_landmarks(item.landmarks, points)
-    image, scale, _ = read_image_downscaled(item.image, max_side)
-    save_keypoint_overlay(item.overlay, image, {f"{item.landmarks.name} (edited)": to_copy_pixels(points, scale)})
-    record_checks(item.landmarks, [])
-    item.flags = []
-    pairs = sorted(folder for folder in Path(output_root).glob(item.pairs_glob) if folder.is_dir())
-    for folder in pairs:
-        clear_marker(folder)
+    with SAVING:
+        save_landmarks(item.landmarks, points)
+        image, scale, _ = read_image_downscaled(item.image, max_side)
+        save_keypoint_overlay(item.overlay, image,
+                              {f"{item.landmarks.name} (edited)": to_copy_pixels(points, scale)})
+        record_checks(item.landmarks, [])
+        item.flags = []
+        pairs = sorted(folder for folder in Path(output_root).glob(item.pairs_glob) if folder.is_dir())
+        for folder in pairs:
+            clear_marker(folder)
     return pairs
 
 

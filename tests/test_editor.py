@@ -249,6 +249,31 @@ def test_simultaneous_saves_all_get_an_answer(editor):
     assert not list(root.rglob("*.tmp-*")) and not load_checks(root / "style/wax.txt")
 
 
+def test_a_save_on_a_damaged_image_is_refused_before_anything_is_written(editor):
+    url, root = editor
+    image, landmarks = root / "style/wax.png", root / "style/wax.txt"
+    image.write_bytes(image.read_bytes()[:60])  # the header says 48x48, the pixels are gone
+    before = landmarks.read_bytes()
+    status, answer = _post(f"{url}/api/save/0", json.dumps({"points": _face_points(IMAGE_SIZE).tolist()}).encode())
+    assert status == 400 and answer["error"].startswith("not saved:") and "wax.png" in answer["error"], answer
+    assert landmarks.read_bytes() == before and (root / "output/head/wax/complete.json").is_file()
+
+
+def test_hostile_requests_each_get_an_answer(editor):
+    import socket
+
+    url, _ = editor
+    status, answer = _post(f"{url}/api/save/0", b"[" * 30000 + b"]" * 30000)
+    assert status == 400 and "not saved" in answer["error"]
+    port = int(url.rsplit(":", 1)[1])
+    for path in [b"/image/\xb2", b"/image/\xff\xfe", b"/api/save/\xb9", b"/\x80"]:  # not UTF-8 ("\xb2" is a digit)
+        for method in [b"GET", b"POST"]:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+                connection.sendall(method + b" " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+                reply = connection.recv(200)
+            assert reply.startswith(b"HTTP/1.0 404"), (method, path, reply)
+
+
 def test_atomic_paths_written_at_once_get_their_own_temporary_names(tmp_path):
     from utils.io.files import atomic_path, sweep_temporaries
 

@@ -215,3 +215,27 @@ def test_acquire_notes_name_the_photo_not_image(monkeypatch):
         warnings.simplefilter("always")
         acquisition_face.face_landmarks(np.zeros((120, 100, 3), np.uint8), found, "photos/phone.jpg")
     assert [str(w.message) for w in caught] == ["photos/phone.jpg: only a weak face detection"]
+
+
+# ---- smooth.py goes on after a bad mesh ---------------------------------------------------------------------------
+
+def test_smooth_goes_on_after_a_bad_mesh(tmp_path):
+    import subprocess
+    import sys
+
+    from utils.io.mesh import Mesh, save_obj
+
+    import torch
+
+    bad, good = tmp_path / "a" / "mesh.obj", tmp_path / "b" / "mesh.obj"
+    bad.parent.mkdir()
+    bad.write_text("v 0 0 0\nv 1 0 0\nf 1 2 9\n")
+    grid = torch.tensor([[x, y, 0.1 * (x * y % 2)] for y in range(4) for x in range(4)], dtype=torch.float32)
+    faces = torch.tensor([[q, q + 1, q + 4] for q in range(11) if q % 4 != 3], dtype=torch.int64)
+    save_obj(good, Mesh(verts=grid, faces=faces))
+    result = subprocess.run([sys.executable, "smooth.py", "--output", tmp_path], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert f"{bad}:3: face index 9 is out of range" in result.stderr
+    assert "1 of 2 mesh(es) failed" in result.stderr.splitlines()[-1]
+    assert (good.parent / "mesh_smooth.obj").is_file() and not (bad.parent / "mesh_smooth.obj").exists()

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from utils.acquisition.head import HeadShape
 from utils.acquisition.pipeline import AcquireSettings, acquire_file, output_paths
 from utils.errors import InputError, cli_entry
+from utils.io.files import sweep_temporaries
 from utils.io.images import list_images
 from utils.settings import add_flags, flag_values
 
@@ -82,6 +83,7 @@ def shared_stems(photos):
 @cli_entry
 def main():
     args, settings = parse_args()
+    sweep_temporaries(args.out, recursive=False, log=tqdm.write)  # left by a killed run
     photos = photo_list(args.photos)
     clashes = shared_stems(photos)
     for stem, group in clashes.items():  # which one the user meant is theirs to say: none is modelled

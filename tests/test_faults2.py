@@ -239,3 +239,25 @@ def test_smooth_goes_on_after_a_bad_mesh(tmp_path):
     assert f"{bad}:3: face index 9 is out of range" in result.stderr
     assert "1 of 2 mesh(es) failed" in result.stderr.splitlines()[-1]
     assert (good.parent / "mesh_smooth.obj").is_file() and not (bad.parent / "mesh_smooth.obj").exists()
+
+
+# ---- acquire.py removes the temporary files of a killed run -------------------------------------------------------
+
+def test_acquire_removes_temporaries_left_by_a_killed_run(tmp_path, monkeypatch, capsys):
+    import sys
+    from types import SimpleNamespace
+
+    import acquire
+
+    out = tmp_path / "models"
+    out.mkdir()
+    left = [out / "face.tmp-999999999.obj", out / "face.landmarks.tmp-999999999-3.txt"]  # no such process
+    for path in left:
+        path.write_text("half written")
+    Image.new("RGB", (200, 200)).save(tmp_path / "face.png")
+    monkeypatch.setattr(acquire, "acquire_file", lambda photo, out_dir, settings: SimpleNamespace(
+        notes=[], mesh=SimpleNamespace(verts=[0]), seen=np.ones(1)))
+    monkeypatch.setattr(sys, "argv", ["acquire.py", str(tmp_path / "face.png"), "--out", str(out)])
+    acquire.main()
+    assert not any(path.exists() for path in left)
+    assert "removed 2 temporary file(s)" in capsys.readouterr().out

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models.landmark_detector import checks_by_eye, detect_landmarks
+from utils.acquisition.face import sees_a_face
 from utils.errors import InputError, cli_entry
 from utils.io.files import check_writable, is_stale, sweep_temporaries
 from utils.io.images import list_images, read_image_downscaled, to_copy_pixels, to_file_pixels
@@ -111,7 +112,8 @@ def landmarks_for(image_path, landmark_path, mesh_points, force):
     elif mesh_points is not None:
         points, how = mesh_points, "mesh"
     else:
-        points, how = to_file_pixels(detect_landmarks(image, image_path, landmark_path), scale), "detected"
+        points = detect_landmarks(image, image_path, landmark_path, sees_a_face)  # no face: refused as acquire.py does
+        points, how = to_file_pixels(points, scale), "detected"
     if how != "kept":
         save_landmarks(landmark_path, points)
     overlay = image_path.parent / "overlays" / f"{landmark_path.stem}.png"

@@ -261,3 +261,38 @@ def test_acquire_removes_temporaries_left_by_a_killed_run(tmp_path, monkeypatch,
     acquire.main()
     assert not any(path.exists() for path in left)
     assert "removed 2 temporary file(s)" in capsys.readouterr().out
+
+
+# ---- a style image with no face is refused with acquire.py's words, not given 68 guessed points -------------------
+
+def test_a_style_image_without_a_face_is_refused(tmp_path, monkeypatch, capsys):
+    import sys
+
+    import correspondences
+
+    style = tmp_path / "style"
+    style.mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)  # dlib: only weak boxes
+    Image.fromarray(noise).save(style / "noise.png")
+    (tmp_path / "content/head").mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(tmp_path / "content/head/view_0.png")  # a content folder, left out by --only
+    monkeypatch.setattr(sys, "argv", ["correspondences.py", "--content", str(tmp_path / "content"), "--style",
+                                      str(style), "--models", str(tmp_path / "models"), "--only", "noise"])
+    with pytest.raises(SystemExit) as stop:
+        correspondences.main()
+    output = capsys.readouterr()
+    errors = [line for line in output.out.splitlines() if line.startswith("error:")]
+    assert stop.value.code == 2 and len(errors) == 1, output
+    assert "noise.png: no face found" in errors[0] and "noise.txt" in errors[0]
+    assert not (style / "noise.txt").exists()
+
+
+def test_a_coffee_cup_is_not_a_face():
+    import skimage.data
+
+    from models.landmark_detector import detect_landmarks
+    from utils.acquisition.face import sees_a_face
+    from utils.errors import InputError
+
+    with pytest.raises(InputError, match="coffee.png: no face found"):  # dlib's boxes on it scatter widely
+        detect_landmarks(skimage.data.coffee(), "coffee.png", "coffee.txt", sees_a_face)

@@ -77,6 +77,20 @@ def find_face(image, what):
                 faces_found=len(candidates))
 
 
+def sees_a_face(image) -> bool:
+    """Whether ``find_face`` finds a face in a uint8 (H, W, 3) RGB image (True when MediaPipe is not installed:
+    then nothing can say there is none)."""
+    try:
+        mediapipe_or_error()
+    except InputError:
+        return True
+    try:
+        find_face(image, "image")
+    except InputError:
+        return False
+    return True
+
+
 def _face_meshes(mp, image):
     """MediaPipe's face meshes in a uint8 RGB image: a list of (478, 3) pixel x, y and depth (toward the viewer)."""
     height, width = image.shape[:2]

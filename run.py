@@ -250,10 +250,13 @@ def main(argv=None):
     summary = run_pairs(pairs, lambda pair: output_dir(args.output, *pair), make_runner, force=args.force,
                         executor=args.executor, address=args.ray_address, cpus_per_task=args.cpus_per_task,
                         use_gpu=args.device != "cpu")
-    if args.report:
-        report = write_report(args.output, args.content_dir, args.style_dir, failures=summary.failed, device=device)
-        print(f"report: {report}")
-    print("\n".join(summary.lines()))
+    try:
+        if args.report:
+            report = write_report(args.output, args.content_dir, args.style_dir, failures=summary.failed,
+                                  device=device)
+            print(f"report: {report}")
+    finally:  # a report that cannot be written (a full disk) still leaves the batch's summary on the screen
+        print("\n".join(summary.lines()))
     if summary.failed:
         sys.exit(1)
 

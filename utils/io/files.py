@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import InputError
+from utils.errors import UNWRITABLE, InputError
 
 
 TEMP_MARK = ".tmp-"
@@ -37,6 +37,11 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        # a write through an open file names no file, and shutil's copy names its source: name the output
+        raise OSError(err.errno, err.strerror, str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -27,7 +27,7 @@ _TEMP_NUMBERS = itertools.count()  # next() on it is atomic: each atomic_path of
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
-    The temporary name keeps the suffix (``mesh.tmp-123.obj``) so that writers
+    The temporary name keeps the suffix (``mesh.tmp-123-0.obj``) so that writers
     that choose the format by extension (OpenCV, matplotlib) still work; it is unique to the call
     (``mesh.tmp-<pid>-<n>.obj``), so threads writing one file at once do not collide: the last rename wins.
     """

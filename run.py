@@ -257,10 +257,14 @@ def main(argv=None):
         return run_pair
 
     summary = run_pairs(args, pairs, make_runner)
-    if args.report:
-        report = write_report(args.output, args.content_dir, args.style_dir, failures=summary.failed, device=device)
-        print(f"report: {report}")
-    print("\n".join(summary.lines()))
+    try:
+        if args.report:
+            report = write_report(args.output, args.content_dir, args.style_dir, failures=summary.failed,
+                                  device=device)
+            print(f"report: {report}")
+    finally:  # a report that cannot be written (a full disk) still leaves the batch's summary on the screen
+        print("
+".join(summary.lines()))
     if summary.failed:
         sys.exit(1)
 

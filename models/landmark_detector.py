@@ -32,7 +32,7 @@ import functools
 import itertools
 import warnings
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -57,6 +57,8 @@ SPREAD_TOLERANCE = 1.25  # a candidate earlier in the order of trust wins unless
 UNCERTAIN_SPREAD = 0.08  # above this prediction spread the landmarks come with a warning to check them: on the RRPS
 # style images it flags 26 of 120, among them 13 of the 19 with an error above 0.1 and the 8 worst; renders and
 # photos stay under 0.05
+NO_FACE_SPREAD = 0.18  # above this spread (or with weak boxes only) a second opinion decides whether there is a face:
+# the highest spread on a strongly detected RRPS style portrait is 0.17, a coffee cup's 0.19, coins' 0.25
 CNN_MAX_SIDE = 384  # the CNN searches larger views downscaled to this (its cost grows with the area)
 MEDIAN_BLUR = 5  # kernel (pixels at the working size) that smooths brush strokes and halftone dots
 CLAHE_CLIP, CLAHE_TILES = 2.0, 8
@@ -117,14 +119,16 @@ def dlib_models() -> tuple:
 
 
 def detect_landmarks(image: Union[np.ndarray, torch.Tensor], source: str = "image",
-                     manual_path: Optional[str] = None) -> np.ndarray:
+                     manual_path: Optional[str] = None,
+                     confirm_face: Optional[Callable[[np.ndarray], bool]] = None) -> np.ndarray:
     """68 landmarks of the main face in an image, as a (68, 2) float64 array of pixel (x, y).
 
     image: tensor (3, H, W) or array (H, W), (H, W, 1|3|4) RGB(A), uint8, uint16 or float in [0, 1].
     source and manual_path word the messages: a ``CheckByEyeWarning`` naming ``source`` when only a weak
     detection was found or the predictions on the chosen box scatter (spread above UNCERTAIN_SPREAD); when
     no face is found anywhere, InputError (one line) naming ``source`` and telling the user to write
-    ``manual_path`` by hand.
+    ``manual_path`` by hand. confirm_face: a second opinion, called with the uint8 (H, W, 3) RGB image when dlib's
+    evidence is thin (weak boxes only, or a spread above NO_FACE_SPREAD); False makes it "no face found" too.
     """
     rgb = as_rgb_uint8(image)
     scale = working_scale(rgb.shape[:2])
@@ -135,6 +139,9 @@ def detect_landmarks(image: Union[np.ndarray, torch.Tensor], source: str = "imag
         raise InputError(f"{source}: no face found by dlib (HOG and CNN detectors, several preprocessings); "
                          f"write its landmarks by hand to {target}: {FORMAT_HINT}")
     view, box, spread = most_consistent(candidates)
+    if (weak or spread > NO_FACE_SPREAD) and confirm_face is not None and not confirm_face(rgb):
+        raise InputError(f"{source}: no face found (dlib's boxes are weak or disagree, and MediaPipe sees no face); "
+                         f"use a portrait, or write its landmarks by hand to {target}: {FORMAT_HINT}")
     if weak:
         warnings.warn(f"{source}: only a weak face detection; check its landmarks on the overlay "
                       f"(or write them by hand to {target})", CheckByEyeWarning, stacklevel=2)

@@ -8,7 +8,7 @@ import pytest
 import correspondences
 from utils.io.images import save_image
 from utils.io.landmarks import LANDMARK_COUNT, load_landmarks, project_landmark_vertices, save_landmarks
-from utils.report.editor import load_checks
+from utils.landmarks.editor import load_checks
 
 
 def run_main(monkeypatch, capsys, *args):

@@ -72,3 +72,24 @@ def test_interrupted_run_resumes_to_the_same_outputs(project, monkeypatch):
     first = (halfway / "complete.json").stat().st_mtime
     assert run_main(project, project / "resumed", "--no-report") == 0  # complete: skipped
     assert (halfway / "complete.json").stat().st_mtime == first
+
+
+def test_a_full_disk_names_the_files_and_the_summary_is_printed(project, monkeypatch, capsys):
+    import errno
+    import os
+
+    def full_disk(*args, **kwargs):  # what a write through an open file gives on a full disk: no file name
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "save", full_disk)  # every .npy output
+    monkeypatch.setattr(os, "sendfile", full_disk)  # shutil's copy of the report's viewer files
+    output = project / "output"
+    status = run_main(project, output, "--no-reconstruct")
+    out, err = capsys.readouterr()
+    failed = [line for line in (out + err).splitlines() if "failed:" in line]
+    assert status != 0 and len(failed) == 1 and str(output / "face" / "toon") in failed[0], out + err
+    assert ".npy" in failed[0] and "_npyio_impl" not in failed[0]
+    assert "done 0, skipped 0 (already complete), failed 1" in out
+    said = err.strip().splitlines()[-1]
+    assert said.startswith(f"error: {output / 'report_files'}") and "No space left" in said, err
+    assert "utils/report/vendor" not in out + err

@@ -1,7 +1,7 @@
-"""The report's 3D viewer: .glb files with their colours, written when stale; in headless Chromium (software
-WebGL, page opened from file://) a pair's views show the head and a drag turns both of them."""
-import json
+"""The report's 3D viewer: .glb files with their colours (unlit, linear COLOR_0), written when stale; in headless
+Chromium (software WebGL, page opened from file://) a pair's views show the head and a drag turns both of them."""
 import os
+import struct
 
 import numpy as np
 import trimesh
@@ -10,7 +10,7 @@ from pytorch3d.utils import ico_sphere
 from browser import browser_page, needs_browser, screenshot_array
 from test_report import assert_rewritten_only_when_stale, fake_run  # noqa: F401  (fake_run is a fixture)
 from utils.io.mesh import Mesh, load_mesh, save_obj
-from utils.report.glb import glb_script_path, input_mesh_path, save_glb
+from utils.report.glb import UNLIT, glb_script_path, glb_tree, input_mesh_path, save_glb, srgb_to_linear, update_glbs
 from utils.report.page import write_report
 
 BACKGROUND = np.array([0xEE, 0xEE, 0xFF]) / 255.0  # the model-viewer boxes' background colour in page.py
@@ -29,19 +29,44 @@ def _report(root, failures):
                         failures=failures, models_root=root / "example/models")
 
 
-def test_glb_keeps_vertices_faces_and_colours(tmp_path):
+def test_glb_keeps_vertices_faces_and_linearized_colours_with_an_unlit_material(tmp_path):
     mesh = load_mesh(_write_sphere(tmp_path))
     save_glb(tmp_path / "mesh.glb", mesh)
     scene = trimesh.load(tmp_path / "mesh.glb", process=False)
     loaded = next(iter(scene.geometry.values()))
     assert np.allclose(loaded.vertices, mesh.verts.numpy(), atol=1e-6)
     assert (loaded.faces == mesh.faces.numpy()).all()
-    colors = loaded.visual.vertex_attributes["color"][:, :3] / 255.0  # COLOR_0 (the material has no texture)
-    assert np.abs(colors - mesh.colors.numpy()).max() <= 0.5 / 255 + 1e-6
-    header = (tmp_path / "mesh.glb").read_bytes()
-    length = int.from_bytes(header[12:16], "little")
-    tree = json.loads(header[20:20 + length])  # the glTF JSON chunk
-    assert all(material["doubleSided"] for material in tree["materials"]) and tree["materials"]
+    tree = glb_tree(tmp_path / "mesh.glb")
+    linear = _glb_colors(tmp_path / "mesh.glb", tree)
+    assert np.abs(linear - srgb_to_linear(mesh.colors.numpy())).max() <= 0.5 / 65535 + 1e-7  # COLOR_0 is linear
+    assert tree["extensionsUsed"] == [UNLIT]
+    assert [UNLIT in material["extensions"] and material["doubleSided"] for material in tree["materials"]] == [True]
+
+
+def _glb_colors(path, tree):
+    """(V, 3) COLOR_0 of a .glb written by save_glb (normalized unsigned shorts), as floats."""
+    accessor = tree["accessors"][tree["meshes"][0]["primitives"][0]["attributes"]["COLOR_0"]]
+    view = tree["bufferViews"][accessor["bufferView"]]
+    data = (tmp := path.read_bytes())[20 + struct.unpack("<I", tmp[12:16])[0] + 8:]  # the binary chunk's bytes
+    values = np.frombuffer(data, dtype="<u2", count=accessor["count"] * 4, offset=view["byteOffset"])
+    return values.reshape(-1, 4)[:, :3] / 65535.0
+
+
+def test_srgb_to_linear_is_the_srgb_transfer_function():
+    values = np.array([0.0, 0.04045, 0.5, 1.0])
+    assert np.allclose(srgb_to_linear(values), [0.0, 0.04045 / 12.92, 0.214041, 1.0], atol=1e-6)
+
+
+def test_a_glb_from_an_older_writer_is_rewritten(tmp_path):
+    folder = tmp_path / "head/ink"
+    folder.mkdir(parents=True)
+    mesh = load_mesh(_write_sphere(folder))
+    save_obj(folder / "mesh.obj", mesh)
+    update_glbs(folder, None)
+    shape = trimesh.Trimesh(vertices=mesh.verts.numpy(), faces=mesh.faces.numpy(), process=False)
+    (folder / "mesh.glb").write_bytes(shape.export(file_type="glb"))  # lit, sRGB colours, newer than mesh.obj
+    update_glbs(folder, None)
+    assert glb_tree(folder / "mesh.glb")["extensionsUsed"] == [UNLIT]
 
 
 def _write_sphere(folder):
@@ -122,3 +147,4 @@ def test_viewer_loads_lazily_shows_the_head_and_a_drag_turns_every_view(fake_run
         assert _differs_from_background(picture) > 0.05  # the head is drawn, not a blank box
     changed = [float(np.abs(a - b).mean()) for a, b in zip(before, after)]
     assert all(change > 0.005 for change in changed), changed  # the dragged view and the linked ones turned
+

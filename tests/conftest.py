@@ -10,6 +10,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "example"))  # the example's builder, example/example_data.py
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: runs headless Chromium (tests/browser.py); skipped without it")
+
+
 @pytest.fixture
 def rrps_data():
     """Path to ../shared/data/rrps; the test is skipped with a reason when it is not there."""

@@ -186,6 +186,7 @@ def _chromium(user_dir, *arguments):
     return result.stdout
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (Debian: apt-get install -y chromium)")
 def test_every_picture_loads_in_headless_chromium(fake_run, tmp_path):
     root, failures = fake_run

@@ -195,6 +195,7 @@ def test_viewer_shows_the_colours_of_the_unlit_front_render(fake_run):
         orbit = page.evaluate("""([view, at, distance, fov]) => {
             // pinned to whole pixels without its border, so that the screenshot is the canvas, unresampled
             Object.assign(view.style, {position: "fixed", left: "0", top: "0", border: "0", zIndex: "10"});
+            customElements.get("model-viewer").minimumRenderScale = 1;  // full resolution on a busy machine too
             view.minCameraOrbit = "auto auto 0m";  // the default limits keep the camera nearer than the rasterizer's
             view.maxCameraOrbit = "auto auto 1000m";
             view.cameraOrbit = `0deg 90deg ${distance}m`;

@@ -57,7 +57,8 @@ def _glb_colors(path, tree):
     """(V, 3) COLOR_0 of a .glb written by save_glb (normalized unsigned shorts), as floats."""
     accessor = tree["accessors"][tree["meshes"][0]["primitives"][0]["attributes"]["COLOR_0"]]
     view = tree["bufferViews"][accessor["bufferView"]]
-    data = (tmp := path.read_bytes())[20 + struct.unpack("<I", tmp[12:16])[0] + 8:]  # the binary chunk's bytes
+    data = path.read_bytes()
+    data = data[20 + struct.unpack("<I", data[12:16])[0] + 8:]  # after the header, JSON chunk and binary chunk header
     values = np.frombuffer(data, dtype="<u2", count=accessor["count"] * 4, offset=view["byteOffset"])
     return values.reshape(-1, 4)[:, :3] / 65535.0
 
@@ -160,7 +161,7 @@ def test_viewer_loads_lazily_shows_the_head_and_a_drag_turns_every_view(fake_run
 
 
 def _painted_head():
-    """A closed, head-sized ellipsoid (2562 vertices) painted like a stylized portrait: saturated patches, mid and
+    """A closed ellipsoid (2562 vertices, triangles about 8 pixels across in the front view) painted like a stylized portrait: saturated patches, mid and
     dark greys, and near-black outline strokes across it."""
     sphere = ico_sphere(4)
     verts = sphere.verts_packed() * torch.tensor([0.8, 1.0, 0.7])

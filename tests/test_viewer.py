@@ -161,8 +161,8 @@ def test_viewer_loads_lazily_shows_the_head_and_a_drag_turns_every_view(fake_run
 
 
 def _painted_head():
-    """A closed ellipsoid (2562 vertices, triangles about 8 pixels across in the front view) painted like a stylized portrait: saturated patches, mid and
-    dark greys, and near-black outline strokes across it."""
+    """A closed ellipsoid (2562 vertices, triangle edges about 10 pixels long in the front view) painted like a
+    stylized portrait: saturated patches, mid and dark greys, and near-black outline strokes across it."""
     sphere = ico_sphere(4)
     verts = sphere.verts_packed() * torch.tensor([0.8, 1.0, 0.7])
     x, y, _ = verts.unbind(1)

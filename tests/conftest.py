@@ -12,6 +12,10 @@ from utils.io.mesh import save_obj
 SHARED_RRPS = ROOT.parent / "shared" / "data" / "rrps"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: runs headless Chromium (tests/browser.py); skipped without it")
+
+
 @pytest.fixture
 def rrps_data():
     """Path to ../shared/data/rrps; the test is skipped with a reason when it is not there."""

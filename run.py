@@ -263,8 +263,7 @@ def main(argv=None):
                                   device=device)
             print(f"report: {report}")
     finally:  # a report that cannot be written (a full disk) still leaves the batch's summary on the screen
-        print("
-".join(summary.lines()))
+        print("\n".join(summary.lines()))
     if summary.failed:
         sys.exit(1)
 

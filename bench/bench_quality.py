@@ -41,6 +41,7 @@ import run  # noqa: E402
 from models.features import load_feature_network  # noqa: E402
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh  # noqa: E402
 from utils.io.images import save_image  # noqa: E402
+from utils.io.layout import ContentFolder, style_landmarks  # noqa: E402
 from utils.io.mesh import load_mesh, to_pytorch3d  # noqa: E402
 from utils.rendering.cameras import load_cameras  # noqa: E402
 from utils.rendering.render import render_views  # noqa: E402
@@ -61,7 +62,7 @@ QUANTILES = 256
 def dev_pairs(count, seed=0):
     """[(mesh path, style image path)]: the first ``count`` meshes, each with a seeded random styled exemplar."""
     meshes = sorted((RRPS / "meshes").glob("*.obj"))[:count]
-    styles = sorted(p for p in (RRPS / "style").glob("*.png") if p.with_suffix(".txt").is_file())
+    styles = sorted(p for p in (RRPS / "style").glob("*.png") if style_landmarks(p).is_file())
     chosen = random.Random(seed).sample(styles, len(meshes))
     return list(zip(meshes, chosen))
 
@@ -74,7 +75,7 @@ def prepare_work(pairs, work):
         link = work / "models" / mesh.name
         if not link.exists():
             link.symlink_to(mesh)
-        for source in (style, style.with_suffix(".txt")):
+        for source in (style, style_landmarks(style)):
             if not (work / "style" / source.name).exists():
                 shutil.copy(source, work / "style" / source.name)
     commands = [["rendering.py", *[str(work / "models" / m.name) for m, _ in pairs], "--out", str(work / "content")],
@@ -130,10 +131,10 @@ def view_consistency(images, verts2d, visible):
 
 def reconstructed_render(folder, mesh_path, result, content):
     """The reconstructed mesh (triangulation, no refinement) rendered from the content's first view: (3, S, S)."""
-    cameras, P, size, _ = load_cameras(folder / "cameras.json")
+    cameras, P, size, _ = load_cameras(ContentFolder(folder).cameras)
     settings = ReconstructionSettings(refine=False, device="cpu")
-    mesh, _ = reconstruct_mesh(load_mesh(mesh_path), cameras, P, size, result.stylized, result.verts2d_warped,
-                               content.visible, settings)
+    mesh = reconstruct_mesh(load_mesh(mesh_path), cameras, P, size, result.stylized, result.verts2d_warped,
+                            content.visible, settings).mesh
     with torch.no_grad():
         images, _ = render_views(to_pytorch3d(mesh), cameras[[0]], size)
     return images[0]

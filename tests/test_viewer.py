@@ -10,7 +10,8 @@ from pytorch3d.utils import ico_sphere
 from browser import browser_page, needs_browser, screenshot_array
 from test_report import assert_rewritten_only_when_stale, fake_run  # noqa: F401  (fake_run is a fixture)
 from utils.io.mesh import Mesh, load_mesh, save_obj
-from utils.report.glb import glb_script_path, input_mesh_path, save_glb
+from utils.io.layout import ContentFolder
+from utils.report.glb import glb_script_path, save_glb
 from utils.report.page import write_report
 
 BACKGROUND = np.array([0xEE, 0xEE, 0xFF]) / 255.0  # the model-viewer boxes' background colour in page.py
@@ -68,11 +69,11 @@ def test_report_writes_glbs_beside_the_meshes_and_only_when_stale(fake_run):
 
 def test_input_mesh_is_the_one_cameras_json_names(tmp_path):
     named = _write_sphere(tmp_path)
-    content = tmp_path / "content/head"
-    content.mkdir(parents=True)
-    assert input_mesh_path(content, tmp_path / "models") is None
-    (content / "cameras.json").write_text(f'{{"mesh": "{named}"}}')
-    assert input_mesh_path(content, tmp_path / "models") == named
+    content = ContentFolder(tmp_path / "content/head")
+    content.path.mkdir(parents=True)
+    assert content.mesh(tmp_path / "models") is None
+    content.cameras.write_text(f'{{"mesh": "{named}"}}')
+    assert content.mesh(tmp_path / "models") == named
 
 
 def _differs_from_background(picture):

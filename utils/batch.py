@@ -14,9 +14,9 @@ from tqdm import tqdm
 
 from utils.errors import InputError
 from utils.io.files import save_json, sweep_temporaries
+from utils.io.layout import COMPLETE_MARKER
 from utils.io.lock import folder_lock
 
-COMPLETE_MARKER = "complete.json"
 SELECTION_MODES = ("all", "random")
 EXECUTORS = ("local", "ray")  # pairs one after another in this process, or as Ray tasks (utils/batch_ray.py)
 

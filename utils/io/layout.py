@@ -68,10 +68,20 @@ def _numbered(folder: Path, pattern: str) -> Dict[int, Path]:
     return dict(sorted((int(match[1]), path) for match, path in matches if match))
 
 
+def _file(name: str, doc: str = "") -> property:
+    """A property naming the file ``name`` inside the folder."""
+    return property(lambda self: self.path / name, doc=doc or name)
+
+
+@dataclass(frozen=True)
 class _Folder(os.PathLike):
-    """A folder of the layout: path-like, printed as its path."""
+    """A folder of the layout, made from a path or a path-like (another folder object): path-like, printed as its
+    path; two are equal when they are of one kind and name one path."""
 
     path: Path
+
+    def __init__(self, path: PathLike):
+        object.__setattr__(self, "path", Path(path))
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)
@@ -84,17 +94,11 @@ class _Folder(os.PathLike):
         return self.path.name
 
 
-@dataclass(frozen=True)
 class ContentFolder(_Folder):
     """example/content/<name>/: one mesh rendered by step 2, with the landmarks of step 3.
 
     view_<k>.png, landmarks_<k>.txt, cameras.json, verts2d.npy (V, K, 2), visible.npy (V, K), overlays/.
     """
-
-    path: Path
-
-    def __init__(self, path: PathLike):
-        object.__setattr__(self, "path", Path(path))
 
     def view(self, k: int) -> Path:
         return self.path / VIEW.format(k)
@@ -106,17 +110,9 @@ class ContentFolder(_Folder):
         """The picture of view k with its landmarks (correspondences.py draws it)."""
         return landmark_overlay(self.landmarks(k))
 
-    @property
-    def cameras(self) -> Path:
-        return self.path / CAMERAS
-
-    @property
-    def verts2d(self) -> Path:
-        return self.path / VERTS2D
-
-    @property
-    def visible(self) -> Path:
-        return self.path / VISIBLE
+    cameras = _file(CAMERAS)
+    verts2d = _file(VERTS2D)
+    visible = _file(VISIBLE)
 
     def outputs(self, num_views: int) -> List[Path]:
         """The files rendering writes for K views, in the order it writes them (cameras.json last)."""
@@ -144,15 +140,9 @@ class ContentFolder(_Folder):
         return next((path for path in self.mesh_candidates(models_dir) if path.is_file()), None)
 
 
-@dataclass(frozen=True)
 class PairFolder(_Folder):
     """output/<name>/<style>/: one mesh stylized with one exemplar (step 4), smoothed (step 5), and the files the
     report adds (turntables, .glb). ``smooth=True`` names the smoothed mesh's files (``SMOOTH_SUFFIX``)."""
-
-    path: Path
-
-    def __init__(self, path: PathLike):
-        object.__setattr__(self, "path", Path(path))
 
     @classmethod
     def of(cls, output_root: PathLike, content: str, style: str) -> "PairFolder":
@@ -177,9 +167,7 @@ class PairFolder(_Folder):
         """The view numbers k of the stylized or unwarped views in the folder, in order."""
         return sorted(set(_numbered(self.path, STYLIZED)) | set(_numbered(self.path, UNWARPED)))
 
-    @property
-    def verts2d_warped(self) -> Path:
-        return self.path / VERTS2D_WARPED
+    verts2d_warped = _file(VERTS2D_WARPED)
 
     def mesh(self, smooth: bool = False) -> Path:
         """mesh.obj, or with ``smooth`` mesh_smooth.obj (``smoothed_path``)."""
@@ -202,22 +190,12 @@ class PairFolder(_Folder):
         """output/<name>/input.glb: the input mesh for the 3D viewer, shared by every pair of that mesh."""
         return self.path.parent / INPUT_GLB
 
-    @property
-    def metrics(self) -> Path:
-        return self.path / METRICS
-
-    @property
-    def params(self) -> Path:
-        return self.path / PARAMS
-
-    @property
-    def complete(self) -> Path:
-        """The completion marker, written last."""
-        return self.path / COMPLETE_MARKER
-
-    @property
-    def intermediate(self) -> Path:
-        return self.path / INTERMEDIATE
+    metrics = _file(METRICS)
+    params = _file(PARAMS)
+    complete = _file(COMPLETE_MARKER, "The completion marker, written last.")
+    intermediate = _file(INTERMEDIATE)
+    loss_curves = _file(f"{INTERMEDIATE}/loss_curves.png", "The style transfer's loss curves.")
+    recon_loss = _file(f"{INTERMEDIATE}/recon_loss.png", "The reconstruction's loss curves.")
 
     def view_picture(self, label: str, k: int) -> Path:
         """intermediate/<label>_view<k>.png: a checkpoint of the optimisation (label: its scale and
@@ -228,19 +206,9 @@ class PairFolder(_Folder):
         """The landmarks (source, target, current) over stylized view k."""
         return self.view_picture("keypoints", k)
 
-    @property
-    def loss_curves(self) -> Path:
-        """The style transfer's loss curves."""
-        return self.intermediate / "loss_curves.png"
-
     def recon_checkpoint(self, iteration: int, k: int) -> Path:
         """The reconstruction's render of view k at a refinement iteration."""
         return self.intermediate / f"recon_{iteration:04d}_{k}.png"
-
-    @property
-    def recon_loss(self) -> Path:
-        """The reconstruction's loss curves."""
-        return self.intermediate / "recon_loss.png"
 
 
 def _suffix(smooth: bool) -> str:

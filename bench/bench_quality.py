@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from models.features import load_feature_network
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
 from utils.io.images import save_image
+from utils.io.layout import ContentFolder, style_landmarks
 from utils.io.mesh import load_mesh, to_pytorch3d
 from utils.rendering.cameras import load_cameras
 from utils.rendering.render import render_views
@@ -59,7 +60,7 @@ QUANTILES = 256
 def dev_pairs(count, seed=0):
     """[(mesh path, style image path)]: the first ``count`` meshes, each with a seeded random styled exemplar."""
     meshes = sorted((RRPS / "meshes").glob("*.obj"))[:count]
-    styles = sorted(p for p in (RRPS / "style").glob("*.png") if p.with_suffix(".txt").is_file())
+    styles = sorted(p for p in (RRPS / "style").glob("*.png") if style_landmarks(p).is_file())
     chosen = random.Random(seed).sample(styles, len(meshes))
     return list(zip(meshes, chosen))
 
@@ -72,7 +73,7 @@ def prepare_work(pairs, work):
         link = work / "models" / mesh.name
         if not link.exists():
             link.symlink_to(mesh)
-        for source in (style, style.with_suffix(".txt")):
+        for source in (style, style_landmarks(style)):
             if not (work / "style" / source.name).exists():
                 shutil.copy(source, work / "style" / source.name)
     commands = [["rendering.py", *[str(work / "models" / m.name) for m, _ in pairs], "--out", str(work / "content")],
@@ -128,10 +129,10 @@ def view_consistency(images, verts2d, visible):
 
 def reconstructed_render(folder, mesh_path, result, content):
     """The reconstructed mesh (triangulation, no refinement) rendered from the content's first view: (3, S, S)."""
-    cameras, P, size, _ = load_cameras(folder / "cameras.json")
+    cameras, P, size, _ = load_cameras(ContentFolder(folder).cameras)
     settings = ReconstructionSettings(refine=False, device="cpu")
-    mesh, _ = reconstruct_mesh(load_mesh(mesh_path), cameras, P, size, result.stylized, result.verts2d_warped,
-                               content.visible, settings)
+    mesh = reconstruct_mesh(load_mesh(mesh_path), cameras, P, size, result.stylized, result.verts2d_warped,
+                            content.visible, settings).mesh
     with torch.no_grad():
         images, _ = render_views(to_pytorch3d(mesh), cameras[[0]], size)
     return images[0]

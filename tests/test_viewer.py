@@ -189,7 +189,7 @@ def test_viewer_shows_the_colours_of_the_unlit_front_render(fake_run):
     with browser_page() as page:
         page.goto(index.as_uri())
         page.locator('section[id="head--ink"] .viewer3d').scroll_into_view_if_needed()
-        view = page.locator(f'section[id="head--ink"] model-viewer[alt="{VIEWER_CAPTIONS["mesh.obj"]}"]')
+        view = page.locator(f'section[id="head--ink"] model-viewer[alt="{VIEWER_CAPTIONS["stylized"]}"]')
         view.wait_for(timeout=60000)
         page.wait_for_function("view => view.loaded && view.modelIsVisible", arg=view.element_handle(),
                                timeout=60000)

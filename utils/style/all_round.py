@@ -61,10 +61,24 @@ class AllRoundSettings:
     result_samples: int = 1024
     style_samples: int = 2048
     min_facing: float = 0.8
+    smoothing: int = 2  # the colour change is averaged over this many rings of neighbours (less speckle)
     seed: int = 0
 
     def as_dict(self):
         return asdict(self)
+
+
+def neighbour_average(faces, num_verts):
+    """(V, V) sparse row-stochastic matrix: each vertex's mean over itself and its edge neighbours."""
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    loops = torch.arange(num_verts, device=faces.device)[:, None].expand(-1, 2)
+    pairs = torch.cat([edges, edges.flip(1), loops]).T
+    matrix = torch.sparse_coo_tensor(pairs, torch.ones(pairs.shape[1], device=faces.device),
+                                     (num_verts, num_verts), check_invariants=True).coalesce()
+    values = torch.ones_like(matrix.values())  # duplicate edges count once
+    degree = torch.zeros(num_verts, device=faces.device).index_add_(0, matrix.indices()[0], values)
+    return torch.sparse_coo_tensor(matrix.indices(), values / degree[matrix.indices()[0]],
+                                   (num_verts, num_verts), check_invariants=True).coalesce()
 
 
 class FixedViews:
@@ -164,8 +178,10 @@ class AllRoundStyle:
     """The pass's loss over vertex colours: STROTSS style loss of renders around the head + anchor to the
     stylized content views. ``run()`` returns an ``AllRoundResult``."""
 
-    def __init__(self, start, around, anchor, stylized, style_image, style_mask, network, settings, background):
+    def __init__(self, start, around, anchor, stylized, style_image, style_mask, network, settings, background,
+                 faces=None):
         self.start, self.around, self.anchor = start, around, anchor
+        self.average = neighbour_average(faces, len(start)) if faces is not None and settings.smoothing else None
         self.network, self.settings, self.background = network, settings, background
         self.strotss = strotss_for(start.device)
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -199,11 +215,17 @@ class AllRoundStyle:
         return dict(style=style, anchor=anchor,
                     total=self.settings.style_weight * style + self.settings.anchor_weight * anchor)
 
+    def colors(self, change):
+        """The colours (V, 3) for a change (V, 3) from the start, averaged over ``smoothing`` rings."""
+        for _ in range(self.settings.smoothing if self.average is not None else 0):
+            change = torch.sparse.mm(self.average, change)
+        return (self.start + change).clamp(0, 1)
+
     def run(self, progress=True):
-        """Adam on the colours, ``views_per_iteration`` style views (seeded draw, each view in turn) per step."""
+        """Adam on the colour change, ``views_per_iteration`` style views (seeded draw, each in turn) per step."""
         settings, start_time = self.settings, time.time()
-        colors = self.start.clone().requires_grad_(True)
-        optimiser = torch.optim.Adam([colors], lr=settings.learning_rate)
+        change = torch.zeros_like(self.start, requires_grad=True)
+        optimiser = torch.optim.Adam([change], lr=settings.learning_rate)
         history = {"style": [], "anchor": [], "total": []}
         order = torch.randperm(self.around.count * math.ceil(settings.iterations * settings.views_per_iteration
                                                               / self.around.count + 1), generator=self.generator)
@@ -212,18 +234,17 @@ class AllRoundStyle:
         for iteration in bar:
             first = iteration * settings.views_per_iteration
             views = order[first:first + settings.views_per_iteration].tolist()
-            terms = self.losses(colors, views)
+            terms = self.losses(self.colors(change), views)
             optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimiser.step()
-            with torch.no_grad():
-                colors.clamp_(0, 1)
             for name, value in terms.items():
                 history[name].append(float(value.detach()))
             bar.set_postfix(loss=f"{history['total'][-1]:.4g}")
         with torch.no_grad():
+            colors = self.colors(change)
             renders = self.around.render(colors, background=self.background)
-        return AllRoundResult(colors.detach(), self.start, [], renders, history, time.time() - start_time)
+        return AllRoundResult(colors, self.start, [], renders, history, time.time() - start_time)
 
 
 def style_all_round(mesh_in, mesh_out, cameras, views_json, stylized, visible, style_image, style_mask, network,
@@ -246,7 +267,7 @@ def style_all_round(mesh_in, mesh_out, cameras, views_json, stylized, visible, s
         around = FixedViews(verts, faces, around_cameras[keep], settings.image_size, backend)
     anchor = FixedViews(verts, faces, cameras, settings.image_size, backend)
     problem = AllRoundStyle(start.to(device), around, anchor, stylized, torch.as_tensor(style_image).float(),
-                            torch.as_tensor(style_mask), network, settings, background)
+                            torch.as_tensor(style_mask), network, settings, background, faces)
     result = problem.run(progress)
     result.azimuths = [settings.azimuths[r] for r in keep]
     return Mesh(verts=mesh_out.verts, faces=mesh_out.faces, colors=result.colors.cpu()), result

@@ -5,11 +5,13 @@
 
 The face's shape comes from MediaPipe's face mesh, the rest of the head (hair, ears, neck, back) from
 the person's silhouette; dlib's 68 landmarks on the photo pick the 68 landmark vertices (dlib's order)
-that correspondences.py uses. A photo that fails is reported in one line and the others go on.
+that correspondences.py uses. A photo that fails is reported in one line and the others go on; so are photos that
+share a name (same.jpg, same.png), which would make one mesh.
 """
 import argparse
 import sys
 import warnings
+from collections import defaultdict
 from pathlib import Path
 
 from tqdm import tqdm
@@ -17,6 +19,7 @@ from tqdm import tqdm
 from utils.acquisition.head import HeadShape
 from utils.acquisition.pipeline import AcquireSettings, acquire_file, output_paths
 from utils.errors import InputError, cli_entry
+from utils.io.files import sweep_temporaries
 from utils.io.images import list_images
 from utils.settings import add_flags, flag_values
 
@@ -68,11 +71,26 @@ def photo_list(paths):
     return photos
 
 
+def shared_stems(photos):
+    """{stem: [photos]} for each stem that several photos share (same.jpg, same.png): their meshes would be one file,
+    the last written silently replacing the others."""
+    groups = defaultdict(list)
+    for photo in photos:
+        groups[photo.stem].append(photo)
+    return {stem: group for stem, group in groups.items() if len(group) > 1}
+
+
 @cli_entry
 def main():
     args, settings = parse_args()
-    failed = 0
-    for photo in tqdm(photo_list(args.photos), desc="acquiring", unit="photo"):
+    sweep_temporaries(args.out, recursive=False, log=tqdm.write)  # left by a killed run
+    photos = photo_list(args.photos)
+    clashes = shared_stems(photos)
+    for stem, group in clashes.items():  # which one the user meant is theirs to say: none is modelled
+        tqdm.write(f"error: {', '.join(map(str, group))}: several photos named {stem!r} would make one mesh "
+                   f"{args.out / stem}.obj; rename all but one")
+    failed = sum(map(len, clashes.values()))
+    for photo in tqdm([photo for photo in photos if photo.stem not in clashes], desc="acquiring", unit="photo"):
         mesh_path, landmark_path = output_paths(photo, args.out)
         if not args.force and mesh_path.is_file() and landmark_path.is_file():
             tqdm.write(f"{photo.stem}: {mesh_path} exists (--force to redo)")

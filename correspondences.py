@@ -10,7 +10,7 @@ A style image <style>.png|jpg without <style>.txt gets one from dlib. Files are 
 origin at the top-left pixel centre). Existing files are checked and kept unless --force. Overlays for
 checking by eye go to <folder>/overlays/; detections that need that check (a weak face detection, or
 predictions that disagree) are listed with a warning and recorded in <folder>/overlays/check_by_eye.json;
---edit serves a page to look at them (flagged first) and drag wrong points into place (utils/report/editor.py).
+--edit serves a page to look at them (flagged first) and drag wrong points into place (utils/landmarks/editor.py).
 """
 import argparse
 import re
@@ -21,12 +21,13 @@ import numpy as np
 from tqdm import tqdm
 
 from models.landmark_detector import checks_by_eye, detect_landmarks
+from utils.acquisition.face import sees_a_face
 from utils.errors import InputError, cli_entry
 from utils.io.files import check_writable, is_stale, sweep_temporaries
 from utils.io.images import list_images, read_image_downscaled, to_copy_pixels, to_file_pixels
 from utils.io.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
                              save_landmarks)
-from utils.report.editor import find_items, record_checks, serve
+from utils.landmarks.editor import find_items, record_checks, serve
 from utils.report.plots import save_keypoint_overlay
 
 # ---- parameters -------------------------------------------------------------------------------------------
@@ -34,7 +35,7 @@ CONTENT_DIR = "example/content"  # one folder per mesh, written by rendering.py
 STYLE_DIR = "example/style"  # style exemplars; <style>.txt beside each image
 MODELS_DIR = "example/models"  # where <name>.landmarks.txt (68 vertex indices) may sit beside the mesh
 WORKING_MAX_SIDE = 2048  # larger images are read downscaled (detection works below 800 px anyway): a 6000 px
-# style image took 9.5 GB read whole (issue 19); points are mapped back to the file's pixels
+# style image took 9.5 GB read whole; points are mapped back to the file's pixels
 FORCE = False  # re-detect (and overwrite) landmark files that exist and are valid
 OUTPUT_DIR = "output"  # run.py's output; an edit marks the pairs made with the edited landmarks incomplete
 # -----------------------------------------------------------------------------------------------------------
@@ -111,7 +112,8 @@ def landmarks_for(image_path, landmark_path, mesh_points, force):
     elif mesh_points is not None:
         points, how = mesh_points, "mesh"
     else:
-        points, how = to_file_pixels(detect_landmarks(image, image_path, landmark_path), scale), "detected"
+        points = detect_landmarks(image, image_path, landmark_path, sees_a_face)  # no face: refused as acquire.py does
+        points, how = to_file_pixels(points, scale), "detected"
     if how != "kept":
         save_landmarks(landmark_path, points)
     overlay = image_path.parent / "overlays" / f"{landmark_path.stem}.png"

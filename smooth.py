@@ -6,12 +6,13 @@
 Vertex colours and faces are kept; only positions change.
 """
 import argparse
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from utils.errors import InputError, cli_entry
-from utils.io.files import check_writable, sweep_temporaries
+from utils.io.files import check_writable, is_stale, sweep_temporaries
 from utils.io.mesh import load_mesh, save_obj
 from utils.geometry.smoothing import TaubinSettings, taubin_smooth
 from utils.settings import add_flags, from_flags
@@ -50,21 +51,33 @@ def main():
     for folder in sorted({mesh_path.parent for mesh_path in meshes}):
         check_writable(folder, None)  # the smoothed mesh is written beside its input
     settings = from_flags(args, TaubinSettings(**SMOOTH))
+    failed = []
     for mesh_path in tqdm(meshes, desc="smoothing", unit="mesh"):
-        target = smoothed_path(mesh_path)
-        sweep_temporaries(target.parent, recursive=False, log=tqdm.write)
-        if not args.overwrite and target.is_file() and target.stat().st_mtime >= mesh_path.stat().st_mtime:
-            continue
-        mesh = load_mesh(mesh_path)
-        smoothed = mesh.with_verts(taubin_smooth(mesh.verts, mesh.faces, settings.lambd, settings.mu,
-                                                 settings.steps))
-        save_obj(target, smoothed)
-        tqdm.write(f"{target}")
-        ratio = smoothed.bbox_diagonal() / max(mesh.bbox_diagonal(), 1e-30)
-        if ratio < SHRINK_WARNING:
-            tqdm.write(f"warning: {target}: shrank to {ratio:.0%} of its size; on a mesh that is mostly border "
-                       "(a single triangle, a strip) MeshLab's rule, matched here, does the same; use fewer --steps")
+        try:
+            smooth_one(mesh_path, settings, args.overwrite)
+        except InputError as err:  # one bad mesh among several: reported, the others go on
+            if len(meshes) == 1:
+                raise
+            failed.append(str(mesh_path))
+            tqdm.write(f"error: {err}", file=sys.stderr)
+    if failed:
+        raise InputError(f"{len(failed)} of {len(meshes)} mesh(es) failed ({', '.join(failed)}; errors above)")
 
+
+def smooth_one(mesh_path, settings, overwrite):
+    """Write mesh_smooth.obj beside ``mesh_path`` unless it is newer than the mesh; one line says what was done."""
+    target = smoothed_path(mesh_path)
+    sweep_temporaries(target.parent, recursive=False, log=tqdm.write)
+    if not overwrite and mesh_path.is_file() and not is_stale(target, [mesh_path]):
+        return
+    mesh = load_mesh(mesh_path)
+    smoothed = mesh.with_verts(taubin_smooth(mesh.verts, mesh.faces, settings.lambd, settings.mu, settings.steps))
+    save_obj(target, smoothed)
+    tqdm.write(f"{target}")
+    ratio = smoothed.bbox_diagonal() / max(mesh.bbox_diagonal(), 1e-30)
+    if ratio < SHRINK_WARNING:
+        tqdm.write(f"warning: {target}: shrank to {ratio:.0%} of its size; on a mesh that is mostly border "
+                   "(a single triangle, a strip) MeshLab's rule, matched here, does the same; use fewer --steps")
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Model acquisition (acquire.py's library) against known heads: the RRPS content renders. Prints; asserts nothing.
 
-    .venv/bin/python bench/bench_acquire.py [--data ../shared/data/rrps] [--only 00319 ...] [--front-depth 0.5 ...]
+    .venv/bin/python -m bench.bench_acquire [--data ../shared/data/rrps] [--only 00319 ...] [--front-depth 0.5 ...]
 
 Each content/<id>/content1.jpg is a render of the known mesh meshes/<id>.obj through the 3x4 matrix H1.txt
 (--view 2: content2.jpg and H2.txt, the other side; the head shape was tuned on view 1).
@@ -27,20 +27,18 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from models.landmark_detector import checks_by_eye, detect_landmarks
+from utils.acquisition.head import HeadShape
+from utils.acquisition.photo import load_photo
+from utils.acquisition.pipeline import AcquireSettings, acquire_head
+from utils.io.landmarks import OUTER_EYE_CORNERS, landmark_error, load_landmarks
+from utils.io.images import save_image
+from utils.io.mesh import Mesh, load_mesh, to_pytorch3d
+from utils.rendering.cameras import frame_mesh, make_cameras, project, world_to_pixel
+from utils.rendering.render import render_views
+from utils.settings import add_flags, from_flags
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from models.landmark_detector import checks_by_eye, detect_landmarks  # noqa: E402
-from utils.acquisition.head import HeadShape  # noqa: E402
-from utils.acquisition.photo import load_photo  # noqa: E402
-from utils.acquisition.pipeline import AcquireSettings, acquire_head  # noqa: E402
-from utils.io.landmarks import OUTER_EYE_CORNERS, landmark_error, load_landmarks  # noqa: E402
-from utils.io.images import save_image  # noqa: E402
-from utils.io.mesh import Mesh, load_mesh, to_pytorch3d  # noqa: E402
-from utils.rendering.cameras import frame_mesh, make_cameras, project, world_to_pixel  # noqa: E402
-from utils.rendering.render import render_views  # noqa: E402
-from utils.settings import add_flags, from_flags  # noqa: E402
-
 DATA = ROOT.parent / "shared" / "data" / "rrps"
 AZIMUTHS = (-30.0, 0.0, 30.0)
 TURNTABLE = (-60.0, -30.0, 0.0, 30.0, 60.0, 180.0)  # the acquired head's views in the picture

@@ -1,7 +1,7 @@
 """Pairs per hour of run.py's batch: the local loop, and Ray with 1 and 2 workers; Ray's own overheads.
 
-    .venv/bin/python bench/bench_batch.py                  # the example mesh x 6 styles at tiny settings (minutes)
-    .venv/bin/python bench/bench_batch.py --styles 4 --iterations 20
+    .venv/bin/python -m bench.bench_batch                  # the example mesh x 6 styles at tiny settings (minutes)
+    .venv/bin/python -m bench.bench_batch --styles 4 --iterations 20
 
 Works in a temporary folder (the example mesh rendered small, its styles copied under several names). Each Ray
 configuration starts a fresh local Ray, so the timed batch includes starting its workers and loading the network
@@ -19,14 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import correspondences
+import rendering
+import run
+from utils import batch_ray
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import correspondences  # noqa: E402
-import rendering  # noqa: E402
-import run  # noqa: E402
-from utils import batch_ray  # noqa: E402
-
 RAY_CONFIGS = [("ray, 1 worker (2 CPUs each)", 2), ("ray, 2 workers (1 CPU each)", 1)]  # (name, cpus per task)
 NOOP_TASKS = 20
 

@@ -1,8 +1,8 @@
 """The CUDA path end to end, for the first session lent a GPU: rendering, the example pair with the GPU profile
 (RRPS's settings), reconstruction; prints figures, asserts nothing.
 
-    .venv/bin/python bench/bench_gpu.py                     # CUDA, the GPU profile
-    .venv/bin/python bench/bench_gpu.py --device cpu --size 64 --image-size 32 --iterations 2   # a smoke run
+    .venv/bin/python -m bench.bench_gpu                     # CUDA, the GPU profile
+    .venv/bin/python -m bench.bench_gpu --device cpu --size 64 --image-size 32 --iterations 2   # a smoke run
 
 Prints: the rasterizer ``auto`` picks and seconds to render the example's content views with it and with the
 other one; per scale of the style transfer, seconds per iteration and the share of an iteration spent outside
@@ -15,24 +15,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from models.features import load_feature_network
+from utils.device import resolve_device
+from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
+from utils.io.mesh import load_mesh
+from utils.rendering.cameras import load_cameras
+from utils.rendering.content import RenderSettings, render_content
+from utils.rendering.raster import resolve_backend
+from utils.style.io import load_content_views, load_style, prepare_inputs
+from utils.style.profiles import GPU_PROFILE, PROFILE_NETWORKS
+from utils.style.stylize import DeformableStyleTransfer, ScaleProblem, stylize_views
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import run  # noqa: E402
-from models.features import load_feature_network  # noqa: E402
-from utils.device import resolve_device  # noqa: E402
-from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh  # noqa: E402
-from utils.io.mesh import load_mesh  # noqa: E402
-from utils.rendering.cameras import load_cameras  # noqa: E402
-from utils.rendering.content import RenderSettings, render_content  # noqa: E402
-from utils.rendering.raster import resolve_backend  # noqa: E402
-from utils.style.io import load_content_views, load_style, prepare_inputs  # noqa: E402
-from utils.style.stylize import DeformableStyleTransfer, ScaleProblem, stylize_views  # noqa: E402
-
 MESH = ROOT / "example" / "models" / "hopper.obj"
 STYLE = ROOT / "example" / "style" / "astronaut_caricature.png"
 
@@ -90,10 +89,9 @@ def main():
     parser.add_argument("--timing-iterations", type=int, default=5, help="iterations timed per scale")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    flags = ["--profile", "gpu"] + [f for name, value in (("--image-size", args.image_size),
-                                                           ("--iterations", args.iterations))
-                                    if value is not None for f in (name, str(value))]
-    settings, network_name, _ = run.choose_settings(run.parse_args(flags), device)
+    changes = {name: value for name, value in (("image_size", args.image_size), ("iterations", args.iterations))
+               if value is not None}
+    settings, network_name = replace(GPU_PROFILE, **changes), PROFILE_NETWORKS["gpu"]
     print(f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     with tempfile.TemporaryDirectory(prefix="rrps-bench-gpu-") as tmp:
         work = Path(tmp)

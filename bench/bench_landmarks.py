@@ -1,6 +1,6 @@
 """Landmark accuracy on the RRPS data: plain dlib against ours (models/landmark_detector.py). Prints; asserts nothing.
 
-    .venv/bin/python bench/bench_landmarks.py [--data ../shared/data/rrps] [--limit N] [--only NAME ...]
+    .venv/bin/python -m bench.bench_landmarks [--data ../shared/data/rrps] [--limit N] [--only NAME ...]
 
 Content renders: error against the dlib landmarks shipped with them (content_pts<k>.txt).
 Style images: detection rate and error against their Face-of-Art landmarks (<n>.txt, row/col).
@@ -17,14 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from models.landmark_detector import checks_by_eye, dlib_models, detect_landmarks, predict
+from utils.errors import InputError
+from utils.io.images import read_image_array, to_uint8_array
+from utils.io.landmarks import landmark_error, load_landmarks
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from models.landmark_detector import checks_by_eye, dlib_models, detect_landmarks, predict  # noqa: E402
-from utils.errors import InputError  # noqa: E402
-from utils.io.images import read_image_array, to_uint8_array  # noqa: E402
-from utils.io.landmarks import landmark_error, load_landmarks  # noqa: E402
-
 DATA = ROOT.parent / "shared" / "data" / "rrps"
 IMAGE_SUFFIXES = (".png", ".jpg")  # preferred first when one name has both
 

@@ -1,7 +1,7 @@
 """Wall time of every pipeline step, run as a user runs them, on the example and on one real RRPS mesh.
 
-    .venv/bin/python bench/bench_pipeline.py                 # example (hopper x astronaut_caricature) and 00319 x 1
-    .venv/bin/python bench/bench_pipeline.py --skip-rrps     # the example only
+    .venv/bin/python -m bench.bench_pipeline                 # example (hopper x astronaut_caricature) and 00319 x 1
+    .venv/bin/python -m bench.bench_pipeline --skip-rrps     # the example only
 
 Each case works in a fresh temporary folder (the project's example/ and output/ are not touched; ../shared is
 read in place). Prints seconds per step and in all; asserts nothing.

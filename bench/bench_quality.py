@@ -1,12 +1,15 @@
-"""How much of the exemplar's style the stylized views carry, per feature network, on RRPS meshes x Face-of-Art styles.
+"""How much of the exemplar's style the stylized heads carry, from the front and turned, on heads x Face-of-Art styles.
 
-    .venv/bin/python bench/bench_quality.py                            # 6 dev pairs, vgg16-hed and efficientnet-lite0
-    .venv/bin/python bench/bench_quality.py --pairs 2 --networks vgg16-hed --iterations 20
+    .venv/bin/python -m bench.bench_quality                      # the dev heads (tuned on), vgg16-hed
+    .venv/bin/python -m bench.bench_quality --held-out           # heads and styles not tuned on: report these
+    .venv/bin/python -m bench.bench_quality --heads hopper 00319 --iterations 20 --all-round-iterations 20
 
-Dev pairs: the first meshes of ../shared/data/rrps/meshes, each with a Face-of-Art style drawn with a fixed seed
-(styles with their own landmarks). Content views are rendered and their landmarks detected once into a work folder
-(rendering.py, correspondences.py; kept between runs). Each pair is stylized with the CPU profile (run.py), then
-reconstructed (triangulation only). Per pair, in the head region (the content's footprint, the exemplar's
+Heads: RRPS reliefs by id (../shared/data/rrps/meshes), closed heads made by acquire.py from an RRPS render
+("acq-<id>") or from a photo shipped in a package ("astronaut"), and the example's head ("hopper"); each with a
+Face-of-Art style drawn with a seed (styles with their own landmarks). Content views are rendered and their
+landmarks detected once into a work folder (acquire.py, rendering.py, correspondences.py; kept between runs).
+Each pair goes through step 4 as run.py does it with the CPU profile: the views (4a), the reconstruction with
+refinement (4b) and the 3D colour pass (4c). In the head region (the content's footprint, the exemplar's
 landmark hull grown to take hair and neck):
 
 - colour: sliced Wasserstein distance in Lab from the stylized views' head pixels to the exemplar's head pixels,
@@ -18,8 +21,16 @@ landmark hull grown to take hair and neck):
 - seconds of the image-space step per pair and per iteration, wall and CPU / threads (what the step would
   take alone on the machine's cores when others load it), and the machine's load (``uptime``).
 
+- style taken at -60 ... +60 degrees (and 90, -90, 180 on closed heads): renders of the input and of the final
+  mesh turned about the head, each scored like the views (1 - the mean of its colour and texture ratios), and
+  sides/front = mean(+-60) / mean(-20, 0, +20);
+- identity (information, not a target): distance of dlib's face descriptors, content view -> stylized view
+  (same person below 0.6); mesh consistency: the views' consistency measured on the final mesh's renders;
+  reconstruction: median reprojection error (px, worst view) and the share of flipped faces.
+
 A contact sheet per pair goes to bench/results/quality/<network>/<mesh>_<style>.png: content | exemplar | stylized
-views | render of the reconstructed mesh. Prints a table; asserts nothing.
+views | render of the final mesh; and <mesh>_<style>_turned.png: the input (top) and the final mesh (bottom) at
+each angle. Prints tables; asserts nothing.
 """
 import argparse
 import json
@@ -34,23 +45,21 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from models.features import load_feature_network
+from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
+from utils.io.images import save_image
+from utils.io.mesh import load_mesh, to_pytorch3d
+from utils.rendering.cameras import load_cameras
+from utils.rendering.render import render_views
+from utils.style.io import load_content_views, load_style, prepare_inputs
+from utils.style.profiles import CPU_PROFILE
+from utils.style.regions import content_footprint, head_mask
+from utils.settings import add_flags, changed, from_flags
+from utils.style.stylize import stylize_views
+from utils.style.all_round import AllRoundSettings, style_all_round, view_cameras_around
+from utils.geometry.smoothing import border_edges
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import run  # noqa: E402
-from models.features import load_feature_network  # noqa: E402
-from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh  # noqa: E402
-from utils.io.images import save_image  # noqa: E402
-from utils.io.mesh import load_mesh, to_pytorch3d  # noqa: E402
-from utils.rendering.cameras import load_cameras  # noqa: E402
-from utils.rendering.render import render_views  # noqa: E402
-from utils.style.io import load_content_views, load_style, prepare_inputs  # noqa: E402
-from utils.style.regions import content_footprint, head_mask  # noqa: E402
-from utils.settings import add_flags, changed, from_flags  # noqa: E402
-from utils.style.stylize import stylize_views  # noqa: E402
-from utils.style.all_round import AllRoundSettings, style_all_round, view_cameras_around  # noqa: E402
-from utils.geometry.smoothing import border_edges  # noqa: E402
-
 RRPS = ROOT.parent / "shared" / "data" / "rrps"
 WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "rrps-bench-quality"
 RESULTS = ROOT / "bench" / "results" / "quality"
@@ -341,14 +350,14 @@ def main():
     parser.add_argument("--networks", nargs="+", default=["vgg16-hed"])
     parser.add_argument("--work", type=Path, default=WORK, help="renders and landmarks, kept between runs")
     parser.add_argument("--results", type=Path, default=RESULTS)
-    add_flags(parser, run.CPU_PROFILE, "style transfer (run.py's CPU profile; e.g. --iterations 80 --image-size 320)")
+    add_flags(parser, CPU_PROFILE, "style transfer (the CPU profile; e.g. --iterations 80 --image-size 320)")
     add_flags(parser, AllRoundSettings(), "the 3D pass (AllRoundSettings)", prefix="all-round-")
     args = parser.parse_args()
-    settings = from_flags(args, run.CPU_PROFILE)
+    settings = from_flags(args, CPU_PROFILE)
     all_round = from_flags(args, AllRoundSettings(), prefix="all-round-")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} (1, 5 min), cores {os.cpu_count()}, "
-          f"threads {torch.get_num_threads()}; settings {changed(run.CPU_PROFILE, settings) or 'CPU profile'}; "
+          f"threads {torch.get_num_threads()}; settings {changed(CPU_PROFILE, settings) or 'CPU profile'}; "
           f"3D pass {changed(AllRoundSettings(), all_round) or 'defaults'}")
     heads, seed = (HELD_OUT_HEADS, args.style_seed + 1) if args.held_out else (args.heads, args.style_seed)
     pairs = [(head_mesh(head, args.work), style) for head, style in head_pairs(heads, seed)]

@@ -11,12 +11,11 @@ On an RRPS portrait mesh (~100k faces) seen from the two RRPS views:
 Wall-clock and process-CPU seconds (all threads), median of several calls; the load average is printed
 because the machine may be shared with other work.
 
-    python bench/bench_raster.py [--mesh PATH] [--quick] [--threads N]
+    python -m bench.bench_raster [--mesh PATH] [--quick] [--threads N]
 """
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -24,12 +23,10 @@ import torch
 from pytorch3d.renderer import MeshRasterizer, RasterizationSettings
 from pytorch3d.structures import Meshes
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from utils.rendering.content import RenderSettings, view_cameras  # noqa: E402
-from utils.errors import cli_entry  # noqa: E402
-from utils.io.mesh import load_mesh  # noqa: E402
-from utils.rendering.raster import FastMeshRasterizer  # noqa: E402
+from utils.rendering.content import RenderSettings, view_cameras
+from utils.errors import cli_entry
+from utils.io.mesh import load_mesh
+from utils.rendering.raster import FastMeshRasterizer
 
 MESH = Path(__file__).resolve().parents[2] / "shared" / "data" / "rrps" / "meshes" / "00319.obj"
 VIEWS = RenderSettings()  # RRPS's two views, framed as rendering.py frames them

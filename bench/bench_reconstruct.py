@@ -6,25 +6,21 @@ The "stylized" views are unlit renders, from the two RRPS views (azimuth -10 and
 reconstruction starts from the undeformed, uncoloured mesh and should recover
 the deformed one.
 
-    python bench/bench_reconstruct.py [--mesh PATH] [--iterations N] [--render-size R] [--no-refine]
+    python -m bench.bench_reconstruct [--mesh PATH] [--iterations N] [--render-size R] [--no-refine]
 """
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the known-answer fixture
-
-from utils.rendering.cameras import world_to_pixel  # noqa: E402
-from utils.rendering.content import RenderSettings, view_cameras  # noqa: E402
-from utils.errors import cli_entry  # noqa: E402
-from utils.io.mesh import load_mesh  # noqa: E402
-from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh  # noqa: E402
-from synthetic import deform_and_recolor, observe  # noqa: E402
+from utils.rendering.cameras import world_to_pixel
+from utils.rendering.content import RenderSettings, view_cameras
+from utils.errors import cli_entry
+from utils.io.mesh import load_mesh
+from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
+from tests.synthetic import deform_and_recolor, observe
 
 MESH = Path(__file__).resolve().parents[2] / "shared" / "data" / "rrps" / "meshes" / "00319.obj"
 VIEWS = RenderSettings()  # RRPS's two views, framed as rendering.py frames them

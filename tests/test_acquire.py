@@ -68,6 +68,7 @@ def test_a_cut_bust_has_a_flat_bottom_not_a_thin_edge(acquired):
     assert thickness > 0.5 * float(torch.linalg.norm(jaw[1] - jaw[0]))  # 0.83-0.97; tapering to an edge: 0.28-0.30
 
 
+@pytest.mark.slow
 def test_landmark_vertices_match_dlib_on_a_render(acquired):
     head, mesh = acquired
     images, _, cameras = render(mesh, [0.0], size=512)
@@ -173,6 +174,7 @@ def test_flags_override_the_settings(monkeypatch):
     assert settings.shape.front_depth == HeadShape().front_depth and settings.height == AcquireSettings().height
 
 
+@pytest.mark.slow
 def test_photo_formats_become_rgb(tmp_path):
     photo = sample_photo("hopper")
     gray16 = (cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257)

@@ -1,9 +1,11 @@
 """Batch selection, skipping complete pairs, and failures that do not stop the batch."""
 import pytest
 
-from utils.batch import COMPLETE_MARKER, is_complete, run_batch, select_pairs
+from utils import batch
+from utils.batch import BUSY, COMPLETE_MARKER, DONE, SKIPPED, attempt_pair, is_complete, run_batch, select_pairs
 from utils.errors import InputError
 from utils.io.files import load_json
+from utils.io.lock import folder_lock
 
 
 def test_select_all_pairs_and_seeded_random_pairs():
@@ -41,3 +43,22 @@ def test_one_broken_pair_does_not_stop_the_others_and_complete_pairs_are_skipped
     forced = run_batch(pairs[:1], lambda p: tmp_path / p[0] / p[1], run_pair, force=True, log=lambda line: None)
     assert forced.done == ["m x good"]
     assert "failed 2" in again.lines()[0]
+
+
+def test_the_marker_is_written_while_the_pair_folder_is_still_locked(tmp_path, monkeypatch):
+    """No second run can take the pair between its last output and its marker (nor clear the marker first)."""
+    folder, held_meanwhile = tmp_path / "m" / "good", []
+    write_marker = batch.mark_complete
+
+    def mark_and_look(where, info):
+        with folder_lock(where) as free:
+            held_meanwhile.append(not free)
+        write_marker(where, info)
+
+    monkeypatch.setattr(batch, "mark_complete", mark_and_look)
+    outcome = attempt_pair(("m", "good"), folder, lambda pair: {"score": 1})
+    assert outcome.status == DONE and held_meanwhile == [True] and is_complete(folder)
+    assert attempt_pair(("m", "good"), folder, lambda pair: pytest.fail("run again")).status == SKIPPED
+    with folder_lock(folder):
+        assert attempt_pair(("m", "good"), folder, lambda pair: pytest.fail("run while busy"), force=True).status \
+            == BUSY

@@ -8,7 +8,7 @@ import pytest
 import correspondences
 from utils.io.images import save_image
 from utils.io.landmarks import LANDMARK_COUNT, load_landmarks, project_landmark_vertices, save_landmarks
-from utils.report.editor import load_checks
+from utils.landmarks.editor import load_checks
 
 
 def run_main(monkeypatch, capsys, *args):
@@ -41,6 +41,7 @@ def folder_args(root):
     return ["--content", root / "content", "--style", root / "style", "--models", root / "models"]
 
 
+@pytest.mark.slow
 def test_detects_keeps_and_force_redetects(photo_folders, monkeypatch, capsys):
     root = photo_folders
     content_file, style_file = root / "content/photo/landmarks_0.txt", root / "style/portrait.txt"
@@ -88,6 +89,7 @@ def test_without_content_says_run_rendering_first(tmp_path, monkeypatch, capsys)
     assert status == 2 and "run rendering.py first" in output and "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_detections_to_check_are_listed_one_line_each(photo_folders, monkeypatch, capsys):
     from models import landmark_detector
 

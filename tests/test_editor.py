@@ -1,6 +1,7 @@
 """The landmark editor (correspondences.py --edit): flagged images first, a drag in headless Chromium saved to the
 landmark file and nothing else, bad saves refused with the file untouched, pairs made with it marked incomplete,
 Ctrl-C stopping the server."""
+import io
 import json
 import os
 import re
@@ -16,15 +17,16 @@ import numpy as np
 import pytest
 
 import correspondences
-from browser import browser_page, needs_browser
-from test_report import IMAGE_SIZE, _picture
+from tests.browser import browser_page, needs_browser
+from tests.synthetic import picture
 from utils.errors import InputError
 from utils.io.files import save_json
 from utils.io.images import save_image
 from utils.io.landmarks import save_landmarks
-from utils.report.editor import find_items, load_checks, make_server, parse_points, record_checks
+from utils.landmarks.editor import find_items, load_checks, make_server, parse_points, record_checks
 
 ROOT = Path(__file__).resolve().parents[1]
+IMAGE_SIZE = 48  # the pictures' side
 
 
 def _face_points(size):
@@ -40,11 +42,11 @@ def landmark_folders(tmp_path):
     landmarks, and complete output pairs head x ink and head x wax."""
     style, content, output = tmp_path / "style", tmp_path / "content/head", tmp_path / "output"
     for seed, name in enumerate(["ink", "wax"]):
-        save_image(style / f"{name}.png", _picture(seed))
+        save_image(style / f"{name}.png", picture(seed))
         save_landmarks(style / f"{name}.txt", _face_points(IMAGE_SIZE))
         save_json(output / "head" / name / "complete.json", {"seconds": 1})
     record_checks(style / "wax.txt", ["wax.png: weak face detection, check by eye"])
-    save_image(content / "view_0.png", _picture(5))
+    save_image(content / "view_0.png", picture(5))
     save_landmarks(content / "landmarks_0.txt", _face_points(IMAGE_SIZE))
     return tmp_path
 
@@ -159,6 +161,7 @@ def _drag(page, locator, dx, dy):
     page.mouse.up()
 
 
+@pytest.mark.slow
 def test_edit_flag_serves_until_ctrl_c(landmark_folders):
     root = landmark_folders
     command = [sys.executable, "correspondences.py", "--edit", "wax", "--content", str(root / "content"),
@@ -183,3 +186,103 @@ def test_edit_with_nothing_to_edit_is_one_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as stop:
         correspondences.main()
     assert stop.value.code == 2 and "no image with a landmark file" in capsys.readouterr().err
+
+
+def _get(url, host=None):
+    """GET ``url`` (with a Host header when given); returns (status, body bytes)."""
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_a_phone_photo_is_served_upright_with_its_upright_size(tmp_path):
+    from PIL import Image
+
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :20, 0] = 255  # stored on its side: the red half is the top of the picture a viewer shows
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF orientation: turn a quarter clockwise to show
+    Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif)
+    save_landmarks(tmp_path / "phone.txt", _face_points(20))
+    server = make_server(find_items(tmp_path / "content", tmp_path), tmp_path / "output", 64)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        status, body = _get(f"{url}/api/items")
+        assert status == 200 and [(i["width"], i["height"]) for i in json.loads(body)] == [(20, 40)]
+        status, body = _get(f"{url}/image/0")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with Image.open(io.BytesIO(body)) as served:
+        assert status == 200 and served.getexif().get(0x0112, 1) == 1 and served.size == (20, 40)
+        shown = np.asarray(served.convert("RGB"))
+    assert shown[:20, :, 0].mean() > 200 and shown[20:, :, 0].mean() < 50
+
+
+def test_every_request_under_a_foreign_host_is_refused(editor):
+    url, root = editor
+    for path in ["/", "/api/items", "/image/0", "/nowhere"]:  # DNS rebinding: another site's name for 127.0.0.1
+        status, body = _get(url + path, host="evil.example")
+        assert status == 400 and b"unexpected Host" in body and str(root).encode() not in body, (path, body)
+    assert _get(url + "/api/items", host="localhost")[0] == 200
+
+
+def test_simultaneous_saves_all_get_an_answer(editor):
+    url, root = editor
+    points = _face_points(IMAGE_SIZE)
+    bodies = [json.dumps({"points": (points + 0.01 * n).tolist()}).encode() for n in range(8)]
+    answers = [None] * len(bodies)
+
+    def save(n):
+        answers[n] = _post(f"{url}/api/save/0", bodies[n])
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [status for status, _ in answers] == [200] * len(bodies), answers
+    saved = np.loadtxt(root / "style/wax.txt")
+    assert any(np.allclose(saved, points + 0.01 * n, atol=1e-3) for n in range(len(bodies)))
+    assert not list(root.rglob("*.tmp-*")) and not load_checks(root / "style/wax.txt")
+
+
+def test_a_save_on_a_damaged_image_is_refused_before_anything_is_written(editor):
+    url, root = editor
+    image, landmarks = root / "style/wax.png", root / "style/wax.txt"
+    image.write_bytes(image.read_bytes()[:60])  # the header says 48x48, the pixels are gone
+    before = landmarks.read_bytes()
+    status, answer = _post(f"{url}/api/save/0", json.dumps({"points": _face_points(IMAGE_SIZE).tolist()}).encode())
+    assert status == 400 and answer["error"].startswith("not saved:") and "wax.png" in answer["error"], answer
+    assert landmarks.read_bytes() == before and (root / "output/head/wax/complete.json").is_file()
+
+
+def test_hostile_requests_each_get_an_answer(editor):
+    import socket
+
+    url, _ = editor
+    status, answer = _post(f"{url}/api/save/0", b"[" * 30000 + b"]" * 30000)
+    assert status == 400 and "not saved" in answer["error"]
+    port = int(url.rsplit(":", 1)[1])
+    for path in [b"/image/\xb2", b"/image/\xff\xfe", b"/api/save/\xb9", b"/\x80"]:  # not UTF-8 ("\xb2" is a digit)
+        for method in [b"GET", b"POST"]:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+                connection.sendall(method + b" " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+                reply = connection.recv(200)
+            assert reply.startswith(b"HTTP/1.0 404"), (method, path, reply)
+
+
+def test_atomic_paths_written_at_once_get_their_own_temporary_names(tmp_path):
+    from utils.io.files import atomic_path, sweep_temporaries
+
+    target = tmp_path / "same.txt"
+    with atomic_path(target) as first, atomic_path(target) as second:
+        assert first != second
+        first.write_text("one")
+        second.write_text("two")
+        assert sweep_temporaries(tmp_path) == []  # this process is alive: its files stay
+    assert target.read_text() == "one" and not list(tmp_path.glob("*.tmp-*"))

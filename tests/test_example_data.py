@@ -82,6 +82,7 @@ def test_style_images_have_68_landmarks_inside():
         assert jaw_width > 0.35 * width, f"{path}: the face should fill most of the image"
 
 
+@pytest.mark.slow
 def test_dlib_finds_a_face_on_views_of_the_mesh(example_mesh):
     """The content views rendering.py makes by default: azimuth -10 and +10, 512 px, framed on the box."""
     at, distance = frame_mesh(example_mesh.verts, 15.0)
@@ -94,6 +95,7 @@ def test_dlib_finds_a_face_on_views_of_the_mesh(example_mesh):
         assert np.ptp(landmarks[:, 0]) > 150  # the face fills a good part of the view
 
 
+@pytest.mark.slow
 def test_committed_mesh_is_what_the_script_makes(example_mesh, landmark_vertices):
     pytest.importorskip("mediapipe", reason="the example mesh is made with mediapipe (bash scripts/setup_env.sh)")
     from utils.acquisition.pipeline import acquire_head

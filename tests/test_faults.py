@@ -1,4 +1,4 @@
-"""Bad input and faults (issue 19): each case gives one clear line, a sensible exit code, and no lost, mixed or
+"""Bad input and faults: each case gives one clear line, a sensible exit code, and no lost, mixed or
 half-written output. Cases about a script's exit code, lines, kills or concurrency run it in a subprocess."""
 import os
 import subprocess
@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT
-from tests.test_pipeline import RUN_FLAGS, project, run_main  # noqa: F401  (project: a fixture)
-from tests.test_landmarks import face_points
-from tests.test_rendering import sphere_mesh
+from tests.synthetic import ROOT, RUN_FLAGS, face_points, run_main, sphere_mesh
 from utils.batch import is_complete, run_batch
 from utils.device import run_memory_estimate
 from utils.errors import InputError, cli_entry
@@ -41,6 +38,7 @@ def render(mesh_path, out, *flags):
 
 # ---- 1. a re-render keeps hand-corrected landmarks when the views did not change -------------------------------
 
+@pytest.mark.slow
 def test_rerender_keeps_corrected_landmarks_when_views_are_identical(tmp_path):
     mesh_path, out = tmp_path / "ball.obj", tmp_path / "content"
     save_obj(mesh_path, sphere_mesh(1))
@@ -61,8 +59,8 @@ def test_rerender_keeps_corrected_landmarks_when_views_are_identical(tmp_path):
 
 # ---- 2. a pair being worked on is locked ---------------------------------------------------------------------
 
-RUN_DRIVER = (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import run; from synthetic import tiny_network; "
-              "run.load_feature_network = lambda *a, **k: tiny_network(); run.main(sys.argv[1:])")
+RUN_DRIVER = ("import sys; import run; from tests.synthetic import tiny_network_loader; "
+              "run.load_feature_network = tiny_network_loader; run.main(sys.argv[1:])")
 
 
 def run_script(project, output, *extra):
@@ -71,6 +69,7 @@ def run_script(project, output, *extra):
                   "--output", output, "--no-report", *RUN_FLAGS, *extra)
 
 
+@pytest.mark.slow
 def test_second_run_on_a_busy_pair_says_so_and_leaves_it(project):
     folder = project / "output" / "face" / "toon"
     with folder_lock(folder) as held:  # another run is working on the pair
@@ -122,6 +121,7 @@ def test_degenerate_landmarks_are_rejected_naming_the_file(tmp_path, points):
         load_landmarks(path)
 
 
+@pytest.mark.slow
 def test_degenerate_style_landmarks_in_run_py_give_one_line(project):
     (project / "style" / "toon.txt").write_text("0 0\n" * 68)
     result = run_script(project, project / "output")
@@ -129,6 +129,7 @@ def test_degenerate_style_landmarks_in_run_py_give_one_line(project):
     assert "toon.txt" in last_line(result.stderr) and "not a face's landmarks" in last_line(result.stderr)
 
 
+@pytest.mark.slow
 def test_a_pair_whose_loss_turns_nan_stops_and_the_batch_goes_on(project):
     (project / "style" / "flat.png").write_bytes((project / "style" / "toon.png").read_bytes())
     (project / "style" / "flat.txt").write_text("40 40\n" * 68)  # let through: the loss turns NaN (was exit 139)
@@ -144,7 +145,8 @@ def test_a_pair_whose_loss_turns_nan_stops_and_the_batch_goes_on(project):
 # ---- 5. nothing silently wrong -----------------------------------------------------------------------------
 
 def tilted_face(degrees):
-    """test_landmarks' upright face turned by ``degrees`` about the image centre (200 px): (68, 2) x, y."""
+    """The synthetic upright face (tests/synthetic.py) turned by ``degrees`` about the image centre (200 px):
+    (68, 2) x, y."""
     turn = np.radians(degrees)
     rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
     return (face_points() - 100) @ rotation.T + 100
@@ -152,7 +154,7 @@ def tilted_face(degrees):
 
 @pytest.mark.parametrize("line_format", ["{x:.3f} {y:.3f}", "{y:.3f}, {x:.3f}"], ids=["x y", "row, col"])
 def test_auto_order_keeps_the_files_own_form_for_a_tilted_head_and_warns(tmp_path, line_format):
-    points = tilted_face(60)  # both readings are plausible faces: the old rule transposed the "x y" one
+    points = tilted_face(60)  # both readings are plausible faces: taking the more upright would transpose "x y"
     path = tmp_path / "tilted.txt"
     path.write_text("".join(line_format.format(x=x, y=y) + "\n" for x, y in points))
     with pytest.warns(LandmarkOrderWarning, match="tilted.txt"):
@@ -186,6 +188,7 @@ def test_outside_the_image_advice_names_no_python_argument(tmp_path):
     assert "far.txt" in str(error.value) and "order=" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_a_mesh_at_any_scale_is_framed_and_rendered(tmp_path):
     ball = sphere_mesh(1)
     save_obj(tmp_path / "tiny.obj", ball.with_verts(ball.verts * 1e-6 + 5e-6))
@@ -197,6 +200,7 @@ def test_a_mesh_at_any_scale_is_framed_and_rendered(tmp_path):
     assert (image.min(-1) < 0.9).mean() > 0.3  # the ball fills the frame
 
 
+@pytest.mark.slow
 def test_a_view_that_sees_no_vertex_is_an_error_naming_the_mesh(tmp_path):
     save_obj(tmp_path / "ball.obj", sphere_mesh(1))
     result = render(tmp_path / "ball.obj", tmp_path / "content", "--look-at", "100", "0", "0")
@@ -218,6 +222,7 @@ def test_a_truncated_jpeg_is_an_error_naming_the_file(tmp_path):
 
 # ---- 6. an output that cannot be written is found before any work -------------------------------------------
 
+@pytest.mark.slow
 def test_unwritable_output_is_reported_before_any_work(project, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -253,6 +258,7 @@ def test_one_bad_mesh_does_not_stop_rendering_the_others(tmp_path):
     assert len(errors) == 2 and "bad.obj" in errors[0] and "1 of 2 mesh(es) failed (bad.obj" in last_line(result.stderr)
 
 
+@pytest.mark.slow
 def test_correspondences_without_a_style_folder_says_there_is_nothing_to_do(project):
     result = script("correspondences.py", "--content", project / "content", "--style", project / "no_style",
                     "--models", project / "models")
@@ -274,6 +280,7 @@ def test_a_binary_file_named_obj_is_not_a_text_obj(tmp_path):
         load_mesh(path)
 
 
+@pytest.mark.slow
 def test_smoothing_a_single_triangle_matches_meshlab_and_says_it_shrank(tmp_path):
     import pymeshlab
     import torch
@@ -313,6 +320,7 @@ def test_large_style_image_is_detected_downscaled_and_points_map_back(project, m
     assert max(Image.open(project / "style" / "overlays" / "big.png").size) <= 1.5 * correspondences.WORKING_MAX_SIDE
 
 
+@pytest.mark.slow
 def test_a_mesh_expected_to_need_more_memory_than_available_is_said_before_work(project, monkeypatch, capsys):
     import utils.device
 
@@ -341,6 +349,7 @@ def test_bad_files_that_already_gave_one_line_still_do(tmp_path, name, content, 
         load(path)
 
 
+@pytest.mark.slow
 def test_unknown_style_name_in_run_py_is_one_line(project):
     result = run_script(project, project / "output", "--style", "nonexistent")
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -4,18 +4,9 @@ import warnings
 import numpy as np
 import pytest
 
+from tests.synthetic import face_points
 from utils.errors import InputError
-from utils.io.landmarks import LANDMARK_COUNT, landmark_error, load_landmarks, save_landmarks
-
-
-def face_points():
-    """A plausible upright face in a 200 px image: (68, 2) pixel (x, y); a U-shaped jaw, the rest inside it."""
-    jaw_angles = np.linspace(0.0, np.pi, 17)
-    jaw = np.stack([100 - 60 * np.cos(jaw_angles), 90 + 60 * np.sin(jaw_angles)], 1)
-    inner = np.random.default_rng(0).uniform([60, 50], [140, 130], size=(LANDMARK_COUNT - 17, 2))
-    points = np.concatenate([jaw, inner])
-    points[[36, 45]] = [[70, 80], [130, 80]]
-    return np.round(points, 3)
+from utils.io.landmarks import LANDMARK_COUNT, LandmarkOrderWarning, landmark_error, load_landmarks, save_landmarks
 
 
 def write_lines(path, lines):
@@ -48,6 +39,16 @@ def test_save_then_load_round_trip(tmp_path):
     assert len((tmp_path / "out" / "pts.txt").read_text().splitlines()) == LANDMARK_COUNT
     np.testing.assert_allclose(load_landmarks(tmp_path / "out" / "pts.txt", order="xy"), points, atol=1e-3)
     assert not list((tmp_path / "out").glob("*.tmp-*"))
+
+
+@pytest.mark.parametrize("size, squash", [(200, 1.0), (64, 1.0), (80, 1.25), (48, 1.0)])
+def test_the_tests_synthetic_face_is_read_without_a_doubt(tmp_path, size, squash):
+    """The shared fixture is a plausible upright face: the loader reads it back with no order warning."""
+    points = face_points(size, squash)
+    save_landmarks(tmp_path / "face.txt", points)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LandmarkOrderWarning)
+        np.testing.assert_allclose(load_landmarks(tmp_path / "face.txt", image_size=size), points, atol=1e-3)
 
 
 def test_save_rejects_wrong_shape(tmp_path):
@@ -129,6 +130,7 @@ def assert_face_landmarks(points, face_box):
 HOPPER_FACE = (75, 75, 200, 225)  # generous box around the face in grace_hopper.jpg
 
 
+@pytest.mark.slow
 def test_detects_hopper_in_rgb_gray_rgba_and_uint16(hopper):
     from models.landmark_detector import detect_landmarks
 
@@ -143,6 +145,7 @@ def test_detects_hopper_in_rgb_gray_rgba_and_uint16(hopper):
         assert landmark_error(points, reference) < 0.05
 
 
+@pytest.mark.slow
 def test_detects_on_small_and_large_images_in_input_pixels(hopper):
     import cv2
 
@@ -155,6 +158,7 @@ def test_detects_on_small_and_large_images_in_input_pixels(hopper):
         assert landmark_error(points, reference) < 0.06
 
 
+@pytest.mark.slow
 def test_detects_astronaut_from_tensor():
     import torch
     from skimage import data
@@ -222,6 +226,7 @@ def test_boxes_of_padded_and_scaled_views_map_into_the_plain_frame(hopper):
     assert in_frame(rotated, (10, 20, 60, 70), plain) == (rotated, (10, 20, 60, 70))
 
 
+@pytest.mark.slow
 def test_weak_detection_is_a_last_resort_with_a_warning(hopper, monkeypatch):
     from models import landmark_detector
 
@@ -232,6 +237,7 @@ def test_weak_detection_is_a_last_resort_with_a_warning(hopper, monkeypatch):
     assert_face_landmarks(points, HOPPER_FACE)
 
 
+@pytest.mark.slow
 def test_scattered_predictions_come_with_a_warning(hopper, monkeypatch):
     from models import landmark_detector
 
@@ -244,6 +250,7 @@ def test_scattered_predictions_come_with_a_warning(hopper, monkeypatch):
     np.testing.assert_array_equal(points, reference)  # the warning changes nothing else
 
 
+@pytest.mark.slow
 def test_noise_gets_points_inside_the_image_and_a_warning():
     """Chosen behaviour: where only weak HOG boxes exist (here on random noise), landmarks come with a warning."""
     from models.landmark_detector import CheckByEyeWarning, detect_landmarks
@@ -267,6 +274,7 @@ def test_box_from_landmarks_follows_the_points_and_matches_the_detector(hopper):
     assert overlap / union > 0.7  # the box the points imply is near the one they were predicted in
 
 
+@pytest.mark.slow
 def test_refined_landmarks_recover_from_a_box_off_the_face(hopper):
     from models.landmark_detector import (FaceView, ensemble_landmarks, hog_boxes, prediction_spread,
                                           refined_landmarks)

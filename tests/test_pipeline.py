@@ -5,70 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-import correspondences
-import rendering
 import run
 import smooth
-from synthetic import tiny_network
+from tests.synthetic import COMPARED, run_main
 from utils.batch import is_complete
 from utils.io.images import save_image
 from utils.io.landmarks import load_landmarks
-from utils.io.mesh import Mesh, load_mesh, save_obj
-
-GRID = 25
-RUN_FLAGS = ["--device", "cpu", "--image-size", "32", "--scales", "2", "--iterations", "3", "--result-samples",
-             "64", "--style-samples", "64", "--checkpoint-every", "0", "--refine-iterations", "3"]
-COMPARED = ["stylized_0.png", "stylized_1.png", "unwarped_0.png", "unwarped_1.png", "verts2d_warped.npy", "mesh.obj"]
-
-
-def face_relief():
-    """A GRID x GRID relief facing +z with smooth colours, and 68 landmark vertex indices (jaw left to right)."""
-    ys, xs = torch.meshgrid(torch.linspace(1, -1, GRID), torch.linspace(-1, 1, GRID), indexing="ij")
-    depth = 0.6 * torch.exp(-(xs.square() + ys.square()))
-    verts = torch.stack([xs, ys, depth], -1).reshape(-1, 3)
-    index = torch.arange(GRID * GRID).reshape(GRID, GRID)
-    a, b, c, d = index[:-1, :-1], index[:-1, 1:], index[1:, :-1], index[1:, 1:]
-    faces = torch.cat([torch.stack([a, c, b], -1).reshape(-1, 3), torch.stack([b, c, d], -1).reshape(-1, 3)])
-    colors = torch.stack([(xs + 1) / 2, (ys + 1) / 2, 0.5 + 0.4 * torch.sin(3 * xs * ys)], -1).reshape(-1, 3)
-    t = torch.linspace(-0.8, 0.8, 17)
-    jaw = torch.stack([t, -0.2 - 0.6 * (1 - t.square())], 1)
-    inner = torch.stack(torch.meshgrid(torch.linspace(0.5, -0.1, 3), torch.linspace(-0.6, 0.6, 17),
-                                       indexing="ij"), -1).reshape(-1, 2).flip(1)
-    points = torch.cat([jaw, inner])  # (68, 2) x, y
-    landmark_vertices = torch.cdist(points, verts[:, :2]).argmin(1)
-    return Mesh(verts=verts, faces=faces, colors=colors.clamp(0, 1)), landmark_vertices
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A tiny project folder after rendering and correspondences: models/, content/, style/ (one good style)."""
-    mesh, landmark_vertices = face_relief()
-    save_obj(tmp_path / "models" / "face.obj", mesh)
-    np.savetxt(tmp_path / "models" / "face.landmarks.txt", landmark_vertices.numpy(), fmt="%d")
-    monkeypatch.setattr(sys, "argv", ["rendering.py", str(tmp_path / "models" / "face.obj"), "--out",
-                                      str(tmp_path / "content"), "--size", "64"])
-    rendering.main()
-    style = tmp_path / "style"
-    generator = np.random.default_rng(0)
-    save_image(style / "toon.png", np.kron(generator.random((8, 8, 3)), np.ones((10, 10, 1))))
-    monkeypatch.setattr(sys, "argv", ["correspondences.py", "--content", str(tmp_path / "content"), "--style",
-                                      str(style), "--models", str(tmp_path / "models"), "--only", "face"])
-    correspondences.main()
-    content_landmarks = load_landmarks(tmp_path / "content" / "face" / "landmarks_0.txt")
-    centre = content_landmarks.mean(0)
-    np.savetxt(style / "toon.txt", (content_landmarks - centre) * [0.85, 1.15] + [40, 40], fmt="%.3f")
-    monkeypatch.setattr(run, "load_feature_network", lambda *args, **kwargs: tiny_network())
-    return tmp_path
-
-
-def run_main(project, output, *extra):
-    """run.main on the tiny project; returns the exit code (0 when it returned normally)."""
-    try:
-        run.main(["--content-dir", str(project / "content"), "--style-dir", str(project / "style"),
-                  "--output", str(output), *RUN_FLAGS, *extra])
-    except SystemExit as stop:
-        return stop.code
-    return 0
+from utils.io.mesh import load_mesh
 
 
 def test_landmarks_come_from_the_mesh_vertices(project):
@@ -79,6 +22,7 @@ def test_landmarks_come_from_the_mesh_vertices(project):
         assert np.allclose(landmarks, verts2d[indices, k], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_broken_style_is_reported_and_the_others_finish(project, capsys, monkeypatch):
     save_image(project / "style" / "broken.png", np.full((40, 40, 3), 0.5))
     (project / "style" / "broken.txt").write_text("10 10\n" * 67)
@@ -107,6 +51,7 @@ def test_missing_mesh_is_reported_before_any_work(project, monkeypatch, capsys):
     assert error.startswith("error:") and "face.obj" in error and "--no-reconstruct" in error
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_outputs(project, monkeypatch):
     assert run_main(project, project / "straight", "--no-report") == 0
 
@@ -127,3 +72,24 @@ def test_interrupted_run_resumes_to_the_same_outputs(project, monkeypatch):
     first = (halfway / "complete.json").stat().st_mtime
     assert run_main(project, project / "resumed", "--no-report") == 0  # complete: skipped
     assert (halfway / "complete.json").stat().st_mtime == first
+
+
+def test_a_full_disk_names_the_files_and_the_summary_is_printed(project, monkeypatch, capsys):
+    import errno
+    import os
+
+    def full_disk(*args, **kwargs):  # what a write through an open file gives on a full disk: no file name
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "save", full_disk)  # every .npy output
+    monkeypatch.setattr(os, "sendfile", full_disk)  # shutil's copy of the report's viewer files
+    output = project / "output"
+    status = run_main(project, output, "--no-reconstruct")
+    out, err = capsys.readouterr()
+    failed = [line for line in (out + err).splitlines() if "failed:" in line]
+    assert status != 0 and len(failed) == 1 and str(output / "face" / "toon") in failed[0], out + err
+    assert ".npy" in failed[0] and "_npyio_impl" not in failed[0]
+    assert "done 0, skipped 0 (already complete), failed 1" in out
+    said = err.strip().splitlines()[-1]
+    assert said.startswith(f"error: {output / 'report_files'}") and "No space left" in said, err
+    assert "utils/report/vendor" not in out + err

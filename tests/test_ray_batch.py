@@ -2,19 +2,21 @@
 import os
 import re
 import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 
 import run
-from synthetic import tiny_network
-from test_pipeline import COMPARED, project, run_main  # noqa: F401 (project: a fixture used below)
+from tests.synthetic import COMPARED, add_style, run_main, tiny_network
 from utils import batch_ray
-from utils.batch import is_complete
+from utils.batch import COMPLETE_MARKER, SKIPPED, is_complete, mark_complete
+from utils.io.files import load_json
 from utils.io.images import save_image
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray==2.60.0)")
+pytestmark = pytest.mark.slow  # a local Ray starts in 5 to 13 s, then each test runs several batches
 
 THREADS = 1  # torch threads of each Ray task (--cpus-per-task) and of the local run it is compared with
 RAY_FLAGS = ["--executor", "ray", "--cpus-per-task", str(THREADS)]
@@ -23,8 +25,7 @@ RAY_FLAGS = ["--executor", "ray", "--cpus-per-task", str(THREADS)]
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One local Ray (2 CPUs) for the whole module: its start-up is paid once, and run.py uses it as it is."""
-    for name in ("test_pipeline", "synthetic"):  # the tiny network goes to the workers by value
-        ray.cloudpickle.register_pickle_by_value(sys.modules[name])
+    ray.cloudpickle.register_pickle_by_value(sys.modules["tests.synthetic"])  # the tiny network, to the workers by value
     batch_ray.start_local_ray(num_cpus=2)
     yield
     ray.shutdown()
@@ -34,8 +35,7 @@ def local_ray():
 def styles(project):
     """Three styles: toon (from the project), toon2 (another image, same landmarks), broken (67 landmarks)."""
     style = project / "style"
-    save_image(style / "toon2.png", np.kron(np.random.default_rng(1).random((8, 8, 3)), np.ones((10, 10, 1))))
-    (style / "toon2.txt").write_text((style / "toon.txt").read_text())
+    add_style(style, "toon2", seed=1)
     save_image(style / "broken.png", np.full((40, 40, 3), 0.5))
     (style / "broken.txt").write_text("10 10\n" * 67)
     return project
@@ -90,18 +90,42 @@ def test_ray_gives_the_local_files_and_failure_line(styles, capsys, monkeypatch)
 def test_interrupted_ray_run_resumes_to_the_same_outputs(styles, monkeypatch):
     chosen = ["--style", "toon", "toon2", "--no-report", *RAY_FLAGS]
     assert run_main(styles, styles / "straight", *chosen) == 0
-    mark_complete = batch_ray.mark_complete
+    stylize_pair, go_on = run.stylize_pair, styles / "toon2 may finish"
+
+    def toon2_waits(content, style, *args):
+        """In the worker: toon2 waits for ``go_on`` (never made), so it is outstanding when Ctrl-C comes."""
+        deadline = time.time() + 120
+        while style.name == "toon2" and not go_on.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        return stylize_pair(content, style, *args)
+
+    say_outcome = batch_ray.say_outcome
 
     def interrupt(*args, **kwargs):
-        mark_complete(*args, **kwargs)
-        raise KeyboardInterrupt  # Ctrl-C once the first pair is done, while the other is outstanding
+        say_outcome(*args, **kwargs)
+        raise KeyboardInterrupt  # Ctrl-C in the driver once the first pair is done, while toon2 is outstanding
 
     with monkeypatch.context() as patch:
-        patch.setattr(batch_ray, "mark_complete", interrupt)
+        patch.setattr(run, "stylize_pair", toon2_waits)
+        patch.setattr(batch_ray, "say_outcome", interrupt)
         assert run_main(styles, styles / "resumed", *chosen) == 130
-    folders = [styles / "resumed" / "face" / style for style in ("toon", "toon2")]
-    assert sum(map(is_complete, folders)) == 1
+    resumed = styles / "resumed" / "face"
+    assert is_complete(resumed / "toon") and not is_complete(resumed / "toon2")  # toon's worker marked it
     assert not list((styles / "resumed").rglob("*.tmp-*"))
 
     assert run_main(styles, styles / "resumed", *chosen) == 0
     assert_same_outputs(styles / "resumed", styles / "straight", [("face", "toon"), ("face", "toon2")])
+
+
+def test_a_task_leaves_a_pair_another_run_completed_meanwhile(styles):
+    """The driver submits the pairs it found incomplete; one that another run completes before its task starts is
+    not redone: the task checks the marker under the folder's lock."""
+    folder = styles / "output" / "face" / "toon"
+    mark_complete(folder, {"by": "another run"})
+
+    def make_runner():
+        return lambda pair: pytest.fail("the complete pair was run again")
+
+    outstanding = batch_ray.submit([("face", "toon")], lambda pair: folder, make_runner, False, 1, False)
+    [outcome] = ray.get(list(outstanding))
+    assert outcome.status == SKIPPED and load_json(folder / COMPLETE_MARKER)["by"] == "another run"

@@ -9,7 +9,7 @@ from utils.io.mesh import Mesh, load_mesh
 from utils.geometry.metrics import displacement_stats, flipped_face_share, reprojection_errors
 from utils.geometry.reconstruct import (ReconstructionSettings, initial_colors, reconstruct_mesh, refine,
                                save_reconstruction, triangulated_verts)
-from synthetic import deform_and_recolor, observe
+from tests.synthetic import deform_and_recolor, observe
 
 IMAGE_SIZE = 96
 AZIMUTHS = [-15.0, 15.0]

@@ -1,20 +1,17 @@
 """Head regions: the style loss matches the content head to the exemplar's head, never to its background, and the
 stylized views keep a plain background."""
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
-from synthetic import tiny_network
-from test_stylize import face_points, quick_settings
 
+from tests.synthetic import ROOT, face_points, quick_settings, tiny_network
 from utils.io.landmarks import load_landmarks
 from utils.style.regions import content_footprint, head_mask, head_style_target, positions_in, shared_mask
 from utils.style import strotss
 from utils.style.strotss import rgb_to_yuv, style_target
 from utils.style.stylize import DeformableStyleTransfer, ScaleProblem, ViewInputs, stylize_views
 
-ROOT = Path(__file__).resolve().parents[1]
 RED, BLUE, GREY, WHITE = (0.9, 0.1, 0.1), (0.1, 0.2, 0.9), (0.5, 0.5, 0.5), (1.0, 1.0, 1.0)
 SIZE = 64
 

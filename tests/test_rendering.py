@@ -5,20 +5,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-from pytorch3d.utils import ico_sphere
 
+from tests.synthetic import sphere_mesh
 from utils.rendering.cameras import frame_mesh, load_cameras, make_cameras, project, save_cameras, world_to_pixel
 from utils.io.images import load_image
 from utils.io.mesh import Mesh, save_obj, to_pytorch3d
 from utils.rendering.render import rasterize_views, render_views, vertex_visibility
 
 import rendering
-
-
-def sphere_mesh(level=2):
-    sphere = ico_sphere(level)
-    verts = sphere.verts_packed()
-    return Mesh(verts=verts, faces=sphere.faces_packed(), colors=(verts + 1) / 2)
 
 
 def test_world_to_pixel_agrees_with_pytorch3d_projection():

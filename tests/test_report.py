@@ -1,7 +1,6 @@
 """The report (output/index.html): links that resolve, missing files shown as such, cached turntables,
 and the page opened in headless Chromium with every picture loading."""
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -12,80 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pytorch3d.utils import ico_sphere
 
 import report as report_script
-from browser import CHROMIUM
-from utils.io.files import save_json, save_text
-from utils.io.images import read_image_array, save_image
-from utils.io.landmarks import save_landmarks
-from utils.io.mesh import Mesh, save_obj
+from tests.browser import CHROMIUM
+from tests.synthetic import assert_rewritten_only_when_stale
+from utils.io.files import save_text
+from utils.io.images import read_image_array
 from utils.report.page import TurntableSettings, flatten, format_value, is_full_circle, summary_metrics, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_TURNTABLE = TurntableSettings(azimuths=(-60.0, -20.0, 20.0, 60.0), image_size=32, frame_ms=100)
-IMAGE_SIZE = 48
-
-
-def _face_points(size):
-    """(68, 2) pixel (x, y) points inside a square image of ``size``, jaw ends left and right."""
-    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
-    return np.stack([size / 2 + size / 3 * np.cos(angles), size / 2 + size / 3 * np.sin(angles)], axis=1)
-
-
-def _picture(seed):
-    """A small (IMAGE_SIZE, IMAGE_SIZE, 3) image in [0, 1]: a gradient from a colour of its own to white."""
-    colour = np.random.default_rng(seed).random(3)
-    ramp = np.linspace(0.0, 1.0, IMAGE_SIZE)[:, None, None]
-    return (colour * (1 - ramp) + ramp).repeat(IMAGE_SIZE, axis=1).astype(np.float32)
-
-
-@pytest.fixture
-def fake_run(tmp_path):
-    """example/ and output/ of a tiny run: pair head x ink complete, head x "oil paint" interrupted after one view,
-    head x wax failed before writing anything (known only from the batch's failures)."""
-    content, style, output = tmp_path / "example/content/head", tmp_path / "example/style", tmp_path / "output"
-    for k in range(2):
-        save_image(content / f"view_{k}.png", _picture(k))
-        save_landmarks(content / f"landmarks_{k}.txt", _face_points(IMAGE_SIZE))
-    for seed, name in enumerate(["ink", "oil paint", "wax"]):
-        save_image(style / f"{name}.png", _picture(10 + seed))
-    save_landmarks(style / "ink.txt", _face_points(IMAGE_SIZE))
-    done = output / "head/ink"
-    sphere = ico_sphere(1)
-    verts = sphere.verts_packed()
-    mesh = Mesh(verts=verts, faces=sphere.faces_packed(), colors=(verts + 1) / 2)
-    save_obj(done / "mesh.obj", mesh)
-    save_obj(done / "mesh_smooth.obj", mesh.with_verts(verts * 0.9))
-    for k in range(2):
-        save_image(done / f"stylized_{k}.png", _picture(20 + k))
-        save_image(done / f"unwarped_{k}.png", _picture(30 + k))
-    save_image(done / "intermediate/loss_curves.png", _picture(40))
-    save_image(done / "intermediate/keypoints_view1.png", _picture(41))
-    save_json(done / "metrics.json", {"psnr_db": [30.0, 32.0], "flipped_face_share": 0.0125,
-                                      "displacement_rel_bbox": {"mean": 0.01, "max": 0.05},
-                                      "image_metrics_region": "footprint <eroded>"})
-    save_json(done / "params.json", {"style": "ink", "settings": {"iterations": 3}})
-    save_json(done / "complete.json", {"seconds": 1.5})
-    save_image(output / "head/oil paint/stylized_0.png", _picture(50))
-    failures = {("head", "wax"): "InputError: wax.txt missing"}
-    return tmp_path, failures
 
 
 def _report(root, failures, turntable=SMALL_TURNTABLE, viewer=True):
     return write_report(root / "output", root / "example/content", root / "example/style", turntable=turntable,
                         failures=failures, device="cpu", viewer=viewer)
-
-
-def assert_rewritten_only_when_stale(report, made, source):
-    """``report()`` leaves ``made`` alone while it is newer than ``source``, and writes it again once it is not."""
-    before = made.stat().st_mtime_ns
-    report()
-    assert made.stat().st_mtime_ns == before
-    later = made.stat().st_mtime + 10
-    os.utime(source, (later, later))
-    report()
-    assert made.stat().st_mtime_ns != before
 
 
 def _links(page):
@@ -186,6 +126,7 @@ def _chromium(user_dir, *arguments):
     return result.stdout
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (Debian: apt-get install -y chromium)")
 def test_every_picture_loads_in_headless_chromium(fake_run, tmp_path):
     root, failures = fake_run

@@ -1,6 +1,7 @@
 """Taubin smoothing agrees with MeshLab's filter (pymeshlab), the tool the original used by hand."""
 import numpy as np
 import pymeshlab
+import pytest
 import torch
 
 from utils.io.mesh import load_mesh
@@ -14,6 +15,7 @@ def meshlab_taubin(verts, faces, lambd, mu, steps):
     return torch.from_numpy(meshes.current_mesh().vertex_matrix())
 
 
+@pytest.mark.slow
 def test_matches_meshlab_on_a_real_portrait_mesh(rrps_data):
     mesh = load_mesh(rrps_data / "meshes" / "00319.obj")  # has borders, holes and unreferenced vertices
     ours = taubin_smooth(mesh.verts.double(), mesh.faces, 0.7, -0.53, 20)

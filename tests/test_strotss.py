@@ -1,23 +1,36 @@
 """The fast CPU STROTSS module (utils/style/strotss_fast.py) against the plain reference (utils/style/strotss.py):
 same values and gradients; the device picks one of them."""
+import inspect
+
 import pytest
 import torch
 
-from synthetic import tiny_network
-from test_stylize import example, load_inputs, quick_settings  # noqa: F401 (example: a fixture)
+from tests.synthetic import load_inputs, quick_settings, tiny_network
 from utils.style import strotss as reference
 from utils.style import strotss_fast as fast
+from utils.style.strotss import StrotssLosses
 from utils.style.stylize import strotss_for, stylize_views
-
-PUBLIC = ("sample_positions", "hypercolumns", "network_hypercolumns", "remd", "moment_loss", "StyleTarget",
-          "style_target", "style_loss", "content_loss")
 
 
 def test_the_cpu_gets_the_fast_module_and_other_devices_the_reference():
     assert strotss_for("cpu") is fast
     assert strotss_for(torch.device("cuda")) is reference
     assert strotss_for("meta") is reference
-    assert all(hasattr(fast, name) and hasattr(reference, name) for name in PUBLIC)
+
+
+def test_both_modules_provide_the_interface_with_the_same_arguments_and_defaults():
+    members = [name for name, value in vars(StrotssLosses).items() if inspect.isfunction(value)
+               and not name.startswith("_")]
+    assert {"style_target", "style_loss", "network_hypercolumns", "hypercolumns", "content_loss"} <= set(members)
+    for name in members:
+        wanted = list(inspect.signature(getattr(StrotssLosses, name)).parameters.values())[1:]  # without self
+        given = [inspect.signature(getattr(module, name)).parameters for module in (reference, fast)]
+        for parameters in given:  # the interface's arguments in its order; anything more is optional
+            assert list(parameters)[:len(wanted)] == [p.name for p in wanted], name
+            assert all(p.default is not p.empty for p in list(parameters.values())[len(wanted):]), name
+        for p in wanted:
+            defaults = [parameters[p.name].default for parameters in given]
+            assert (p.default is p.empty) == (defaults[0] is p.empty) and defaults[0] == defaults[1], (name, p.name)
 
 
 def value_and_gradient(function, leaf):

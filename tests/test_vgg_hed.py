@@ -45,6 +45,7 @@ def test_hed_edges_fail_with_the_wrong_channel_order_or_scale():
 
 
 @needs_hed
+@pytest.mark.slow
 def test_network_first_layer_is_heds_first_convolution_on_caffe_input():
     """relu1_1 of the feature network (ImageNet-normalised input, preprocessing folded in) equals HED's first
     layer on Caffe input, away from the 1-pixel border where the padding differs."""

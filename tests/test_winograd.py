@@ -31,10 +31,17 @@ def test_winograd_equals_conv2d_in_value_and_input_gradient(shape, channels_last
 
 
 def test_winograd_output_takes_an_in_place_relu_like_a_convolution_output():
+    torch.manual_seed(0)
     conv = nn.Conv2d(4, 4, 3, padding=1).requires_grad_(False)
-    images = torch.randn(1, 4, 8, 6, requires_grad=True)
-    for layer in (conv, WinogradConv2d(conv)):
-        torch.relu_(layer(images)).sum().backward()
+    images = torch.randn(1, 4, 8, 6)
+    grads = []
+    for layer in (conv, WinogradConv2d(conv)):  # VGG's ReLUs are in place: the output must allow it, backward too
+        leaf = images.clone().requires_grad_(True)
+        output = torch.relu_(layer(leaf))
+        output.sum().backward()
+        assert (output >= 0).all() and (output == 0).any()
+        grads.append(leaf.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-5)
 
 
 def test_only_wide_3x3_stride_1_convolutions_are_replaced():
@@ -44,6 +51,7 @@ def test_only_wide_3x3_stride_1_convolutions_are_replaced():
     assert kinds == [WinogradConv2d, nn.Conv2d, nn.Conv2d, nn.Conv2d, nn.ReLU]
 
 
+@pytest.mark.slow
 def test_vgg16_runs_its_layers_from_128_channels_in_winograd_form_on_the_cpu_only():
     network = load_feature_network("vgg16-random", "cpu", verbose=False)
     winograd = [layer for layer in network.modules() if isinstance(layer, WinogradConv2d)]
@@ -58,6 +66,7 @@ def test_vgg16_runs_its_layers_from_128_channels_in_winograd_form_on_the_cpu_onl
     assert network.stages[3][0].weight.device.type == "meta"
 
 
+@pytest.mark.slow
 def test_a_network_placed_off_the_cpu_never_builds_the_winograd_form(monkeypatch):
     monkeypatch.setattr(winograd, "transform_filters", lambda weight: pytest.fail("Winograd filters built"))
     network = load_feature_network("vgg16-random", "meta", verbose=False)

@@ -3,12 +3,17 @@
 A pair's folder is marked complete (``COMPLETE_MARKER``) only after all of its outputs are written, each of them
 atomically; a re-run skips complete pairs and redoes any other from the start, so a run interrupted at any moment
 and run again ends with the same files as an uninterrupted one (the work is seeded per pair).
+
+``attempt_pair`` is the one definition of what running a pair means (its folder locked from the check for the marker
+to the marker's writing); ``run_batch`` runs a batch with it here, one pair after another, and
+``utils.batch_ray.run_batch_ray`` runs it as Ray tasks.
 """
 import random
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 from tqdm import tqdm
 
@@ -18,7 +23,9 @@ from utils.io.lock import folder_lock
 
 COMPLETE_MARKER = "complete.json"
 SELECTION_MODES = ("all", "random")
-EXECUTORS = ("local", "ray")  # pairs one after another in this process, or as Ray tasks (utils/batch_ray.py)
+DONE, SKIPPED, BUSY, FAILED = "done", "skipped", "busy", "failed"  # what an attempt at a pair came to
+
+Pair = tuple  # (content name, style name)
 
 
 def select_pairs(contents, styles, mode="all", styles_per_content=1, seed=0):
@@ -54,24 +61,64 @@ def clear_marker(folder):
         marker.unlink()
 
 
-def skipped_as_complete(name, folder, force, summary, log):
-    """True (said in one line, recorded in summary.skipped) when the pair's folder is complete and not forced."""
-    if force or not is_complete(folder):
-        return False
-    summary.skipped.append(name)
-    log(f"{name}: complete in {folder}, skipped (--force to redo)")
-    return True
-
-
-def busy_line(name, folder):
-    """What is said of a pair whose folder another run holds."""
-    return f"{name}: another run is working on {folder}; skipped (not a failure, re-run later)"
-
-
 def failure_reason(err):
     """One line for an unexpected error in a pair: its type, message and the file:line it was raised at."""
     where = traceback.extract_tb(err.__traceback__)[-1]
     return f"{type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})"
+
+
+@dataclass
+class Outcome:
+    """What one attempt at a pair came to.
+
+    status: DONE (info: what its marker holds), SKIPPED (complete already), BUSY (another run holds its folder: not
+    a failure, the pair is that run's to finish) or FAILED (reason: one line); notes: lines to say before the
+    status (temporary files removed).
+    """
+
+    status: str
+    info: dict = field(default_factory=dict)
+    reason: str = ""
+    notes: list = field(default_factory=list)
+
+
+def attempt_pair(pair: Pair, folder, run_pair: Callable[[Pair], dict], force: bool = False) -> Outcome:
+    """Run ``run_pair(pair)`` with ``folder`` locked, unless the folder is complete (and not ``force``d) or busy.
+
+    Under the lock: the temporary files of interrupted writers are removed, the marker is cleared, the pair runs,
+    and once it has written every output the marker is written, so no other run can start the pair in between.
+    Bad input (InputError) fails the pair with its message; any other error with its type, message and place;
+    KeyboardInterrupt goes through, leaving the pair unmarked.
+    """
+    notes = []
+    with folder_lock(folder) as held:
+        if not held:
+            return Outcome(BUSY)
+        if not force and is_complete(folder):
+            return Outcome(SKIPPED)
+        sweep_temporaries(folder, log=notes.append)
+        clear_marker(folder)
+        start = time.time()
+        try:
+            info = run_pair(pair) or {}
+        except InputError as err:
+            return Outcome(FAILED, reason=str(err), notes=notes)
+        except Exception as err:  # a bug or a numerical failure in one pair: report it, keep the batch going
+            return Outcome(FAILED, reason=failure_reason(err), notes=notes)
+        info = dict(info, content=pair[0], style=pair[1], seconds=round(time.time() - start, 1))
+        mark_complete(folder, info)
+    return Outcome(DONE, info=info, notes=notes)
+
+
+def say_outcome(pair: Pair, folder, outcome: Outcome, log: Callable[[str], None]):
+    """Say a pair's outcome (the same lines on every executor): its notes, then one line."""
+    name = " x ".join(pair)
+    said = {DONE: f"{name}: done in {outcome.info.get('seconds')} s",
+            SKIPPED: f"{name}: complete in {folder}, skipped (--force to redo)",
+            BUSY: f"{name}: another run is working on {folder}; skipped (not a failure, re-run later)",
+            FAILED: f"{name}: failed: {outcome.reason}"}
+    for line in [*outcome.notes, said[outcome.status]]:
+        log(line)
 
 
 @dataclass
@@ -84,6 +131,13 @@ class BatchSummary:
     failed: dict = field(default_factory=dict)
     busy: list = field(default_factory=list)
 
+    def add(self, pair: Pair, outcome: Outcome):
+        """Record one pair's outcome."""
+        if outcome.status == FAILED:
+            self.failed[tuple(pair)] = outcome.reason
+        else:
+            getattr(self, outcome.status).append(" x ".join(pair))
+
     def lines(self):
         """Human-readable summary lines."""
         text = [f"done {len(self.done)}, skipped {len(self.skipped)} (already complete), failed {len(self.failed)}"]
@@ -93,59 +147,18 @@ class BatchSummary:
         return text
 
 
-def run_batch(pairs, folder_of, run_pair, force=False, log=tqdm.write):
-    """Run ``run_pair(pair)`` for every pair whose folder is not complete; one failure does not stop the rest.
+def run_batch(pairs: Iterable[Pair], folder_of: Callable, run_pair: Callable[[Pair], dict], force: bool = False,
+              log: Callable[[str], None] = tqdm.write) -> BatchSummary:
+    """Attempt every pair here, one after another (``attempt_pair``); one failure does not stop the rest.
 
     pairs: list of (content, style); folder_of(pair) -> Path of its output folder; run_pair writes every output
-    of a pair (the marker is written here after it returns). Bad input (InputError) is reported in one line;
-    any other error is reported with its traceback's last line and the batch goes on. KeyboardInterrupt stops
-    the batch at once, leaving the current pair unmarked. A pair's folder is locked while it runs; a pair whose
-    folder another run holds is left to that run (``summary.busy``, one line).
+    of a pair. Each outcome is said in one line as it comes. KeyboardInterrupt stops the batch at once, leaving the
+    current pair unmarked.
     """
     summary = BatchSummary()
     for pair in tqdm(pairs, desc="pairs", unit="pair"):
-        name, folder = " x ".join(pair), folder_of(pair)
-        with folder_lock(folder) as held:
-            if not held:
-                summary.busy.append(name)
-                log(busy_line(name, folder))
-            elif not skipped_as_complete(name, folder, force, summary, log):
-                _run_locked(pair, name, folder, run_pair, summary, log)
+        folder = folder_of(pair)
+        outcome = attempt_pair(pair, folder, run_pair, force)
+        say_outcome(pair, folder, outcome, log)
+        summary.add(pair, outcome)
     return summary
-
-
-def _run_locked(pair, name, folder, run_pair, summary, log):
-    """Run one pair whose folder this process has locked, recording the outcome in ``summary``."""
-    sweep_temporaries(folder, log=log)
-    clear_marker(folder)
-    start = time.time()
-    try:
-        info = run_pair(pair) or {}
-    except InputError as err:
-        summary.failed[tuple(pair)] = str(err)
-        log(f"{name}: failed: {err}")
-        return
-    except Exception as err:  # a bug or a numerical failure in one pair: report it, keep the batch going
-        reason = failure_reason(err)
-        summary.failed[tuple(pair)] = reason
-        log(f"{name}: failed: {reason}")
-        return
-    mark_complete(folder, dict(info, content=pair[0], style=pair[1], seconds=round(time.time() - start, 1)))
-    summary.done.append(name)
-
-
-def run_pairs(pairs, folder_of, make_runner, force=False, executor="local", log=tqdm.write, **ray_options):
-    """Run a batch with the chosen executor; returns its ``BatchSummary``.
-
-    make_runner() -> run_pair: builds the per-pair function (loading the feature network) once per process that
-    runs pairs: here for "local" (``run_batch``, one pair after another), once per Ray worker for "ray"
-    (``utils.batch_ray.run_batch_ray``; ray_options: address, cpus_per_task, use_gpu). Both skip complete pairs,
-    report failures the same way and give the same summary.
-    """
-    if executor not in EXECUTORS:
-        raise InputError(f"executor '{executor}' is not one of {', '.join(EXECUTORS)}")
-    if executor == "local":
-        return run_batch(pairs, folder_of, make_runner(), force=force, log=log)
-    from utils.batch_ray import run_batch_ray  # Ray is imported only when it is asked for
-
-    return run_batch_ray(pairs, folder_of, make_runner, force=force, log=log, **ray_options)

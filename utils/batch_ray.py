@@ -1,26 +1,28 @@
 """A batch's pairs as Ray tasks: on this machine (a local Ray started and stopped for the run) or on a cluster.
 
-Same semantics as ``utils.batch.run_batch``: complete pairs are skipped, a failing pair is reported in one line and
-the others go on, the summary lists pairs in the batch's order. The driver (this process) clears and writes the
-completion markers and keeps the summary; each task runs one pair in a worker process, which builds the per-pair
-function once (``make_runner()``: the feature network is loaded once per worker, not once per pair).
+Each task is one ``utils.batch.attempt_pair`` in a worker process, so a pair is locked, checked, run and marked
+complete exactly as in the local loop, its folder locked throughout; the driver (this process) only skips the pairs
+already complete, says each outcome as it arrives and keeps the summary, in the batch's order. A worker builds the
+per-pair function once (``make_runner()``: the feature network is loaded once per worker, not once per pair).
 
 Storage: workers read their inputs from, and write their outputs (atomically, as in the local loop) to, the same
 paths as the driver, so every node must mount the project folder at the same path (see the README). Ctrl-C cancels
 the outstanding tasks: each is interrupted like the local loop is, so its temporary files are removed and its
 pair stays unmarked.
 """
+import contextlib
 import os
+import re
+import socket
 import sys
-import time
+import tempfile
 import uuid
+from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
 
-from utils.batch import BatchSummary, busy_line, clear_marker, failure_reason, mark_complete, skipped_as_complete
-from utils.io.files import sweep_temporaries
-from utils.io.lock import folder_lock
+from utils.batch import DONE, FAILED, SKIPPED, BatchSummary, Outcome, attempt_pair, is_complete, say_outcome
 from utils.errors import InputError
 
 try:
@@ -29,9 +31,14 @@ except ImportError:  # an optional dependency: only --executor ray needs it
     ray = None
 
 LOCAL_OBJECT_STORE_BYTES = 200 * 2**20  # tasks exchange only small things (pairs, summaries); a local Ray is shared
-BUSY = "busy"  # a task's reason when another run holds the pair's folder (not a failure)
 CANCEL_WAIT_SECONDS = 30  # after Ctrl-C, how long cancelled tasks get to clean up before they are killed
 OFFLINE_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}  # no usage reports (the machines may have no internet)
+ANSWER_SECONDS = 10  # how long a cluster's address gets to accept a connection before the run gives up on it
+# Ray tries a cluster's address 20 times, each try up to about 40 s when nothing answers: one try is enough to
+# tell a running cluster, and keeps a wrong address under a minute
+CONNECT_TRIES = {"RAY_gcs_server_port_wait_time_s": "1"}
+TOKEN_HELP = ("copy the head node's ~/.ray/auth_token (`ray get-auth-token` on the head prints it) to "
+              "~/.ray/auth_token here, or set RAY_AUTH_TOKEN (the token) or RAY_AUTH_TOKEN_PATH (its file)")
 
 
 def require_ray():
@@ -42,11 +49,109 @@ def require_ray():
 
 
 def start_local_ray(num_cpus=None):
-    """Start a Ray on this machine (no dashboard, no usage statistics, a small object store); num_cpus: all if None."""
+    """Start a Ray on this machine (no dashboard, no usage statistics, a small object store); num_cpus: all if None.
+
+    Always a new Ray of this process's own: "local" keeps Ray from joining the cluster named by a leftover
+    address file (``<temp dir>/ray/ray_current_cluster``, from another job's ``ray start``) or by RAY_ADDRESS.
+    """
     require_ray()
     os.environ.update(OFFLINE_ENV)
-    ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
              object_store_memory=LOCAL_OBJECT_STORE_BYTES, configure_logging=False)
+
+
+def host_and_port(address):
+    """(host, port) of a "host:port" address (an optional scheme:// and IPv6 brackets allowed), None for others."""
+    match = re.fullmatch(r"(?:\w+://)?\[?([^\[\]]+?)\]?:(\d+)", address.strip())
+    return (match[1], int(match[2])) if match else None
+
+
+def check_answers(address):
+    """An InputError in one line when nothing accepts a connection at ``address`` ("host:port"; others pass)."""
+    parsed = host_and_port(address)
+    if parsed is None:
+        return
+    try:
+        socket.create_connection(parsed, timeout=ANSWER_SECONDS).close()
+    except socket.gaierror:
+        why = f"unknown host {parsed[0]}"
+    except ConnectionRefusedError:
+        why = f"nothing listens on port {parsed[1]}"
+    except OSError as err:  # no route, or no answer in time
+        why = err.strerror or f"no answer within {ANSWER_SECONDS} s"
+    else:
+        return
+    raise InputError(f"no Ray cluster at {address} ({why}); check --ray-address, or start one with `ray start --head`")
+
+
+def use_token_if_found():
+    """Token authentication for this driver when RAY_AUTH_MODE is unset and a token is where Ray looks for one
+    (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token). Returns True when a token is used.
+
+    ``ray start --head`` turns token authentication on by itself when ~/.ray/auth_token exists, but ``ray.init``
+    turns it on only for the address "auto", so a driver given the head's address would be refused.
+    """
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None:
+        return mode.lower() == "token"
+    from ray._raylet import AuthenticationTokenLoader, Config  # Ray's own search for the token (ray==2.60)
+
+    if not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+        return False
+    os.environ["RAY_AUTH_MODE"] = "token"
+    Config.initialize("")  # Ray read its settings from the environment at import: read them again
+    return True
+
+
+@contextlib.contextmanager
+def captured_stderr():
+    """Ray's own lines on stderr (its C++ part writes there directly) kept aside; yields a function that returns
+    them. They are passed on when the block ends normally, and left for the caller to sum up when it raises."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as kept:
+        os.dup2(kept.fileno(), 2)
+
+        def text():
+            kept.seek(0)
+            return kept.read().decode(errors="replace")
+
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sys.stderr.write(text())  # reached only when the block did not raise
+
+
+@contextlib.contextmanager
+def environment(values):
+    """``values`` in os.environ for the block, except where the user has set them; then as before."""
+    added = {name: value for name, value in values.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def join_cluster(address):
+    """Join the running Ray cluster at ``address``, or raise an InputError in one line within a minute."""
+    try:
+        token = use_token_if_found()
+        check_answers(address)
+        with environment(CONNECT_TRIES), captured_stderr() as said:
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                if "InvalidAuthToken" in said():
+                    refused = "refused this machine's token" if token else "asks for a token"
+                    raise InputError(f"the Ray cluster at {address} {refused}: {TOKEN_HELP}") from None
+                raise InputError(f"no Ray cluster at {address} ({str(err).strip().splitlines()[0]}); check "
+                                 "--ray-address, or start one with `ray start --head`") from None
+    except ray.exceptions.AuthenticationError as err:  # token authentication asked for, and no token to be read
+        raise InputError(f"Ray's token for {address}: {err.message}; {TOKEN_HELP}") from None
 
 
 def connect(address=None):
@@ -57,14 +162,11 @@ def connect(address=None):
     require_ray()
     if ray.is_initialized():
         return False
+    os.environ.update(OFFLINE_ENV)
     if address is None:
         start_local_ray()
-        return True
-    os.environ.update(OFFLINE_ENV)
-    try:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-    except ConnectionError as err:
-        raise InputError(f"no Ray cluster at {address} ({err}); start one with `ray start --head`") from None
+    else:
+        join_cluster(address)
     return True
 
 
@@ -85,41 +187,19 @@ def _runner(batch, factory_ref, workdir, threads):
     return _RUNNER[batch]
 
 
-def _run_one(batch, factory_ref, workdir, threads, pair, folder):
-    """Ray task: run one pair with its folder locked, as the local loop does. Returns (info, None) when it is
-    done, (None, reason) when it failed, (None, BUSY) when another run holds the folder."""
-    start = time.time()
-    with folder_lock(Path(workdir) / folder) as held:
-        if not held:
-            return None, BUSY
-        sweep_temporaries(Path(workdir) / folder)
-        try:
-            info = _runner(batch, factory_ref, workdir, threads)(pair) or {}
-        except InputError as err:
-            return None, str(err)
-        except Exception as err:  # a bug or a numerical failure in one pair: report it, keep the batch going
-            return None, failure_reason(err)
-    return dict(info, seconds=round(time.time() - start, 1)), None
+def _attempt(batch, factory_ref, workdir, threads, pair, folder, force):
+    """Ray task: ``attempt_pair`` on one pair, with this worker's run_pair; returns its ``Outcome``."""
+    return attempt_pair(pair, Path(workdir) / folder,
+                        lambda pair: _runner(batch, factory_ref, workdir, threads)(pair), force)
 
 
-def pairs_to_run(pairs, folder_of, force, summary, log):
-    """The pairs that are not complete (their markers cleared); complete ones go to summary.skipped."""
-    todo = []
-    for pair in pairs:
-        name, folder = " x ".join(pair), folder_of(pair)
-        if not skipped_as_complete(name, folder, force, summary, log):
-            clear_marker(folder)
-            todo.append(tuple(pair))
-    return todo
-
-
-def submit(todo, folder_of, make_runner, cpus_per_task, use_gpu):
+def submit(todo, folder_of, make_runner, force, cpus_per_task, use_gpu):
     """One task per pair; returns {ObjectRef: pair}. A GPU per task when asked for and the cluster has GPUs."""
     gpus = 1 if use_gpu and ray.cluster_resources().get("GPU", 0) > 0 else 0
-    task = ray.remote(_run_one).options(num_cpus=cpus_per_task, num_gpus=gpus)
+    task = ray.remote(_attempt).options(num_cpus=cpus_per_task, num_gpus=gpus)
     factory_ref = [ray.put(make_runner)]  # in a list, so that each worker fetches it only once
     batch = uuid.uuid4().hex
-    return {task.remote(batch, factory_ref, os.getcwd(), cpus_per_task, pair, str(folder_of(pair))): pair
+    return {task.remote(batch, factory_ref, os.getcwd(), cpus_per_task, pair, str(folder_of(pair)), force): pair
             for pair in todo}
 
 
@@ -133,60 +213,56 @@ def cancel(outstanding):
         ray.cancel(ref, force=True)
 
 
-def collect(outstanding, pairs, folder_of, summary, log, bar):
-    """Record each task's outcome as it arrives: the marker for a done pair, the reason for a failed one.
-
-    summary.done and summary.failed end in the batch's order, as the local loop leaves them.
-    """
-    done, failed = set(), {}  # sets and dicts: ordering a large batch stays linear
+def collect(outstanding, folder_of, log, bar):
+    """Each task's outcome as it arrives, said at once; returns {pair: Outcome}."""
+    outcomes, counts = {}, Counter()
     while outstanding:
         [ref], _ = ray.wait(list(outstanding), num_returns=1)
         pair = outstanding.pop(ref)
         try:
-            info, reason = ray.get(ref)
+            outcome = ray.get(ref)
         except ray.exceptions.RayError as err:  # the worker died (out of memory, node lost): that pair failed
-            info, reason = None, f"{type(err).__name__}: {str(err).strip().splitlines()[0]}"
-        if reason == BUSY:
-            summary.busy.append(" x ".join(pair))
-            log(busy_line(" x ".join(pair), folder_of(pair)))
-        elif reason is None:
-            mark_complete(folder_of(pair), dict(info, content=pair[0], style=pair[1]))
-            done.add(pair)
-            log(f"{' x '.join(pair)}: done in {info['seconds']} s")
-        else:
-            failed[pair] = reason
-            log(f"{' x '.join(pair)}: failed: {reason}")
+            outcome = Outcome(FAILED, reason=f"{type(err).__name__}: {str(err).strip().splitlines()[0]}")
+        outcomes[pair] = outcome
+        say_outcome(pair, folder_of(pair), outcome, log)
         bar.update()
-        bar.set_postfix(done=len(done), failed=len(failed))
-    ordered = [tuple(pair) for pair in pairs]
-    summary.done += [" x ".join(pair) for pair in ordered if pair in done]
-    summary.failed.update((pair, failed[pair]) for pair in ordered if pair in failed)
+        counts[outcome.status] += 1
+        bar.set_postfix(done=counts[DONE], failed=counts[FAILED])
+    return outcomes
 
 
 def run_batch_ray(pairs, folder_of, make_runner, force=False, log=tqdm.write, address=None, cpus_per_task=1,
                   use_gpu=True):
-    """Run every pair whose folder is not complete as a Ray task; returns a ``BatchSummary`` like ``run_batch``.
+    """Attempt every pair whose folder is not complete as a Ray task; returns a ``BatchSummary`` like ``run_batch``.
 
     make_runner() -> run_pair(pair) is sent to the workers (it must pickle; each worker calls it once) and
-    run_pair writes every output of a pair; the completion marker is written here once the task has returned.
+    run_pair writes every output of a pair; the worker writes the completion marker after it, under the lock.
     address: a running Ray cluster ("auto", "host:6379"), None for a local Ray started and stopped here.
     cpus_per_task: CPUs each task reserves (and its torch threads); use_gpu: one GPU per task where there are GPUs.
     KeyboardInterrupt cancels the outstanding tasks and is raised again.
     """
-    summary = BatchSummary()
-    todo = pairs_to_run(pairs, folder_of, force, summary, log)
+    summary, todo = BatchSummary(), []
+    for pair in map(tuple, pairs):
+        if force or not is_complete(folder_of(pair)):
+            todo.append(pair)
+        else:  # no task for a complete pair; a task finds it complete too if another run completes it meanwhile
+            say_outcome(pair, folder_of(pair), Outcome(SKIPPED), log)
+            summary.add(pair, Outcome(SKIPPED))
     if not todo:
         return summary
     stop = connect(address)
     try:
-        outstanding = submit(todo, folder_of, make_runner, cpus_per_task, use_gpu)
-        with tqdm(total=len(pairs), initial=len(summary.skipped), desc="pairs", unit="pair") as bar:
+        outstanding = submit(todo, folder_of, make_runner, force, cpus_per_task, use_gpu)
+        with tqdm(total=len(summary.skipped) + len(todo), initial=len(summary.skipped), desc="pairs",
+                  unit="pair") as bar:
             try:
-                collect(outstanding, pairs, folder_of, summary, log, bar)
+                outcomes = collect(outstanding, folder_of, log, bar)
             except KeyboardInterrupt:
                 cancel(outstanding)
                 raise
     finally:
         if stop:
             ray.shutdown()
+    for pair in todo:  # the batch's order, as the local loop leaves it
+        summary.add(pair, outcomes[pair])
     return summary

@@ -2,6 +2,7 @@
 import ctypes
 import ctypes.util
 import os
+from typing import Callable, Optional, Union
 
 import torch
 
@@ -12,7 +13,7 @@ M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 NEVER = -1  # M_TRIM_THRESHOLD of -1: never give heap memory back (mallopt(3))
 
 
-def resolve_device(name="auto"):
+def resolve_device(name: Optional[Union[str, torch.device]] = "auto") -> torch.device:
     """Return a ``torch.device`` for ``name`` ("auto", "cpu", "cuda", "cuda:1", ...)."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -22,7 +23,7 @@ def resolve_device(name="auto"):
     return device
 
 
-def keep_freed_memory(device="cpu"):
+def keep_freed_memory(device: Union[str, torch.device] = "cpu") -> bool:
     """Make glibc's malloc reuse freed memory instead of returning it to the system, when computing on the CPU.
 
     The optimisation allocates and frees the same large tensors (hundreds of MB at 512 px) every iteration;
@@ -44,16 +45,16 @@ def keep_freed_memory(device="cpu"):
 
 
 # run.py's peak memory grows with the mesh: measured 1.4 GB at 22.5k and 2.8 GB at 90k vertices (CPU, 256 px,
-# /tmp grid reliefs), 12.9 GB at about 1M vertices (issue 19); so about 1 GB plus 16 kB per vertex
+# grid reliefs, bench/bench_run_memory.py), 12.9 GB at about 1M vertices; so about 1 GB plus 16 kB per vertex
 RUN_BASE_BYTES, RUN_BYTES_PER_VERTEX = 2**30, 16 * 2**10
 
 
-def run_memory_estimate(vertex_count):
+def run_memory_estimate(vertex_count: int) -> int:
     """Bytes run.py is expected to need for one pair on a mesh of ``vertex_count`` vertices (a rough figure)."""
     return RUN_BASE_BYTES + vertex_count * RUN_BYTES_PER_VERTEX
 
 
-def available_memory():
+def available_memory() -> Optional[int]:
     """Bytes of memory available to a new process (Linux's MemAvailable; else free pages), or None if unknown."""
     try:
         with open("/proc/meminfo") as f:
@@ -68,7 +69,7 @@ def available_memory():
         return None
 
 
-def warn_if_short_of_memory(what, needed, log=print):
+def warn_if_short_of_memory(what: str, needed: int, log: Callable[[str], None] = print) -> bool:
     """One line when ``needed`` bytes (an estimate) exceed the memory available now; returns True when it warned."""
     available = available_memory()
     if available is None or needed <= available:

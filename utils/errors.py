@@ -3,9 +3,13 @@ import errno
 import functools
 import sys
 import warnings
+from typing import Callable, TypeVar
 
 # a file that cannot be written for reasons outside the program (permissions, a full or read-only disk)
 UNWRITABLE = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+
+
+Result = TypeVar("Result")
 
 
 class InputError(Exception):
@@ -31,7 +35,7 @@ def _one_line_warnings(default):
     return show
 
 
-def cli_entry(main):
+def cli_entry(main: Callable[..., Result]) -> Callable[..., Result]:
     """Wrap a script's ``main`` so that bad input ends with one line on stderr.
 
     ``InputError`` exits with status 2, as does a file that cannot be written

@@ -9,9 +9,13 @@ import inspect
 import re
 import typing
 from dataclasses import fields, replace
+from typing import Any, Iterable, Mapping, Optional, Sequence, TypeVar
+
+Settings = TypeVar("Settings")  # a settings dataclass (instance)
 
 
-def add_flags(parser, defaults, title, prefix="", aliases=None, skip=(), note=""):
+def add_flags(parser: argparse.ArgumentParser, defaults: Any, title: str, prefix: str = "",
+              aliases: Optional[Mapping[str, Sequence[str]]] = None, skip: Iterable[str] = (), note: str = "") -> None:
     """Add a ``--<prefix><field-name>`` flag for every field of the dataclass instance ``defaults`` but those in
     ``skip`` (their help shows its values), in a group called ``title``; ``aliases`` maps a field name to extra
     flag names (e.g. "--size")."""
@@ -27,12 +31,12 @@ def add_flags(parser, defaults, title, prefix="", aliases=None, skip=(), note=""
                            help=text.lstrip().replace("%", "%%"), **_argument_kind(hints[item.name]))
 
 
-def from_flags(args, base, prefix=""):
+def from_flags(args: argparse.Namespace, base: Settings, prefix: str = "") -> Settings:
     """``base`` (a dataclass instance) with the value of every flag given in ``args``."""
     return replace(base, **flag_values(args, type(base), prefix))
 
 
-def flag_values(args, settings_class, prefix=""):
+def flag_values(args: argparse.Namespace, settings_class: type, prefix: str = "") -> dict[str, Any]:
     """{field name: value} of the flags given in ``args`` for the fields of ``settings_class`` (the others are
     absent), to build a dataclass whose ``__post_init__`` must see the final values."""
     hints = typing.get_type_hints(settings_class)
@@ -40,13 +44,13 @@ def flag_values(args, settings_class, prefix=""):
     return {name: _as_annotated(value, hints[name]) for name, value in given.items() if value is not None}
 
 
-def changed(base, other):
+def changed(base: Any, other: Any) -> str:
     """The fields where ``other`` differs from ``base``, as "name=value" text (for help and logs)."""
     return ", ".join(f"{item.name}={getattr(other, item.name)}" for item in fields(base)
                      if getattr(other, item.name) != getattr(base, item.name))
 
 
-def field_comments(settings_class):
+def field_comments(settings_class: type) -> dict[str, str]:
     """{field name: its trailing ``# comment``} read from the dataclass's source (the flags' help)."""
     try:
         source = inspect.getsource(settings_class)

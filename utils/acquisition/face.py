@@ -77,6 +77,20 @@ def find_face(image, what):
                 faces_found=len(candidates))
 
 
+def sees_a_face(image) -> bool:
+    """Whether ``find_face`` finds a face in a uint8 (H, W, 3) RGB image (True when MediaPipe is not installed:
+    then nothing can say there is none)."""
+    try:
+        mediapipe_or_error()
+    except InputError:
+        return True
+    try:
+        find_face(image, "image")
+    except InputError:
+        return False
+    return True
+
+
 def _face_meshes(mp, image):
     """MediaPipe's face meshes in a uint8 RGB image: a list of (478, 3) pixel x, y and depth (toward the viewer)."""
     height, width = image.shape[:2]
@@ -151,7 +165,7 @@ def face_landmarks(image, face, what):
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
     boxes = hog_boxes(crop, 0.0)
     try:
-        points = predict(crop, max(boxes, key=lambda item: item[1])[0]) if boxes else detect_landmarks(crop)
+        points = predict(crop, max(boxes, key=lambda item: item[1])[0]) if boxes else detect_landmarks(crop, what)
     except InputError:
         raise InputError(f"{what}: dlib found no face where MediaPipe saw one; use a sharper, frontal photo") from None
     return points + np.array([x0, y0])

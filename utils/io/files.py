@@ -1,10 +1,12 @@
 """Atomic file writing: every output goes to a temporary name and is renamed when complete.
 
-Temporary names carry the writer's process id (``mesh.tmp-<pid>.obj``); one left by a process that was killed
-(SIGKILL, power loss) is removed by ``sweep_temporaries`` on the next run of the step that writes there.
+Temporary names carry the writer's process id and a number unique within the process (``mesh.tmp-<pid>-<n>.obj``),
+so two threads writing one file at once never share one; a name left by a process that was killed (SIGKILL, power
+loss) is removed by ``sweep_temporaries`` on the next run of the step that writes there.
 """
 import contextlib
 import errno
+import itertools
 import json
 import os
 import re
@@ -13,37 +15,39 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import InputError
+from utils.errors import UNWRITABLE, InputError
 
 
 TEMP_MARK = ".tmp-"
 _TEMP_PID = re.compile(re.escape(TEMP_MARK) + r"(\d+)")
+_TEMP_NUMBERS = itertools.count()  # next() on it is atomic: each atomic_path of the process gets its own number
 
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
-    The temporary name keeps the suffix (``mesh.tmp-123.obj``) so that writers
-    that choose the format by extension (OpenCV, matplotlib) still work.
+    The temporary name keeps the suffix (``mesh.tmp-123-0.obj``) so that writers
+    that choose the format by extension (OpenCV, matplotlib) still work; it is unique to the call
+    (``mesh.tmp-<pid>-<n>.obj``), so threads writing one file at once do not collide: the last rename wins.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}{TEMP_MARK}{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f"{path.stem}{TEMP_MARK}{os.getpid()}-{next(_TEMP_NUMBERS)}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        # a write through an open file names no file, and shutil's copy names its source: name the output
+        raise OSError(err.errno, err.strerror, str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
 STALE_AFTER = 24 * 3600  # seconds; an older temporary file is swept even if its pid is alive (pids are reused)
-
-
-def is_temporary(path):
-    """True for a name ``atomic_path`` gives while writing (``<stem>.tmp-<pid><suffix>``)."""
-    return _TEMP_PID.search(Path(path).name) is not None
 
 
 def _process_alive(pid):

@@ -10,21 +10,49 @@ from utils.errors import InputError
 from utils.io.files import TEMP_MARK, atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+EXIF_ORIENTATION = 0x0112  # the EXIF tag a phone writes instead of turning the pixels; 1: stored upright
+TURNED = (5, 6, 7, 8)  # orientations that swap width and height
+
+
+def exif_orientation(path) -> int:
+    """The EXIF orientation (1-8) of an image file; 1 when it has none or cannot be read."""
+    try:
+        with Image.open(path) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError):
+        return 1
+    return orientation if orientation in range(1, 9) else 1
+
+
+def upright(array: np.ndarray, orientation: int) -> np.ndarray:
+    """An image array (H, W, ...) as stored -> as a viewer shows it, for an EXIF ``orientation`` (PIL's
+    ``ImageOps.exif_transpose`` on arrays: 2 mirrored, 3 turned half round, 4 flipped, 5 transposed, 6 turned a
+    quarter clockwise, 7 transversed, 8 a quarter anticlockwise)."""
+    if orientation in (5, 7):
+        array = array.swapaxes(0, 1)
+    turns = {3: 2, 6: -1, 7: 2, 8: 1}.get(orientation, 0)
+    array = np.rot90(array, turns) if turns else array
+    if orientation == 2:
+        array = array[:, ::-1]
+    elif orientation == 4:
+        array = array[::-1]
+    return np.ascontiguousarray(array)
 
 
 def read_image_array(path):
     """Read an image file as an RGB float32 array (H, W, 3) in [0, 1].
 
     Grayscale is replicated to three channels, alpha is composited over white,
-    8- and 16-bit files are both scaled to [0, 1].
+    8- and 16-bit files are both scaled to [0, 1]. An EXIF orientation (a phone photo) is applied.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: image not found")
     _check_complete_jpeg(path)
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # unchanged: the EXIF orientation too
     if raw is None or raw.size == 0:
         raise InputError(f"{path}: not a readable image; save it as PNG or JPEG")
+    raw = upright(raw, exif_orientation(path))
     scale = float(np.iinfo(raw.dtype).max) if np.issubdtype(raw.dtype, np.integer) else 1.0
     img = raw.astype(np.float32) / scale
     if img.ndim == 2:
@@ -59,8 +87,10 @@ def read_image_downscaled(path, max_side):
 
     Returns (array (h, w, 3) float32 RGB in [0, 1] as ``read_image_array`` gives, scale (2,): working pixels per
     file pixel along x and y, (H, W): the file's size). Map working (x, y) to the file's with ``to_file_pixels``.
+    Both are upright, as ``read_image_array`` gives them: the file's pixels after its EXIF orientation.
     """
     path = Path(path)
+    orientation = exif_orientation(path)
     try:
         with Image.open(path) as image:
             width, height = image.size
@@ -73,12 +103,15 @@ def read_image_downscaled(path, max_side):
                 rgba = image.convert("RGBA").resize(target, Image.Resampling.BOX)
                 white = Image.new("RGBA", target, (255, 255, 255, 255))
                 small = np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.float32) / 255.0
+                small = upright(small, orientation)
     except OSError:  # not an image PIL can open (or damaged): read_image_array says which
         small = None
         width = height = None
     if small is None:
         array = read_image_array(path)
         return array, np.ones(2), array.shape[:2]
+    if orientation in TURNED:
+        width, height = height, width
     return small, np.array([small.shape[1] / width, small.shape[0] / height]), (height, width)
 
 
@@ -93,12 +126,12 @@ def to_copy_pixels(points, scale):
 
 
 def image_size(path):
-    """(height, width) of an image file, read from its header (nothing decoded); ``read_image_array``'s one-line
-    error when it is not a readable image."""
+    """(height, width) of an image file as ``read_image_array`` gives it (upright), read from its header (nothing
+    decoded); ``read_image_array``'s one-line error when it is not a readable image."""
     try:
         with Image.open(path) as image:
             width, height = image.size
-        return height, width
+        return (width, height) if exif_orientation(path) in TURNED else (height, width)
     except OSError:
         return read_image_array(path).shape[:2]
 

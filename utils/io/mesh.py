@@ -3,7 +3,8 @@
 Vertex order and the face list are preserved exactly (polygons are split into
 triangle fans in place), so an output mesh matches its input vertex for vertex.
 """
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -16,6 +17,7 @@ from utils.io.images import read_image_array
 
 MESH_SUFFIXES = (".obj", ".ply")
 BINARY_PROBE = 8192  # bytes looked at to tell a binary file from a text OBJ
+UNIT_COLOR_SLACK = 1e-3  # vertex colours up to 1 + this are 0-1 (an exporter's rounding), above it 0-255
 
 
 @dataclass
@@ -108,8 +110,40 @@ def _load_obj(path):
     Hand-written because PyTorch3D's ``load_obj`` and ``IO().load_mesh`` drop the "v x y z r g b" vertex colours
     (checked with pytorch3d 0.7.9) that the RRPS meshes carry.
     """
-    verts, colors, uvs, faces, faces_uv = [], [], [], [], []
-    mtllib = None
+    listed = _parse_obj(path, _read_obj_lines(path))
+    if not listed.verts:
+        raise InputError(f"{path}: no vertices; is this an .obj mesh?")
+    if not listed.faces:
+        raise InputError(f"{path}: no faces; the pipeline needs a triangle or polygon mesh, not a point cloud")
+    mesh = Mesh(verts=torch.tensor(listed.verts, dtype=torch.float32),
+                faces=torch.tensor(listed.faces, dtype=torch.int64))
+    mesh.colors = _obj_colors(listed, path)
+    texture_path = _texture_from_mtl(path, listed.mtllib) if listed.mtllib else None
+    if texture_path is not None and listed.uvs:
+        faces_uvs = torch.tensor(listed.faces_uv, dtype=torch.int64)
+        if bool((faces_uvs < 0).any()):
+            raise InputError(f"{path}: some faces have texture coordinates and some do not; give all or none")
+        mesh.verts_uvs = torch.tensor(listed.uvs, dtype=torch.float32)
+        mesh.faces_uvs = faces_uvs
+        mesh.texture = torch.from_numpy(read_image_array(texture_path))
+    return mesh
+
+
+@dataclass
+class _ObjListing:
+    """What an OBJ file lists, as Python lists: verts (V, 3), colors (V or 0, 3), uvs (T, 2), faces (F, 3) and
+    faces_uv (F, 3) 0-based (-1: the face has no texture coordinates), the material library's name or None."""
+
+    verts: list = field(default_factory=list)
+    colors: list = field(default_factory=list)
+    uvs: list = field(default_factory=list)
+    faces: list = field(default_factory=list)
+    faces_uv: list = field(default_factory=list)
+    mtllib: Optional[str] = None
+
+
+def _read_obj_lines(path):
+    """The lines of a text OBJ; InputError for a file that cannot be read or holds binary data."""
     try:
         with open(path, "rb") as f:
             start = f.read(BINARY_PROBE)
@@ -118,6 +152,12 @@ def _load_obj(path):
         raise InputError(f"{path}: cannot be read ({err.strerror})") from None
     if b"\0" in start:  # no text file has NUL bytes; reading on would report a malformed line deep inside
         raise InputError(f"{path}: not a text OBJ (binary data); export the mesh as a text .obj or as .ply")
+    return lines
+
+
+def _parse_obj(path, lines):
+    """An ``_ObjListing`` of the lines; a malformed line is an InputError naming the file and line number."""
+    listed = _ObjListing()
     for line_no, line in enumerate(lines, 1):
         tokens = line.split()
         if not tokens:
@@ -125,63 +165,108 @@ def _load_obj(path):
         key = tokens[0]
         try:
             if key == "v":
-                values = [float(t) for t in tokens[1:]]
-                if len(values) < 3:
-                    raise ValueError
-                verts.append(values[:3])
+                values = _numbers(tokens, 3)
+                listed.verts.append(values[:3])
                 if len(values) >= 6:
-                    colors.append(values[3:6])
+                    listed.colors.append(values[3:6])
             elif key == "vt":
-                uvs.append([float(t) for t in tokens[1:3]])
+                listed.uvs.append(_numbers(tokens, 2)[:2])
             elif key == "f":
-                corners = [t.split("/") for t in tokens[1:]]
-                if len(corners) < 3:
-                    raise ValueError
-                vi = [_parse_index(c[0], len(verts), path, line_no) for c in corners]
-                has_uv = all(len(c) > 1 and c[1] for c in corners)
-                ti = [_parse_index(c[1], len(uvs), path, line_no) for c in corners] if has_uv else [-1] * len(vi)
-                for k in range(1, len(vi) - 1):  # triangle fan, in order
-                    faces.append([vi[0], vi[k], vi[k + 1]])
-                    faces_uv.append([ti[0], ti[k], ti[k + 1]])
+                _add_face(listed, tokens[1:], path, line_no)
             elif key == "mtllib" and len(tokens) > 1:
-                mtllib = line.split(None, 1)[1].strip()
+                listed.mtllib = line.split(None, 1)[1].strip()
         except ValueError:
             raise InputError(f"{path}:{line_no}: malformed '{key}' line: {line.strip()[:60]}") from None
-    if not verts:
-        raise InputError(f"{path}: no vertices; is this an .obj mesh?")
-    if not faces:
-        raise InputError(f"{path}: no faces; the pipeline needs a triangle or polygon mesh, not a point cloud")
-    mesh = Mesh(verts=torch.tensor(verts, dtype=torch.float32), faces=torch.tensor(faces, dtype=torch.int64))
-    if colors:
-        if len(colors) != len(verts):
-            raise InputError(f"{path}: only {len(colors)} of {len(verts)} vertices have colours; give all or none")
-        rgb = torch.tensor(colors, dtype=torch.float32)
-        mesh.colors = rgb / 255.0 if float(rgb.max()) > 1.0 else rgb
-    texture_path = _texture_from_mtl(path, mtllib) if mtllib else None
-    if texture_path is not None and uvs:
-        faces_uvs = torch.tensor(faces_uv, dtype=torch.int64)
-        if bool((faces_uvs < 0).any()):
-            raise InputError(f"{path}: some faces have texture coordinates and some do not; give all or none")
-        mesh.verts_uvs = torch.tensor(uvs, dtype=torch.float32)
-        mesh.faces_uvs = faces_uvs
-        mesh.texture = torch.from_numpy(read_image_array(texture_path))
-    return mesh
+    return listed
+
+
+def _numbers(tokens, at_least):
+    """The numbers after a line's keyword; ValueError when one is not a number or there are fewer than ``at_least``."""
+    values = [float(t) for t in tokens[1:]]
+    if len(values) < at_least:
+        raise ValueError
+    return values
+
+
+def _add_face(listed, corner_tokens, path, line_no):
+    """Append one face line's polygon to ``listed`` as a triangle fan, in order (ValueError: too few corners)."""
+    corners = [t.split("/") for t in corner_tokens]
+    if len(corners) < 3:
+        raise ValueError
+    vi = [_parse_index(c[0], len(listed.verts), path, line_no) for c in corners]
+    has_uv = all(len(c) > 1 and c[1] for c in corners)
+    ti = [_parse_index(c[1], len(listed.uvs), path, line_no) for c in corners] if has_uv else [-1] * len(vi)
+    for k in range(1, len(vi) - 1):
+        listed.faces.append([vi[0], vi[k], vi[k + 1]])
+        listed.faces_uv.append([ti[0], ti[k], ti[k + 1]])
+
+
+def _obj_colors(listed, path):
+    """(V, 3) float32 vertex colours in [0, 1] from the listed ones (0-1 or 0-255), or None when none are given."""
+    if not listed.colors:
+        return None
+    if len(listed.colors) != len(listed.verts):
+        raise InputError(f"{path}: only {len(listed.colors)} of {len(listed.verts)} vertices have colours; "
+                         "give all or none")
+    rgb = torch.tensor(listed.colors, dtype=torch.float32)
+    return rgb / 255.0 if float(rgb.max()) > 1.0 + UNIT_COLOR_SLACK else rgb.clamp(max=1.0)
 
 
 def _texture_from_mtl(obj_path, mtllib):
-    """Path of the first ``map_Kd`` image named in the material library, or None."""
-    mtl_path = obj_path.parent / mtllib
+    """Path of the first ``map_Kd`` image named in the material library, or None.
+
+    Both must lie in the mesh's folder or below it: a mesh from elsewhere may not make the pipeline read (and bake
+    into its views) any other file of the machine.
+    """
+    mtl_path = _inside_mesh_folder(obj_path, obj_path.parent, mtllib, "material library")
     if not mtl_path.is_file():
         raise InputError(f"{obj_path}: material library '{mtllib}' not found beside it; "
                          "put it there or remove the mtllib line")
     for line in mtl_path.read_text(errors="replace").splitlines():
         tokens = line.split()
         if tokens and tokens[0] == "map_Kd" and len(tokens) > 1:
-            texture = mtl_path.parent / tokens[-1]
+            name = _map_file_name(line.split(None, 1)[1])
+            texture = _inside_mesh_folder(obj_path, mtl_path.parent, name, "texture image")
             if not texture.is_file():
-                raise InputError(f"{mtl_path}: texture image '{tokens[-1]}' not found beside it")
+                raise InputError(f"{mtl_path}: texture image '{name}' not found beside it")
             return texture
     return None
+
+
+def _inside_mesh_folder(obj_path, folder, name, what):
+    """``folder``/``name``, a file the mesh ``obj_path`` refers to; InputError when it lies outside the mesh's folder
+    (``..`` out of it, an absolute path elsewhere, a link leading out)."""
+    path = folder / name
+    if not path.resolve().is_relative_to(obj_path.parent.resolve()):
+        raise InputError(f"{obj_path}: {what} '{name}' lies outside the mesh's folder; refused (a mesh may only "
+                         "refer to files in its folder); copy the file beside the mesh and name it there")
+    return path
+
+
+MAP_OPTIONS = {"-blendu": 1, "-blendv": 1, "-boost": 1, "-mm": 2, "-o": 3, "-s": 3, "-t": 3, "-texres": 1,
+               "-clamp": 1, "-bm": 1, "-imfchan": 1, "-type": 1, "-cc": 1}  # a map statement's options: most arguments
+
+
+def _map_file_name(arguments):
+    """The file name in a map statement's arguments (``-s 1 1 1 my skin.png`` -> ``my skin.png``): its options
+    skipped, the rest of the line kept whole, spaces included."""
+    words = list(re.finditer(r"\S+", arguments))
+    at = 0
+    while at < len(words) and words[at][0] in MAP_OPTIONS:
+        most, at = MAP_OPTIONS[words[at][0]], at + 1
+        for taken in range(most):  # -o, -s, -t take one to three numbers; the others one word
+            if at >= len(words) or (taken and not _is_number(words[at][0])):
+                break
+            at += 1
+    return arguments[words[at].start():].strip() if at < len(words) else arguments.strip()
+
+
+def _is_number(word):
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 def _load_ply(path):

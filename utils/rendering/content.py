@@ -61,7 +61,8 @@ def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto
     """Render one mesh into ``content_dir``: view_<k>.png, verts2d.npy (V, K, 2), visible.npy (V, K), cameras.json.
 
     landmarks_<k>.txt (perhaps corrected by hand) is kept when view k comes out identical (pixels and camera),
-    else moved aside to landmarks_<k>.txt.old, which ``log`` reports in one line.
+    else moved aside to landmarks_<k>.txt.old (or .old.<n>: nothing set aside before is overwritten), which ``log``
+    reports in one line.
     Returns the share of vertices visible in each view, (K,).
     """
     mesh = load_mesh(mesh_path)
@@ -74,8 +75,8 @@ def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto
     remove_stale_views(content_dir, len(images))
     moved = set_aside_landmarks(content_dir, unchanged)
     if moved:
-        log(f"{content_dir}: the views changed, so {', '.join(moved)} moved aside to *.old "
-            "(run correspondences.py for new ones)")
+        log(f"{content_dir}: the views changed, so landmarks were moved aside ({', '.join(moved)}; "
+            "run correspondences.py for new ones)")
     for k, image in enumerate(images):
         save_image(content_dir / f"view_{k}.png", image)
     save_npy(content_dir / "verts2d.npy", pixels.float())
@@ -155,13 +156,28 @@ def unchanged_views(content_dir, images, P):
 
 
 def set_aside_landmarks(content_dir, keep):
-    """Rename landmarks_<k>.txt to landmarks_<k>.txt.old for every k not in ``keep``; returns the moved names."""
+    """Move landmarks_<k>.txt aside for every k not in ``keep``, to landmarks_<k>.txt.old or, when that is taken
+    (a hand edit moved aside by an earlier render), the first free landmarks_<k>.txt.old.<n>: nothing moved aside
+    before is overwritten. A file equal to one already aside is removed instead. Returns "<name> -> <new name>"
+    for each file moved."""
     moved = []
     for path in sorted(content_dir.glob("landmarks_*.txt")):
         index = path.stem.split("_")[-1]
-        if not (index.isdigit() and int(index) in keep):
-            path.replace(path.with_name(path.name + ".old"))
-            moved.append(path.name)
+        if index.isdigit() and int(index) in keep:
+            continue
+        aside = [path.with_name(path.name + ".old")]
+        aside += content_dir.glob(path.name + ".old.*")
+        text = path.read_bytes()
+        if any(other.is_file() and other.read_bytes() == text for other in aside):
+            path.unlink()
+            continue
+        target = aside[0]
+        number = 2
+        while target.exists():
+            target = path.with_name(f"{path.name}.old.{number}")
+            number += 1
+        path.replace(target)
+        moved.append(f"{path.name} -> {target.name}")
     return moved
 
 

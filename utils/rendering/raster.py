@@ -2,7 +2,7 @@
 
 PyTorch3D's rasterizer on CPU tests every pixel against every face: 59 s per
 512x512 frame of an 82k-face mesh, where a bounding-box pass takes 0.12 s
-(../shared/STACK.md; bench/bench_raster.py), hence this one. ``FastMeshRasterizer`` instead
+(bench/bench_raster.py), hence this one. ``FastMeshRasterizer`` instead
 enumerates, for each face, only the pixel centres inside its bounding box,
 keeps the (face, pixel) pairs whose pixel lies inside the face, and depth-tests
 them with one ``scatter_reduce(amin)`` on a packed (depth, face) int64 key. The
@@ -79,9 +79,8 @@ def resolve_backend(backend, device):
 def make_rasterizer(cameras, raster_settings, backend="auto"):
     """A mesh rasterizer: "fast" -> ``FastMeshRasterizer``, "pytorch3d" -> PyTorch3D's ``MeshRasterizer``.
 
-    "auto" picks the fast one on CPU and PyTorch3D's (binned CUDA kernel) on CUDA. No GPU was
-    available when this was written, so the CUDA choice is not measured; revisit it by timing
-    bench/bench_raster.py on a GPU.
+    "auto" picks the fast one on CPU and PyTorch3D's (binned CUDA kernel) on CUDA, where the fast one's
+    advantage is not established; bench/bench_gpu.py times both on a GPU.
     """
     backend = resolve_backend(backend, cameras.device if cameras is not None else None)
     if backend == "fast":

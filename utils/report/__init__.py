@@ -1,3 +1,3 @@
 """Pictures for people: keypoint overlays and loss curves (``plots``), the static report ``output/index.html``
-(``page``) with its 3D viewer (``glb``: the meshes as glTF binary; ``viewer.js``; ``vendor/``), and the landmark
-editor that ``correspondences.py --edit`` serves (``editor``, ``editor.html``)."""
+(``page``) with its 3D viewer (``glb``: the meshes as glTF binary; ``viewer.js``; ``vendor/``). The landmark
+editor is step 3's, in ``utils/landmarks``."""

@@ -53,12 +53,51 @@
     });
   }
 
+  // The project's renders interpolate a triangle's vertex colours as the sRGB values they are; glTF (and so
+  // three.js) interpolates the linear COLOR_0. Where a triangle spans a dark outline and a light patch the two
+  // differ (linear is lighter), so each material's shaders are changed to interpolate the colours in sRGB: the
+  // vertex shader encodes COLOR_0 to sRGB, the fragment shader decodes the interpolated colour again. It reaches
+  // model-viewer's three.js scene through an internal (the element's symbol named "scene"); where that or the
+  // shader chunks are not found, the view keeps glTF's interpolation.
+  var TO_SRGB = "vec3 rrpsToSrgb(vec3 c) { return mix(c * 12.92, 1.055 * pow(c, vec3(1.0 / 2.4)) - 0.055, " +
+    "step(0.0031308, c)); }\n";
+  var TO_LINEAR = "vec3 rrpsToLinear(vec3 c) { return mix(c / 12.92, pow((c + 0.055) / 1.055, vec3(2.4)), " +
+    "step(0.04045, c)); }\n";
+  var COLOR_VERTEX = "#include <color_vertex>", COLOR_FRAGMENT = "#include <color_fragment>";
+
+  function interpolateColoursInSrgb(view) {
+    var key = Object.getOwnPropertySymbols(view).find(function (symbol) { return symbol.description === "scene"; });
+    var scene = key && view[key];
+    if (!scene || typeof scene.traverse !== "function") return;
+    scene.traverse(function (object) {
+      var material = object.material;
+      if (!material || !material.vertexColors || material.rrpsSrgbColours) return;
+      material.rrpsSrgbColours = true;
+      material.onBeforeCompile = function (shader) {
+        if (shader.vertexShader.indexOf(COLOR_VERTEX) < 0 || shader.fragmentShader.indexOf(COLOR_FRAGMENT) < 0) return;
+        shader.vertexShader = TO_SRGB + shader.vertexShader.replace(COLOR_VERTEX,
+          COLOR_VERTEX + "\n\tvColor.rgb = rrpsToSrgb(vColor.rgb);");
+        shader.fragmentShader = TO_LINEAR + shader.fragmentShader.replace(COLOR_FRAGMENT,
+          "diffuseColor *= vec4(rrpsToLinear(vColor.rgb), vColor.a);");
+      };
+      material.customProgramCacheKey = function () { return "rrps-srgb-vertex-colours"; };
+      material.needsUpdate = true;
+    });
+    if (typeof scene.queueRender === "function") scene.queueRender();
+  }
+
   function pane(container, mesh, url) {
     var figure = document.createElement("figure");
     var view = document.createElement("model-viewer");
     view.setAttribute("camera-controls", "");
     view.setAttribute("interaction-prompt", "none");
+    // The meshes' own colours, as the project's unlit renders show them: the .glb's material is unlit (which
+    // model-viewer draws without lights, environment or tone mapping); these keep it so for a lit one too.
+    view.setAttribute("tone-mapping", "none");
+    view.setAttribute("exposure", "1");
+    view.setAttribute("shadow-intensity", "0");
     view.setAttribute("alt", mesh.caption);
+    view.addEventListener("load", function () { interpolateColoursInSrgb(view); });
     view.setAttribute("src", url);
     var caption = document.createElement("figcaption");
     caption.textContent = mesh.caption;

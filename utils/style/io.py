@@ -6,6 +6,7 @@ Outputs: output/<name>/<style>/ (see ``save_result``).
 """
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 import torch
@@ -17,9 +18,10 @@ from utils.io.landmarks import load_landmarks
 from utils.rendering.content import RenderSettings
 from utils.report.plots import save_keypoint_overlay, save_loss_curves
 from utils.style.regions import content_footprint, head_mask
-from utils.style.stylize import ViewInputs
+from utils.style.stylize import StylizeResult, ViewInputs
 from utils.style.style_view import aligned_targets, rotate_exemplar
 
+PathLike = Union[str, Path]
 DEFAULT_FOV = 15.0  # degrees, when cameras.json gives none
 DEFAULT_BACKGROUND = RenderSettings().background  # the render's background, when cameras.json does not record it
 
@@ -65,7 +67,7 @@ def _require_landmarks(path, image_size, fix):
     return load_landmarks(path, order="auto", image_size=image_size)
 
 
-def load_content_views(folder, device="cpu"):
+def load_content_views(folder: PathLike, device: Union[str, torch.device] = "cpu") -> ContentViews:
     """Read and check one content folder. Returns ``ContentViews``."""
     folder = Path(folder)
     cameras = load_json(folder / "cameras.json")
@@ -94,7 +96,7 @@ def load_content_views(folder, device="cpu"):
                         tuple((cameras.get("render_settings") or {}).get("background") or DEFAULT_BACKGROUND))
 
 
-def load_style(path):
+def load_style(path: PathLike) -> StyleExemplar:
     """Read and check a style exemplar and its landmarks (<style>.txt beside it). Returns ``StyleExemplar``."""
     path = Path(path)
     image = read_image_array(path)
@@ -103,7 +105,8 @@ def load_style(path):
     return StyleExemplar(path.stem, image, landmarks)
 
 
-def prepare_inputs(content, style, device="cpu"):
+def prepare_inputs(content: ContentViews, style: StyleExemplar,
+                   device: Union[str, torch.device] = "cpu") -> ViewInputs:
     """The exemplar turned to each content view and its landmarks aligned to the view's: ``ViewInputs``, with
     the head regions (the content's footprint, the exemplar's head turned the same way)."""
     size = content.images.shape[-1]
@@ -120,12 +123,12 @@ def prepare_inputs(content, style, device="cpu"):
                       torch.stack(heads).unsqueeze(1).float().to(device), content.background)
 
 
-def output_dir(output_root, content_name, style_name):
+def output_dir(output_root: PathLike, content_name: str, style_name: str) -> Path:
     """output/<name>/<style>/."""
     return Path(output_root) / content_name / style_name
 
 
-def save_result(folder, result, inputs, params):
+def save_result(folder: PathLike, result: StylizeResult, inputs: ViewInputs, params: dict) -> None:
     """Write the step's outputs into ``folder`` (all atomically): stylized_<k>.png, unwarped_<k>.png,
     verts2d_warped.npy, intermediate/ (checkpoints, loss curves, keypoint overlays, turned exemplars),
     and params.json last."""

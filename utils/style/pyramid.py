@@ -1,6 +1,7 @@
 """Laplacian pyramids: the image parameterisation of the style transfer (coarse levels first at coarse scales)."""
 import torch.nn.functional as F
 from kornia.geometry.transform import pyrdown
+from torch import Tensor
 
 
 def _upsample(image, size):
@@ -8,7 +9,7 @@ def _upsample(image, size):
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False)
 
 
-def laplacian_pyramid(image, levels):
+def laplacian_pyramid(image: Tensor, levels: int) -> list[Tensor]:
     """Decompose (B, C, H, W) into ``levels`` tensors: band-pass details from fine to coarse, then the residual.
 
     Level l has size about H / 2**l. ``synthesize(pyramid)`` gives the image back exactly.
@@ -22,7 +23,7 @@ def laplacian_pyramid(image, levels):
     return pyramid
 
 
-def synthesize(pyramid):
+def synthesize(pyramid: list[Tensor]) -> Tensor:
     """Rebuild the image from pyramid levels (fine to coarse, residual last): (B, C, H_0, W_0).
 
     Passing ``pyramid[j:]`` gives the image at level j's size, built from the coarse levels only.

@@ -7,13 +7,16 @@ background.
 - exemplar: the hull of its 68 landmarks grown outward, upward (hair) and downward (neck), in the face's own
   frame (eye line as the horizontal).
 """
+from typing import Sequence
+
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
+from torch import Tensor
 
-from utils.style.strotss import sample_positions
+from utils.style.strotss import Layers, StrotssLosses, StyleTarget, sample_positions
 
 BACKGROUND_TOLERANCE = 0.02  # colour distance (RGB in [0, 1]) under which a pixel is the render's background
 GROW_SIDES = 0.25  # the exemplar's head: hull widened by this share of the face width on each side,
@@ -22,7 +25,7 @@ GROW_DOWN = 0.35  # and lowered by this share below the jaw (neck)
 FEATHER = 2  # pixels of soft edge when the background is put back
 
 
-def content_footprint(images, background):
+def content_footprint(images: Tensor, background: Sequence[float]) -> Tensor:
     """Pixels of rendered views that are not background: images (K, 3, S, S), background (3,) -> (K, 1, S, S) float."""
     colour = torch.as_tensor(background, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     foreground = ((images - colour).abs().amax(1) > BACKGROUND_TOLERANCE).cpu().numpy()
@@ -30,7 +33,7 @@ def content_footprint(images, background):
     return torch.from_numpy(filled).float().unsqueeze(1).to(images.device)
 
 
-def head_polygon(landmarks):
+def head_polygon(landmarks: np.ndarray) -> np.ndarray:
     """The exemplar's head outline from its 68 landmarks (68, 2) pixel (x, y): (N, 2) convex hull points."""
     points = np.asarray(landmarks, np.float64)
     across = points[45] - points[36]  # outer eye corners: the face's horizontal
@@ -49,20 +52,20 @@ def head_polygon(landmarks):
     return centre + hull @ np.stack([across, down])
 
 
-def head_mask(landmarks, height, width):
+def head_mask(landmarks: np.ndarray, height: int, width: int) -> np.ndarray:
     """(height, width) float32 mask of the exemplar's head (``head_polygon``) in [0, 1]."""
     mask = np.zeros((height, width), np.uint8)
     cv2.fillConvexPoly(mask, np.round(head_polygon(landmarks)).astype(np.int32), 1)
     return mask.astype(np.float32)
 
 
-def shared_mask(masks, size):
+def shared_mask(masks: Tensor, size: Sequence[int]) -> Tensor:
     """Pixels inside every view's mask: (K, 1, H, W) -> (size, size) bool (positions are shared by the views)."""
     resized = F.interpolate(masks.float(), size=size, mode="bilinear", align_corners=False)
     return resized.amin(0)[0] > 0.5
 
 
-def positions_in(mask, count, generator):
+def positions_in(mask: Tensor, count: int, generator: torch.Generator) -> Tensor:
     """Up to ``count`` of STROTSS's jittered-grid positions that fall inside mask (H, W) bool: (N, 2) pixel (x, y).
     An empty mask gives positions from the whole image."""
     height, width = mask.shape
@@ -71,7 +74,8 @@ def positions_in(mask, count, generator):
     return (positions[inside] if inside.any() else positions)[:count]
 
 
-def head_style_target(strotss, features, image_size, mask, samples, generator, covariance, search_rank):
+def head_style_target(strotss: StrotssLosses, features: Layers, image_size: Sequence[int], mask: Tensor, samples: int,
+                      generator: torch.Generator, covariance: str, search_rank: int) -> StyleTarget:
     """``strotss.style_target`` of the style features with its samples drawn inside mask (H, W) bool only
     (``strotss``: the module of the device, ``utils.style.stylize.strotss_for``).
 
@@ -83,7 +87,7 @@ def head_style_target(strotss, features, image_size, mask, samples, generator, c
     return strotss.style_target(strips, (1, len(positions)), len(positions), generator, covariance, search_rank)
 
 
-def plain_background(images, footprint, background):
+def plain_background(images: Tensor, footprint: Tensor, background: Sequence[float]) -> Tensor:
     """images (K, 3, S, S) with ``background`` (3,) outside footprint (K, 1, S, S) (softened by ``FEATHER`` px)."""
     soft = F.avg_pool2d(footprint, 2 * FEATHER + 1, 1, FEATHER, count_include_pad=False) if FEATHER else footprint
     colour = torch.as_tensor(background, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)

@@ -15,20 +15,24 @@ reference); ``utils.style.stylize.strotss_for(device)`` chooses this module on t
   written-out backward.
 """
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from utils.style import strotss
-from utils.style.strotss import (StyleTarget as ExactStyleTarget, centred_blocks, content_loss,  # noqa: F401
-                                 rgb_to_yuv, sample_positions, style_positions, tile)
+from utils.style.strotss import (FeatureNetwork, Layers, StyleTarget as ExactStyleTarget, centred_blocks, rgb_to_yuv,
+                                 style_positions, tile)
+from utils.style.strotss import content_loss, sample_positions  # noqa: F401 (the reference's, part of StrotssLosses)
 
 NORM_FLOOR = 1e-12  # sample norms are clamped to at least this before dividing
 KD_TREE_MAX_DIMENSIONS = 8  # exact nearest neighbours by k-d tree on the CPU up to this many dimensions
 
 
-def bilinear_corners(positions, image_size, layer_size):
+def bilinear_corners(positions: Tensor, image_size: Sequence[int],
+                     layer_size: Sequence[int]) -> tuple[Tensor, Tensor]:
     """The four neighbours and bilinear weights of image positions in a layer covering the same extent.
 
     positions: (N, 2) pixel (x, y) in an image of ``image_size`` = (H, W); layer_size: (h, w). Pixel centres
@@ -47,7 +51,7 @@ def bilinear_corners(positions, image_size, layer_size):
     return index, weight
 
 
-def hypercolumns(features, positions, image_size):
+def hypercolumns(features: Layers, positions: Tensor, image_size: Sequence[int]) -> list[Tensor]:
     """The reference's ``hypercolumns``: layers (B, C_l, H_l, W_l) sampled at positions (N, 2) -> list of (B, N, C_l).
 
     Each sample is a weighted sum of four rows of the layer seen as (B * H_l * W_l, C_l), which is what
@@ -57,7 +61,7 @@ def hypercolumns(features, positions, image_size):
     return [_sample(layer, *_bags(positions, image_size, layer)) for layer in features]
 
 
-def network_hypercolumns(network, images, positions):
+def network_hypercolumns(network: FeatureNetwork, images: Tensor, positions: Tensor) -> list[Tensor]:
     """``hypercolumns(network(images), positions, images' (H, W))`` with a cheaper backward.
 
     network: a ``FeatureNetwork``; images: (B, 3, H, W). Each layer's samples are taken as the network
@@ -186,12 +190,12 @@ class SubspaceSearch:
     [x V, x . c] and keys [y' V, 1]. basis V: (B, D, r); centre c: (B, D); keys: (B, M, r + 1).
     """
 
-    basis: torch.Tensor
-    centre: torch.Tensor
-    keys: torch.Tensor
+    basis: Tensor
+    centre: Tensor
+    keys: Tensor
 
     @classmethod
-    def fit(cls, targets, rank, power_iterations=3, oversampling=16):
+    def fit(cls, targets: Tensor, rank: int, power_iterations: int = 3, oversampling: int = 16) -> "SubspaceSearch":
         """From unit target rows (B, M, D), keeping ``rank`` principal directions.
 
         A randomized range finder: start from ``rank + oversampling`` target rows (in random order already),
@@ -211,11 +215,11 @@ class SubspaceSearch:
             keys = torch.cat([centred @ basis, torch.ones_like(targets[..., :1])], dim=-1)
         return cls(basis, centre, keys)
 
-    def repeat(self, times):
+    def repeat(self, times: int) -> "SubspaceSearch":
         """The same search repeated along the batch."""
         return SubspaceSearch(*(tile(t, times) for t in (self.basis, self.centre, self.keys)))
 
-    def nearest(self, x):
+    def nearest(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Like ``_nearest_cosine(x, targets)`` for unit rows x (B, N, D), found in the subspace."""
         with torch.no_grad():
             queries = torch.cat([x @ self.basis, (x * self.centre.unsqueeze(1)).sum(-1, keepdim=True)], dim=-1)
@@ -223,7 +227,7 @@ class SubspaceSearch:
             return _argmax_both_ways(similarity)
 
 
-def remd(x, y, cosine=True, search=None):
+def remd(x: Tensor, y: Tensor, cosine: bool = True, search: Optional[SubspaceSearch] = None) -> Tensor:
     """Relaxed earth mover's distance between sample sets, per batch item.
 
     x: (B, N, D) result samples (compared by direction when ``cosine``: any length); y: (B, M, D) target samples
@@ -320,7 +324,7 @@ class _CovarianceDistance(torch.autograd.Function):
         return (centred @ sign).mul_(scale.view(-1, 1, 1)), None
 
 
-def moment_loss(layers, target):
+def moment_loss(layers: Layers, target: ExactStyleTarget) -> Tensor:
     """The reference's ``moment_loss`` with the covariance distance of ``_CovarianceDistance``: (B,)."""
     return strotss.moment_loss(layers, target, _CovarianceDistance.apply)
 
@@ -329,15 +333,16 @@ def moment_loss(layers, target):
 class StyleTarget(ExactStyleTarget):
     """The reference's ``StyleTarget`` plus search: a ``SubspaceSearch`` over ``unit`` for the REMD's
     neighbours, or None for the exact search."""
-    search: SubspaceSearch = None
+    search: Optional[SubspaceSearch] = None
 
-    def repeat(self, times):
+    def repeat(self, times: int) -> "StyleTarget":
         """The same targets repeated along the batch: (B, ...) -> (times * B, ...)."""
         search = None if self.search is None else self.search.repeat(times)
         return StyleTarget(**vars(super().repeat(times)), search=search)
 
 
-def style_target(features, image_size, samples, generator, covariance="full", search_rank=0):
+def style_target(features: Layers, image_size: Sequence[int], samples: int, generator: torch.Generator,
+                 covariance: str = "full", search_rank: int = 0) -> StyleTarget:
     """The reference's ``style_target`` with a ``SubspaceSearch`` of ``search_rank`` principal directions for
     the REMD's neighbours (0 or at least D: the exact search)."""
     layers = hypercolumns(features, style_positions(image_size, samples, generator), image_size)
@@ -347,7 +352,7 @@ def style_target(features, image_size, samples, generator, covariance="full", se
     return StyleTarget(unit, rgb_to_yuv(layers[0]), mean, [_covariance(c) for c in centred], covariance, search)
 
 
-def style_loss(layers, target, color_weight=1.0):
+def style_loss(layers: Layers, target: StyleTarget, color_weight: float = 1.0) -> Tensor:
     """STROTSS style loss per item: REMD (cosine) + moments + color_weight * colour REMD (YUV).
 
     layers: list of (B, N, C_l) result samples, the image's colours first. Returns (B,).

@@ -13,7 +13,7 @@ import numpy as np
 from skimage.transform import SimilarityTransform
 
 
-def rotation_homography(azimuth_degrees, width, height, fov_degrees):
+def rotation_homography(azimuth_degrees: float, width: int, height: int, fov_degrees: float) -> np.ndarray:
     """3x3 homography (pixel (x, y) -> pixel) of a fronto-parallel image plane turned by ``azimuth_degrees``
     about the vertical line through the image centre; the focal length follows from ``fov_degrees`` and the
     longer side."""
@@ -25,13 +25,14 @@ def rotation_homography(azimuth_degrees, width, height, fov_degrees):
     return np.linalg.inv(to_centre) @ turn @ to_centre
 
 
-def apply_homography(matrix, points):
+def apply_homography(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(3, 3) homography applied to (N, 2) points -> (N, 2)."""
     homogeneous = np.concatenate([points, np.ones((len(points), 1))], axis=1) @ matrix.T
     return homogeneous[:, :2] / homogeneous[:, 2:]
 
 
-def rotate_exemplar(image, landmarks, azimuth_degrees, fov_degrees):
+def rotate_exemplar(image: np.ndarray, landmarks: np.ndarray, azimuth_degrees: float,
+                    fov_degrees: float) -> tuple[np.ndarray, np.ndarray]:
     """The exemplar as seen from a camera turned by ``azimuth_degrees``.
 
     image: (H, W, 3) float array; landmarks: (N, 2) pixel (x, y). Returns (image (H, W, 3), landmarks (N, 2)).
@@ -43,7 +44,7 @@ def rotate_exemplar(image, landmarks, azimuth_degrees, fov_degrees):
     return turned, apply_homography(matrix, np.asarray(landmarks, dtype=np.float64))
 
 
-def fit_similarity(source, target):
+def fit_similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Least-squares similarity (scale, rotation, translation) taking ``source`` onto ``target``: scikit-image's
     Umeyama (1991) fit, the same matrix as a hand-written one to 1e-14.
 
@@ -55,7 +56,8 @@ def fit_similarity(source, target):
     return fit.params
 
 
-def aligned_targets(style_landmarks, content_landmarks, image_size, margin=5.0):
+def aligned_targets(style_landmarks: np.ndarray, content_landmarks: np.ndarray, image_size: int,
+                    margin: float = 5.0) -> np.ndarray:
     """Style landmarks moved onto the content landmarks by the best similarity, kept ``margin`` px inside
     the image: (N, 2) x2 -> (N, 2) warp targets in content pixels."""
     matrix = fit_similarity(style_landmarks, content_landmarks)

@@ -10,15 +10,17 @@ outside the footprint is put back plain at the end.
 """
 import itertools
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, Optional, Union
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from tqdm import tqdm
 
 from utils.io.images import pixel_to_grid
 from utils.style.pyramid import laplacian_pyramid, synthesize
 from utils.style import strotss as strotss_reference, strotss_fast
+from utils.style.strotss import FeatureNetwork, StrotssLosses
 from utils.style.regions import head_style_target, plain_background, positions_in, shared_mask
 from utils.style.warp import LandmarkWarp, warp_smoothness
 
@@ -51,7 +53,7 @@ class StylizeSettings:
     regions: bool = True  # style loss from head to head (content footprint, exemplar's head); plain background
     seed: int = 0
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
         return asdict(self)
 
 
@@ -65,18 +67,18 @@ class ViewInputs:
     exemplar's head, turned like ``style``; background (3,) the render's background colour.
     """
 
-    content: torch.Tensor
-    style: torch.Tensor
-    landmarks: torch.Tensor
-    targets: torch.Tensor
-    verts2d: torch.Tensor
-    visible: torch.Tensor
-    content_mask: torch.Tensor = None
-    style_mask: torch.Tensor = None
-    background: tuple = None
+    content: Tensor
+    style: Tensor
+    landmarks: Tensor
+    targets: Tensor
+    verts2d: Tensor
+    visible: Tensor
+    content_mask: Optional[Tensor] = None
+    style_mask: Optional[Tensor] = None
+    background: Optional[tuple] = None
 
     @property
-    def has_regions(self):
+    def has_regions(self) -> bool:
         """Whether the head regions (footprint, exemplar's head, background) are all given."""
         return self.content_mask is not None and self.style_mask is not None and self.background is not None
 
@@ -90,10 +92,10 @@ class StylizeResult:
     history: {loss name: list of floats per iteration}; checkpoints: list of (label, (K, 3, s, s) warped images).
     """
 
-    stylized: torch.Tensor
-    unwarped: torch.Tensor
-    verts2d_warped: torch.Tensor
-    landmarks_warped: torch.Tensor
+    stylized: Tensor
+    unwarped: Tensor
+    verts2d_warped: Tensor
+    landmarks_warped: Tensor
     history: dict
     checkpoints: list = field(default_factory=list)
 
@@ -104,7 +106,7 @@ class ConsistencyTerm:
     verts2d: (V, K, 2), visible: (V, K) bool. Only vertices visible in at least two views are tracked.
     """
 
-    def __init__(self, verts2d, visible):
+    def __init__(self, verts2d: Tensor, visible: Tensor):
         shared = visible.sum(1) >= 2
         self.points = verts2d[shared].transpose(0, 1).contiguous()  # (K, P, 2)
         pairs = torch.tensor(list(itertools.combinations(range(visible.shape[1]), 2)), dtype=torch.long,
@@ -113,7 +115,7 @@ class ConsistencyTerm:
         seen = visible[shared].T  # (K, P)
         self.mask = (seen[self.first] & seen[self.second]).float()  # (pairs, P)
 
-    def __call__(self, warped, moved_points, image_size):
+    def __call__(self, warped: Tensor, moved_points: Tensor, image_size: int) -> Tensor:
         """Mean absolute colour difference over view pairs and shared vertices (a scalar).
 
         warped: (K, 3, s, s); moved_points: (K, P, 2) full-resolution pixels.
@@ -141,7 +143,7 @@ def _style_size(style, side):
     return max(1, round(height * factor)), max(1, round(width * factor))
 
 
-def strotss_for(device):
+def strotss_for(device: Union[str, torch.device]) -> StrotssLosses:
     """STROTSS's losses for ``device``: ``strotss_fast`` on the CPU (the same values, several times faster; its
     tests compare it with the reference), the plain reference ``strotss`` elsewhere (exact REMD on a GPU)."""
     return strotss_fast if torch.device(device).type == "cpu" else strotss_reference
@@ -162,7 +164,8 @@ class ScaleProblem:
     """Everything fixed while optimising at one scale: sizes, style statistics, content hypercolumn source, and
     the STROTSS module for the device (``strotss_for``)."""
 
-    def __init__(self, inputs, network, settings, scale, generator):
+    def __init__(self, inputs: ViewInputs, network: FeatureNetwork, settings: StylizeSettings, scale: int,
+                 generator: torch.Generator):
         self.strotss = strotss_for(inputs.content.device)
         self.level = settings.scales - 1 - scale
         self.size = settings.image_size // 2 ** self.level
@@ -186,7 +189,7 @@ class ScaleProblem:
 class DeformableStyleTransfer:
     """The joint optimisation of K views; ``run()`` returns a ``StylizeResult``."""
 
-    def __init__(self, inputs, network, settings, progress=True):
+    def __init__(self, inputs: ViewInputs, network: FeatureNetwork, settings: StylizeSettings, progress: bool = True):
         self.inputs, self.network, self.settings, self.progress = inputs, network, settings, progress
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.views = inputs.landmarks.shape[0]
@@ -202,7 +205,7 @@ class DeformableStyleTransfer:
         self.history = {name: [] for name in LOSS_NAMES}
         self.checkpoints = []
 
-    def render(self, level):
+    def render(self, level: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Unwarped and warped outputs at pyramid ``level``, the forward field and its inverse (the warp that samples
         them): ((K,3,s,s), (K,3,s,s), field, inverse)."""
         unwarped = synthesize(self.pyramid[level:])
@@ -210,7 +213,7 @@ class DeformableStyleTransfer:
         inverse = self.warp.inverse_field(field)
         return unwarped, self.warp.warp_images(unwarped, inverse), field, inverse
 
-    def losses(self, problem):
+    def losses(self, problem: ScaleProblem) -> dict[str, Tensor]:
         """All loss terms for one iteration: {name: scalar tensor}."""
         s, k = self.settings, self.views
         unwarped, warped, field, inverse = self.render(problem.level)
@@ -230,7 +233,7 @@ class DeformableStyleTransfer:
                  + s.tv_weight * tv + s.consistency_weight * consistency)
         return dict(total=total, style=style, content=content, warp=warp, tv=tv, consistency=consistency)
 
-    def result_positions(self, problem, inverse):
+    def result_positions(self, problem: ScaleProblem, inverse: Tensor) -> Tensor:
         """Where the outputs are sampled this iteration: (N, 2) pixel (x, y); with head regions only inside the
         content's footprint both unwarped and warped by the current warp (``render``'s inverse field)."""
         size, count = problem.size, self.settings.result_samples
@@ -241,7 +244,7 @@ class DeformableStyleTransfer:
             return positions_in(shared_mask(torch.cat([problem.content_mask, warped]), (size, size)), count,
                                 self.generator)
 
-    def step(self, problem):
+    def step(self, problem: ScaleProblem) -> dict[str, float]:
         """One optimiser step; records and returns the loss values (floats)."""
         self.optimizer.zero_grad(set_to_none=True)
         terms = self.losses(problem)
@@ -253,13 +256,13 @@ class DeformableStyleTransfer:
             self.history[name].append(value)
         return values
 
-    def checkpoint(self, label, level):
+    def checkpoint(self, label: str, level: int) -> None:
         """Keep the current warped outputs (K, 3, s, s) under ``label``."""
         with torch.no_grad():
             warped = self.render(level)[1]
         self.checkpoints.append((label, warped.clamp(0, 1).cpu()))
 
-    def run_scale(self, scale):
+    def run_scale(self, scale: int) -> None:
         """Optimise at one scale (0 = coarsest) with a progress bar showing the current loss."""
         problem = ScaleProblem(self.inputs, self.network, self.settings, scale, self.generator)
         bar = tqdm(range(self.settings.iterations), desc=f"scale {scale + 1}/{self.settings.scales} "
@@ -271,7 +274,7 @@ class DeformableStyleTransfer:
             if iteration + 1 == self.settings.iterations or (every and (iteration + 1) % every == 0):
                 self.checkpoint(f"scale{scale + 1}_iter{iteration + 1:04d}", problem.level)
 
-    def run(self):
+    def run(self) -> StylizeResult:
         """All scales, then the final outputs (at the content views' size) and the warped vertex projections."""
         for scale in range(self.settings.scales):
             self.run_scale(scale)
@@ -292,7 +295,7 @@ class DeformableStyleTransfer:
                              landmarks.detach().clone(), self.history, self.checkpoints)
 
 
-def check_finite(terms, iteration):
+def check_finite(terms: dict[str, Tensor], iteration: int) -> None:
     """FloatingPointError naming the loss terms that are NaN or infinite, before any backward pass: backward
     through grid_sample with NaN sampling positions reads outside memory (a segfault, measured on CPU)."""
     bad = [name for name, value in terms.items() if name != "total" and not bool(torch.isfinite(value))]
@@ -301,6 +304,7 @@ def check_finite(terms, iteration):
                                  f"{iteration}; check this pair's landmarks and settings")
 
 
-def stylize_views(inputs, network, settings, progress=True):
+def stylize_views(inputs: ViewInputs, network: FeatureNetwork, settings: StylizeSettings,
+                  progress: bool = True) -> StylizeResult:
     """Stylize K content views jointly with their style exemplars (see ``ViewInputs``); returns a ``StylizeResult``."""
     return DeformableStyleTransfer(inputs, network, settings, progress).run()

@@ -11,13 +11,16 @@ in the content image lands at landmark + d in the warped image, the same place t
 All coordinates are full-resolution pixels (x, y); images of any scale covering the same extent are
 warped with the same field.
 """
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from utils.io.images import pixel_to_grid
 
 
-def border_points(image_size, per_side):
+def border_points(image_size: int, per_side: int) -> Tensor:
     """Points along the image border, corners included: (4 * per_side, 2) pixel (x, y)."""
     last = image_size - 1.0
     t = torch.linspace(0.0, last, per_side + 1, dtype=torch.float64)[:-1]
@@ -26,7 +29,7 @@ def border_points(image_size, per_side):
     return torch.cat(edges)
 
 
-def tps_radial(squared_distance):
+def tps_radial(squared_distance: Tensor) -> Tensor:
     """The thin-plate kernel r^2 log r written on r^2 (0 at r = 0)."""
     return 0.5 * squared_distance * torch.log(squared_distance.clamp(min=1e-30))
 
@@ -36,7 +39,7 @@ def _affine_basis(points):
     return torch.cat([torch.ones_like(points[..., :1]), points], dim=-1)
 
 
-def tps_interpolation_matrix(controls, queries, active=None):
+def tps_interpolation_matrix(controls: Tensor, queries: Tensor, active: Optional[Tensor] = None) -> Tensor:
     """Linear map from values at the control points to the thin-plate spline's values at the queries.
 
     controls: (K, N, 2); queries: (K, Q, 2), any units; active: optional (K, M) bool over the first M controls,
@@ -63,7 +66,7 @@ def tps_interpolation_matrix(controls, queries, active=None):
     return basis @ solve
 
 
-def coincident_merge_matrix(landmarks, tolerance=0.5):
+def coincident_merge_matrix(landmarks: Tensor, tolerance: float = 0.5) -> Tensor:
     """(K, L, L) matrix M mapping landmark displacements to control values: row i of the first landmark of a
     group closer than ``tolerance`` pixels averages the group's displacements; other rows of the group are zero.
 
@@ -77,7 +80,7 @@ def coincident_merge_matrix(landmarks, tolerance=0.5):
     return merge / merge.sum(2, keepdim=True).clamp(min=1)
 
 
-def field_grid_points(image_size, field_size):
+def field_grid_points(image_size: int, field_size: int) -> Tensor:
     """Centres of a field_size^2 grid covering the image, in full-resolution pixels: (field_size^2, 2) (x, y)."""
     centres = (torch.arange(field_size, dtype=torch.float64) + 0.5) * (image_size / field_size) - 0.5
     return torch.stack(torch.meshgrid(centres, centres, indexing="xy"), dim=-1).reshape(-1, 2)
@@ -91,7 +94,8 @@ class LandmarkWarp:
     tracked_points: optional (K, P, 2) points whose motion is needed every iteration (vertex projections).
     """
 
-    def __init__(self, landmarks, image_size, border_per_side=16, field_size=128, tracked_points=None):
+    def __init__(self, landmarks: Tensor, image_size: int, border_per_side: int = 16, field_size: int = 128,
+                 tracked_points: Optional[Tensor] = None):
         views = landmarks.shape[0]
         self.landmarks = landmarks
         self.image_size = image_size
@@ -114,21 +118,21 @@ class LandmarkWarp:
         matrix = tps_interpolation_matrix(self.controls, queries, self.merge.diagonal(dim1=1, dim2=2) > 0)
         return (matrix[..., :self.landmarks.shape[1]] @ self.merge).to(self.landmarks.dtype)
 
-    def displacement_field(self, displacements):
+    def displacement_field(self, displacements: Tensor) -> Tensor:
         """Forward displacement on the field grid: (K, L, 2) -> (K, 2, G, G), full-resolution pixels."""
         field = self.grid_matrix @ displacements  # (K, G*G, 2)
         return field.transpose(1, 2).reshape(len(field), 2, self.field_size, self.field_size)
 
-    def move_points(self, points, displacements):
+    def move_points(self, points: Tensor, displacements: Tensor) -> Tensor:
         """Where points of the content images move: points (K, P, 2), displacements (K, L, 2) -> (K, P, 2)."""
         matrix = self._landmark_columns(points)
         return points + matrix @ displacements
 
-    def move_tracked(self, displacements):
+    def move_tracked(self, displacements: Tensor) -> Tensor:
         """The tracked points after the warp, with gradients: (K, L, 2) -> (K, P, 2)."""
         return self.tracked_points + self.tracked_matrix @ displacements
 
-    def inverse_field(self, field, iterations=6):
+    def inverse_field(self, field: Tensor, iterations: int = 6) -> Tensor:
         """Backward displacement b with b(q) = -u(q + b(q)) on the field grid: (K, 2, G, G) -> same."""
         views = field.shape[0]
         points = self.grid_points.reshape(views, self.field_size, self.field_size, 2)
@@ -138,7 +142,7 @@ class LandmarkWarp:
             inverse = -F.grid_sample(field, where, mode="bilinear", padding_mode="border", align_corners=False)
         return inverse
 
-    def warp_images(self, images, inverse):
+    def warp_images(self, images: Tensor, inverse: Tensor) -> Tensor:
         """Backward-warp images (K, C, s, s) of any scale with the inverse field (K, 2, G, G) -> (K, C, s, s)."""
         size = images.shape[-1]
         inverse = F.interpolate(inverse, size=(size, size), mode="bilinear", align_corners=False)
@@ -148,7 +152,7 @@ class LandmarkWarp:
         return F.grid_sample(images, where, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def warp_smoothness(field, image_size):
+def warp_smoothness(field: Tensor, image_size: int) -> Tensor:
     """Total variation of a displacement field (K, 2, G, G) in pixels: mean squared finite-difference
     gradient (dimensionless, scale independent). Returns (K,)."""
     spacing = image_size / field.shape[-1]

@@ -6,6 +6,7 @@ Every style exemplar and content view with a landmark file is listed, the ones f
 the completion marker of every output pair made with those landmarks, so the next run.py redoes them.
 The server is the standard library's; it listens on 127.0.0.1 only and stops on Ctrl-C.
 """
+import io
 import json
 import mimetypes
 import re
@@ -17,10 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from utils.batch import clear_marker
 from utils.io.files import load_json, save_json
-from utils.io.images import image_size, list_images, read_image_downscaled, to_copy_pixels
+from utils.io.images import exif_orientation, image_size, list_images, read_image_downscaled, to_copy_pixels
 from utils.io.landmarks import LANDMARK_COUNT, check_not_degenerate, load_landmarks, save_landmarks
 from utils.errors import InputError
 from utils.report.plots import save_keypoint_overlay
@@ -29,6 +31,10 @@ PAGE = Path(__file__).with_name("editor.html")
 CHECKS_NAME = "check_by_eye.json"  # in <image folder>/overlays/: {landmark file name: [messages]}
 MAX_BODY = 64 * 1024  # bytes; a save is about 2 kB
 VIEW_LANDMARKS = re.compile(r"landmarks_(\d+)")
+SAVING = threading.Lock()  # saves run one at a time: a folder's images share its check-by-eye file, and two saves
+# rewriting it at once would undo each other's changes
+ITEM_NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit also takes "²", which int() refuses
+ALLOWED_HOST = re.compile(r"(127\.0\.0\.1|localhost)(:\d+)?")  # the Host header of a page this server served
 
 
 @dataclass
@@ -115,6 +121,8 @@ def parse_points(body, image_size):
         data = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as err:
         raise InputError(f"the request is not valid JSON ({err})") from None
+    except RecursionError:  # brackets nested thousands deep: no save looks like that
+        raise InputError("the request's JSON is nested too deeply") from None
     points = data.get("points") if isinstance(data, dict) else None
     if not isinstance(points, list) or len(points) != LANDMARK_COUNT or not all(
             isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in points):
@@ -144,17 +152,33 @@ def save_item(item, points, output_root, max_side):
     """Write the edited points: landmark file (atomic), overlay, flag cleared, affected pairs made incomplete.
 
     The overlay is drawn on the image read at most ``max_side`` pixels a side (a huge image is not decoded whole).
-    Returns the output pair folders whose completion marker was cleared.
+    Returns the output pair folders whose completion marker was cleared. An image that cannot be read is an
+    InputError before anything is written.
     """
-    save_landmarks(item.landmarks, points)
-    image, scale, _ = read_image_downscaled(item.image, max_side)
-    save_keypoint_overlay(item.overlay, image, {f"{item.landmarks.name} (edited)": to_copy_pixels(points, scale)})
-    record_checks(item.landmarks, [])
-    item.flags = []
-    pairs = sorted(folder for folder in Path(output_root).glob(item.pairs_glob) if folder.is_dir())
-    for folder in pairs:
-        clear_marker(folder)
+    with SAVING:
+        image, scale, _ = read_image_downscaled(item.image, max_side)
+        save_landmarks(item.landmarks, points)
+        save_keypoint_overlay(item.overlay, image,
+                              {f"{item.landmarks.name} (edited)": to_copy_pixels(points, scale)})
+        record_checks(item.landmarks, [])
+        item.flags = []
+        pairs = sorted(folder for folder in Path(output_root).glob(item.pairs_glob) if folder.is_dir())
+        for folder in pairs:
+            clear_marker(folder)
     return pairs
+
+
+def upright_file(path):
+    """(bytes, content type) of an image file as the page must show it: the file itself, or, when it carries an
+    EXIF orientation, its pixels turned upright as PNG (the landmarks are in upright pixels; a browser that
+    ignored the tag would show them on a sideways picture)."""
+    if exif_orientation(path) == 1:
+        return path.read_bytes(), mimetypes.guess_type(path.name)[0] or "image/png"
+    with Image.open(path) as image:
+        turned = ImageOps.exif_transpose(image)
+    buffer = io.BytesIO()
+    turned.save(buffer, format="PNG")
+    return buffer.getvalue(), "image/png"
 
 
 # ---- the server -------------------------------------------------------------------------------------------
@@ -167,43 +191,65 @@ class EditorHandler(BaseHTTPRequestHandler):
     max_side = None  # overlays are drawn on the image read at most this many pixels a side
 
     def do_GET(self):
-        if self.path == "/":
+        self._answer(self._get)
+
+    def do_POST(self):
+        self._answer(self._post)
+
+    def _answer(self, handle):
+        """Run ``handle``; whatever goes wrong in it, the request gets an HTTP answer with one line (the server
+        stays up, and the page says what happened instead of waiting)."""
+        self._answered = False
+        try:
+            handle()
+        except Exception as err:  # noqa: BLE001  every request is answered, whatever failed
+            if not self._answered:
+                self._send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"failed: {type(err).__name__}: {err}"})
+
+    def _get(self):
+        refusal = self._host_refusal()
+        if refusal:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"error": refusal})
+        elif self.path == "/":
             self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
         elif self.path == "/api/items":
             self._send_json(HTTPStatus.OK, [self._describe(i, item) for i, item in enumerate(self.items)])
         elif self.path.startswith("/image/") and self._item() is not None:
-            image = self._item().image
-            self._send(HTTPStatus.OK, image.read_bytes(), mimetypes.guess_type(image.name)[0] or "image/png")
+            self._send(HTTPStatus.OK, *upright_file(self._item().image))
         else:
             self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {self.path}"})
 
-    def do_POST(self):
+    def _post(self):
         item = self._item() if self.path.startswith("/api/save/") else None
-        if item is None:
-            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such item: {self.path}"})
-            return
-        refusal = self._refusal()
+        refusal = self._host_refusal() or (self._refusal() if item is not None else "")
         if refusal:
             self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"not saved: {refusal}"})
+            return
+        if item is None:
+            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such item: {self.path}"})
             return
         length = int(self.headers.get("Content-Length") or 0)
         try:
             points = parse_points(self.rfile.read(length), image_size(item.image))
+            pairs = save_item(item, points, self.output_root, self.max_side)
         except InputError as err:
             self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"not saved: {err}"})
             return
-        pairs = save_item(item, points, self.output_root, self.max_side)
         self._send_json(HTTPStatus.OK, {"saved": str(item.landmarks),
                                         "incomplete": [str(folder) for folder in pairs]})
 
+    def _host_refusal(self):
+        """Why any request is refused for its Host ("" when it is not): only 127.0.0.1 or localhost. Another site's
+        name made to point at 127.0.0.1 (DNS rebinding) would let its pages read the answers, paths included."""
+        host = self.headers.get("Host") or ""
+        if ALLOWED_HOST.fullmatch(host):
+            return ""
+        return f"unexpected Host {host[:80]!r}; open the editor at 127.0.0.1"
+
     def _refusal(self):
-        """Why a save request is refused before its points are read ("" when it is not): it must come from a page
-        of this server (Host 127.0.0.1 or localhost; other sites' pages cannot send JSON here without asking
-        first), be JSON and small."""
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        """Why a save request is refused before its points are read ("" when it is not): it must be JSON (other
+        sites' pages cannot send JSON here without asking first) and small."""
         length = self.headers.get("Content-Length") or "0"
-        if host not in ("127.0.0.1", "localhost"):
-            return f"unexpected Host {host!r}; open the editor at 127.0.0.1"
         if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
             return "send the points as JSON (Content-Type: application/json)"
         if not length.isdigit() or int(length) > MAX_BODY:
@@ -213,15 +259,17 @@ class EditorHandler(BaseHTTPRequestHandler):
     def _item(self):
         """The item numbered by the path's last part, or None."""
         tail = self.path.rsplit("/", 1)[-1]
-        return self.items[int(tail)] if tail.isdigit() and int(tail) < len(self.items) else None
+        return self.items[int(tail)] if ITEM_NUMBER.fullmatch(tail) and int(tail) < len(self.items) else None
 
     def _describe(self, index, item):
-        """An item for the page; a landmark file that cannot be read comes with its error and no points."""
-        height, width = image_size(item.image)
+        """An item for the page; an image or landmark file that cannot be read comes with its error and no points
+        (the other items are listed all the same)."""
+        (height, width), points, error = (1, 1), None, ""
         try:  # read as correspondences.py and run.py read it: the image size settles an ambiguous column order
-            points, error = load_landmarks(item.landmarks, image_size=(height, width)).tolist(), ""
+            height, width = image_size(item.image)
+            points = load_landmarks(item.landmarks, image_size=(height, width)).tolist()
         except InputError as err:
-            points, error = None, str(err)
+            error = str(err)
         return {"id": index, "name": item.name, "kind": item.kind, "flags": item.flags, "width": width,
                 "height": height, "points": points, "error": error, "file": str(item.landmarks)}
 
@@ -229,6 +277,7 @@ class EditorHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(data).encode(), "application/json")
 
     def _send(self, status, body, content_type):
+        self._answered = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

@@ -19,8 +19,7 @@ landmark hull grown to take hair and neck):
 - landmarks: mean distance of the warped landmarks to their targets, as a ratio to the start;
 - consistency: mean colour difference between views at vertices seen in both (stylized; content's in brackets);
 - seconds of the image-space step per pair and per iteration, wall and CPU / threads (what the step would
-  take alone on the machine's cores when others load it), and the machine's load (``uptime``).
-
+  take alone on the machine's cores when others load it), and the machine's load (``uptime``);
 - style taken at -60 ... +60 degrees (and 90, -90, 180 on closed heads): renders of the input and of the final
   mesh turned about the head, each scored like the views (1 - the mean of its colour and texture ratios), and
   sides/front = mean(+-60) / mean(-20, 0, +20);

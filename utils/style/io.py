@@ -148,3 +148,13 @@ def save_result(folder: PathLike, result: StylizeResult, inputs: ViewInputs, par
         save_image(intermediate / f"style_view{k}.png", inputs.style[k])
     save_npy(folder / "verts2d_warped.npy", result.verts2d_warped.float())
     save_json(folder / "params.json", params)
+
+
+def save_all_round(folder, result, settings):
+    """Write the 3D pass's pictures into folder/intermediate (the start and the final colours from each view it
+    used, its loss curves) and return its figures for metrics.json."""
+    intermediate = Path(folder) / "intermediate"
+    save_image(intermediate / "all_round_views.png", torch.cat(list(result.renders), 2))
+    save_loss_curves(intermediate / "all_round_loss.png", result.history, title="style all round")
+    return dict(azimuths=result.azimuths, seconds=round(result.seconds, 1), settings=settings.as_dict(),
+                final_loss={name: values[-1] for name, values in result.history.items() if values})

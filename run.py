@@ -42,7 +42,7 @@ from utils.settings import add_flags, changed, from_flags
 from utils.style.profiles import CPU_PROFILE, GPU_PROFILE, PROFILE_NETWORKS, PROFILES, profile_for
 from utils.style.stylize import stylize_views
 from utils.style.all_round import AllRoundSettings, style_all_round
-from utils.style.regions import head_mask
+from utils.style.regions import hair_mask, head_mask
 from utils.style.io import load_content_views, load_style, output_dir, prepare_inputs, save_all_round, save_result
 
 # ---- inputs and outputs
@@ -232,7 +232,8 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
         mask = torch.from_numpy(head_mask(style.landmarks, *style.image.shape[:2]))
         mesh_in = load_mesh(mesh_of(content_folder, MODELS_DIR))
         mesh, pass_result = style_all_round(mesh_in, mesh, cameras, views, result.stylized, content.visible, image,
-                                            mask, network, all_round, background=content.background)
+                                            mask, network, all_round, background=content.background,
+                                            back_mask=hair_mask(style.landmarks, *style.image.shape[:2]))
         metrics["all_round"] = save_all_round(folder, pass_result, all_round)
     save_reconstruction(folder, mesh, metrics)
     return {"stylize_seconds": params["seconds"], "total_seconds": round(time.time() - start, 1)}

@@ -33,34 +33,29 @@ from utils.style.regions import head_style_target, positions_in
 from utils.style.stylize import _resize, _style_size, strotss_for
 
 COVARIANCE, SEARCH_RANK = "layers", 256  # the CPU profile's style statistics (utils/style/stylize.py)
+MIN_BACK_SHARE = 0.1  # an exemplar whose hair is under this share of its head styles the back like the front
 CONFIDENT = (0.35, 0.75)  # |cos| between a vertex's normal and the best content view: below, the input's own
 #                           colour (mapped) is the start; above, the reconstructed one; blended in between
 
 
 @dataclass
 class AllRoundSettings:
-    """Parameters of the 3D colour pass (run.py's --all-round-* flags come from here).
+    """Parameters of the 3D colour pass (run.py's --all-round-* flags come from here)."""
 
-    azimuths: candidate view directions, degrees (0: the front); views that see mostly back faces (a relief
-    seen from behind) are dropped. elevation: of every view, degrees. image_size: render side in pixels.
-    iterations: Adam steps; views_per_iteration: views drawn (seeded) for the style loss at each step.
-    style_weight, anchor_weight: loss weights; min_facing: share of a view's footprint that must be front
-    surface for the view to be used.
-    """
-
-    enabled: bool = True
+    enabled: bool = True  # False: the reconstructed colours as they are (RRPS: only what the views see is styled)
     azimuths: List[float] = field(default_factory=lambda: [-150.0, -120.0, -90.0, -60.0, -30.0, 0.0, 30.0, 60.0,
-                                                           90.0, 120.0, 150.0, 180.0])
-    elevation: float = 5.0
-    image_size: int = 256
-    iterations: int = 40
-    views_per_iteration: int = 2
-    learning_rate: float = 0.02
-    style_weight: float = 1.0
-    anchor_weight: float = 10.0
-    result_samples: int = 1024
-    style_samples: int = 2048
-    min_facing: float = 0.8
+                                                           90.0, 120.0, 150.0, 180.0])  # degrees from the front
+    elevation: float = 5.0  # degrees, every view
+    image_size: int = 256  # render side in pixels
+    iterations: int = 30  # Adam steps
+    views_per_iteration: int = 2  # views drawn (seeded, each in turn) for the style loss at each step
+    learning_rate: float = 0.01  # Adam's step on the colour change
+    style_weight: float = 1.0  # STROTSS style loss of the views around the head
+    anchor_weight: float = 10.0  # L1 between renders from the content cameras and the stylized views
+    result_samples: int = 1024  # hypercolumns sampled from each render per step
+    style_samples: int = 2048  # hypercolumns sampled from the exemplar's head (and from its hair)
+    back_from: float = 120.0  # views turned this far or farther (degrees) take the exemplar's hair, not its face
+    min_facing: float = 0.8  # views whose footprint is less front surface than this (a relief from behind) are dropped
     smoothing: int = 2  # the colour change is averaged over this many rings of neighbours (less speckle)
     seed: int = 0
 
@@ -179,7 +174,7 @@ class AllRoundStyle:
     stylized content views. ``run()`` returns an ``AllRoundResult``."""
 
     def __init__(self, start, around, anchor, stylized, style_image, style_mask, network, settings, background,
-                 faces=None):
+                 faces=None, back_mask=None, back_views=()):
         self.start, self.around, self.anchor = start, around, anchor
         self.average = neighbour_average(faces, len(start)) if faces is not None and settings.smoothing else None
         self.network, self.settings, self.background = network, settings, background
@@ -188,11 +183,19 @@ class AllRoundStyle:
         self.stylized = _resize(stylized, (anchor.size, anchor.size))  # (K, 3, S, S)
         self.anchor_mask = anchor.mask[:, None].float()
         style_size = _style_size(style_image, settings.image_size)
-        head = _resize(style_mask[None, None].float(), style_size)[0, 0] > 0.5
         with torch.no_grad():
             exemplar = _resize(style_image[None].to(start.device), style_size)
-            self.target = head_style_target(self.strotss, self.network(exemplar), style_size, head,
-                                            settings.style_samples, self.generator, COVARIANCE, SEARCH_RANK)
+            features = self.network(exemplar)
+
+            def target(mask):
+                inside = _resize(mask[None, None].float(), style_size)[0, 0] > 0.5
+                return head_style_target(self.strotss, features, style_size, inside, settings.style_samples,
+                                         self.generator, COVARIANCE, SEARCH_RANK)
+
+            self.target = target(style_mask)
+            use_back = back_mask is not None and float(back_mask.sum()) >= MIN_BACK_SHARE * float(style_mask.sum())
+            self.back_target = target(back_mask) if use_back else self.target
+        self.back_views = set(back_views)
 
     def style_term(self, colors, views):
         """Mean STROTSS style loss of the renders of ``views``, each sampled inside its own footprint."""
@@ -201,7 +204,8 @@ class AllRoundStyle:
         for image, view in zip(images, views):
             positions = positions_in(self.around.mask[view], self.settings.result_samples, self.generator)
             columns = self.strotss.network_hypercolumns(self.network, image[None], positions)
-            losses.append(self.strotss.style_loss(columns, self.target).sum())
+            target = self.back_target if view in self.back_views else self.target
+            losses.append(self.strotss.style_loss(columns, target).sum())
         return torch.stack(losses).mean()
 
     def anchor_term(self, colors):
@@ -248,13 +252,15 @@ class AllRoundStyle:
 
 
 def style_all_round(mesh_in, mesh_out, cameras, views_json, stylized, visible, style_image, style_mask, network,
-                    settings, background=(1.0, 1.0, 1.0), backend="auto", progress=True):
+                    settings, background=(1.0, 1.0, 1.0), backend="auto", progress=True, back_mask=None):
     """Step 4c: ``mesh_out`` (the reconstructed stylized mesh) with its colours styled all round.
 
     mesh_in: the input ``Mesh`` (its colours: the start where the stylized views do not reach); mesh_out: the
     reconstruction (same vertices and faces); cameras: the K content cameras; views_json: cameras.json's views;
     stylized: (K, 3, S, S) the stylized views; visible: (V, K) bool; style_image: (3, H, W) the exemplar in
-    [0, 1]; style_mask: (H, W) its head (``utils.style.regions.head_mask``); network: step 4a's feature network.
+    [0, 1]; style_mask: (H, W) its head (``utils.style.regions.head_mask``); network: step 4a's feature network;
+    back_mask: (H, W) the exemplar's hair (``utils.style.regions.hair_mask``), the style of views turned past
+    ``settings.back_from`` (None: the head's).
     Returns (Mesh with the new colours, ``AllRoundResult``).
     """
     device = stylized.device
@@ -266,8 +272,11 @@ def style_all_round(mesh_in, mesh_out, cameras, views_json, stylized, visible, s
     if len(keep) < around.count:
         around = FixedViews(verts, faces, around_cameras[keep], settings.image_size, backend)
     anchor = FixedViews(verts, faces, cameras, settings.image_size, backend)
+    azimuths = [settings.azimuths[r] for r in keep]
+    back_views = [i for i, a in enumerate(azimuths) if abs((a + 180) % 360 - 180) >= settings.back_from]
     problem = AllRoundStyle(start.to(device), around, anchor, stylized, torch.as_tensor(style_image).float(),
-                            torch.as_tensor(style_mask), network, settings, background, faces)
+                            torch.as_tensor(style_mask), network, settings, background, faces,
+                            None if back_mask is None else torch.as_tensor(back_mask), back_views)
     result = problem.run(progress)
-    result.azimuths = [settings.azimuths[r] for r in keep]
+    result.azimuths = azimuths
     return Mesh(verts=mesh_out.verts, faces=mesh_out.faces, colors=result.colors.cpu()), result

@@ -6,11 +6,10 @@ import torch
 import trimesh
 
 from tests.synthetic import tiny_network
-from utils.io.mesh import Mesh
+from utils.io.mesh import Mesh, to_pytorch3d
 from utils.rendering.cameras import frame_mesh, make_cameras
 from utils.rendering.content import RenderSettings, observe_mesh
 from utils.rendering.render import render_views
-from utils.io.mesh import to_pytorch3d
 from utils.style.all_round import (AllRoundSettings, AllRoundStyle, FixedViews, mapped_colors, style_all_round,
                                    view_cameras_around)
 
@@ -98,6 +97,7 @@ def test_render_gradient_matches_finite_differences(closed_head):
     assert torch.autograd.gradcheck(lambda c: fixed.render(c, [1]), (colors,), eps=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_pass_loss_gradient_matches_finite_differences(closed_head):
     """The whole loss (style views through the rasterizer and the network, and the anchor) against central
     differences at the colours of a few vertices seen in the views."""
@@ -133,6 +133,7 @@ def test_pass_loss_gradient_matches_finite_differences(closed_head):
             assert abs(float(numeric - analytic)) <= 1e-3 * abs(float(analytic)) + 1e-7, (vertex, channel)
 
 
+@pytest.mark.slow
 def test_a_closed_head_is_styled_on_its_sides_as_on_its_front(closed_head):
     mesh_in, mesh_out, views, cameras, stylized, visible, image, mask = closed_head
     before = {angle: taken(mesh_in, mesh_out, views, angle, image) for angle in (-60, 0, 60)}

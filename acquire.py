@@ -20,11 +20,12 @@ from utils.acquisition.head import HeadShape
 from utils.acquisition.pipeline import AcquireSettings, acquire_file, output_paths
 from utils.errors import InputError, cli_entry
 from utils.io.files import sweep_temporaries
+from utils.io import layout
 from utils.io.images import list_images
 from utils.settings import add_flags, flag_values
 
 # ---- parameters -------------------------------------------------------------------------------------------
-MODELS_DIR = "example/models"  # where <stem>.obj and <stem>.landmarks.txt are written
+MODELS_DIR = layout.MODELS_DIR  # where <stem>.obj and <stem>.landmarks.txt are written
 FORCE = False  # redo meshes that already exist
 # How photos become meshes: AcquireSettings (utils/acquisition/pipeline.py: vertices, size limits, ...) and
 # HeadShape (utils/acquisition/head.py: neck, depths of the front and back) hold every setting with its
@@ -37,7 +38,7 @@ SHAPE = dict()
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("photos", nargs="+", type=Path, help="photo files or folders of photos")
-    parser.add_argument("--out", type=Path, default=Path(MODELS_DIR), help="folder for the meshes")
+    parser.add_argument("--out", type=Path, default=MODELS_DIR, help="folder for the meshes")
     parser.add_argument("--force", action="store_true", default=FORCE, help="redo finished meshes")
     add_flags(parser, AcquireSettings(**ACQUIRE), "mesh (AcquireSettings)", skip=("shape",))
     add_flags(parser, HeadShape(**SHAPE), "head shape (HeadShape)")

@@ -13,7 +13,6 @@ predictions that disagree) are listed with a warning and recorded in <folder>/ov
 --edit serves a page to look at them (flagged first) and drag wrong points into place (utils/landmarks/editor.py).
 """
 import argparse
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -24,23 +23,23 @@ from models.landmark_detector import checks_by_eye, detect_landmarks
 from utils.acquisition.face import sees_a_face
 from utils.errors import InputError, cli_entry
 from utils.io.files import check_writable, is_stale, sweep_temporaries
+from utils.io import layout
 from utils.io.images import list_images, read_image_downscaled, to_copy_pixels, to_file_pixels
 from utils.io.landmarks import (load_landmark_vertices, load_landmarks, project_landmark_vertices,
                              save_landmarks)
+from utils.io.layout import content_folders, model_landmarks, style_landmarks
 from utils.landmarks.editor import find_items, record_checks, serve
 from utils.report.plots import save_keypoint_overlay
 
 # ---- parameters -------------------------------------------------------------------------------------------
-CONTENT_DIR = "example/content"  # one folder per mesh, written by rendering.py
-STYLE_DIR = "example/style"  # style exemplars; <style>.txt beside each image
-MODELS_DIR = "example/models"  # where <name>.landmarks.txt (68 vertex indices) may sit beside the mesh
+CONTENT_DIR = layout.CONTENT_DIR  # one folder per mesh, written by rendering.py
+STYLE_DIR = layout.STYLE_DIR  # style exemplars; <style>.txt beside each image
+MODELS_DIR = layout.MODELS_DIR  # where <name>.landmarks.txt (68 vertex indices) may sit beside the mesh
 WORKING_MAX_SIDE = 2048  # larger images are read downscaled (detection works below 800 px anyway): a 6000 px
 # style image took 9.5 GB read whole; points are mapped back to the file's pixels
 FORCE = False  # re-detect (and overwrite) landmark files that exist and are valid
-OUTPUT_DIR = "output"  # run.py's output; an edit marks the pairs made with the edited landmarks incomplete
+OUTPUT_DIR = layout.OUTPUT_DIR  # run.py's output; an edit marks the pairs made with the edited landmarks incomplete
 # -----------------------------------------------------------------------------------------------------------
-
-VIEW_NAME = re.compile(r"view_(\d+)\.png")
 
 
 def parse_args():
@@ -58,33 +57,28 @@ def parse_args():
 
 def content_jobs(content_root, models_dir, only):
     """[(view image, landmark file, mesh points (68, 2) or None)] for every content view."""
-    content_root = Path(content_root)
-    views = {folder: content_views(folder) for folder in sorted(content_root.glob("*/"))}
+    views = {folder: folder.views() for folder in content_folders(content_root)}
     if not any(views.values()):
         raise InputError(f"{content_root}: no content views (view_<k>.png) found; run rendering.py first")
     jobs = []
     for folder, folder_views in views.items():
         if only and folder.name not in only:
             continue
-        mesh_points = mesh_landmarks(folder, Path(models_dir) / f"{folder.name}.landmarks.txt")
+        mesh_points = mesh_landmarks(folder, model_landmarks(models_dir, folder.name))
         for k, view in folder_views.items():
             if mesh_points is not None and k >= len(mesh_points):
-                raise InputError(f"{view}: verts2d.npy has only {len(mesh_points)} views; re-run rendering.py")
-            jobs.append((view, folder / f"landmarks_{k}.txt", None if mesh_points is None else mesh_points[k]))
+                raise InputError(f"{view}: {folder.verts2d.name} has only {len(mesh_points)} views; "
+                                 "re-run rendering.py")
+            jobs.append((view, folder.landmarks(k), None if mesh_points is None else mesh_points[k]))
     return jobs
 
 
-def content_views(folder):
-    """{k: folder/view_<k>.png} in view order."""
-    matches = ((VIEW_NAME.fullmatch(p.name), p) for p in folder.glob("view_*.png"))
-    return dict(sorted((int(match[1]), path) for match, path in matches if match))
-
-
 def mesh_landmarks(folder, vertex_file):
-    """(K, 68, 2) projections of the mesh's landmark vertices, or None when the mesh lists none."""
+    """(K, 68, 2) projections of the mesh's landmark vertices, or None when the mesh lists none.
+    folder: ``ContentFolder``."""
     if not vertex_file.is_file():
         return None
-    verts2d_file = folder / "verts2d.npy"
+    verts2d_file = folder.verts2d
     verts2d = np.load(verts2d_file) if verts2d_file.is_file() else np.zeros(0)
     if verts2d.ndim != 3 or verts2d.shape[2] != 2:
         raise InputError(f"{verts2d_file}: missing or not (V, K, 2) vertex projections; re-run rendering.py")
@@ -98,7 +92,7 @@ def style_jobs(style_dir, only):
     if repeated:
         raise InputError(f"{Path(style_dir) / repeated[0]}.*: several style images named {repeated[0]!r} "
                          f"would share one landmark file; rename or remove all but one")
-    return [(image, image.with_suffix(".txt"), None) for image in images]
+    return [(image, style_landmarks(image), None) for image in images]
 
 
 def landmarks_for(image_path, landmark_path, mesh_points, force):
@@ -116,7 +110,7 @@ def landmarks_for(image_path, landmark_path, mesh_points, force):
         points, how = to_file_pixels(points, scale), "detected"
     if how != "kept":
         save_landmarks(landmark_path, points)
-    overlay = image_path.parent / "overlays" / f"{landmark_path.stem}.png"
+    overlay = layout.landmark_overlay(landmark_path)
     if how != "kept" or is_stale(overlay, [landmark_path]):
         save_keypoint_overlay(overlay, image, {f"{landmark_path.name} ({how})": to_copy_pixels(points, scale)})
     return how

@@ -15,13 +15,14 @@ from tqdm import tqdm
 from utils.rendering.content import RenderSettings, is_up_to_date, render_content
 from utils.device import resolve_device
 from utils.errors import InputError, cli_entry
+from utils.io import layout
 from utils.io.files import check_writable
 from utils.io.mesh import list_meshes
 from utils.settings import add_flags, flag_values
 
 # ---- parameters -------------------------------------------------------------------------------------------
-MODELS_DIR = "example/models"  # meshes to render (.obj with vertex colours or UV texture, .ply)
-CONTENT_DIR = "example/content"  # one folder per mesh is written here
+MODELS_DIR = layout.MODELS_DIR  # meshes to render (.obj with vertex colours or UV texture, .ply)
+CONTENT_DIR = layout.CONTENT_DIR  # one folder per mesh is written here
 DEVICE = "auto"  # "auto" (CUDA if available), "cpu", "cuda"
 RASTERIZER = "auto"  # "auto" (the fast one on CPU), "fast", "pytorch3d"
 OVERWRITE = False  # re-render meshes whose outputs are already up to date

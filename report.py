@@ -12,19 +12,21 @@ import argparse
 from pathlib import Path
 
 from utils.errors import InputError, cli_entry
-from utils.report.page import TurntableSettings, write_report
+from utils.io import layout
+from utils.report.page import write_report
+from utils.report.pictures import TurntableSettings
 from utils.settings import add_flags, from_flags
 
 # ---- parameters -------------------------------------------------------------------------------------------
-OUTPUT_DIR = "output"  # the run's output folder; the report is written inside it
-CONTENT_DIR = "example/content"  # the content views the run used
-STYLE_DIR = "example/style"  # the style exemplars the run used
-MODELS_DIR = "example/models"  # the input meshes, when a content folder's cameras.json does not name its mesh
+OUTPUT_DIR = layout.OUTPUT_DIR  # the run's output folder; the report is written inside it
+CONTENT_DIR = layout.CONTENT_DIR  # the content views the run used
+STYLE_DIR = layout.STYLE_DIR  # the style exemplars the run used
+MODELS_DIR = layout.MODELS_DIR  # the input meshes, when a content folder's cameras.json does not name its mesh
 VIEWER = True  # write .glb files and show them in a 3D viewer (False: turntable pictures only)
 RENDER = True  # render missing or stale turntables (False: show only the ones already there)
 DEVICE = "auto"  # "auto" (CUDA if available), "cpu", "cuda"
 RASTERIZER = "auto"  # "auto" (the fast one on CPU), "fast", "pytorch3d"
-# The turntables: TurntableSettings (utils/report/page.py) holds every setting with its default (8 views from
+# The turntables: TurntableSettings (utils/report/pictures.py) holds every setting with its default (8 views from
 # -60 to 60 degrees, 256 px, a headlight, a GIF), each with a flag. Write here only what you change,
 # e.g. dict(azimuths=tuple(range(-180, 180, 45))).
 TURNTABLE = dict()

@@ -33,25 +33,28 @@ from utils.batch import SELECTION_MODES, run_batch, select_pairs
 from utils.rendering.cameras import load_cameras
 from utils.device import keep_freed_memory, resolve_device, run_memory_estimate, warn_if_short_of_memory
 from utils.errors import InputError, cli_entry
-from utils.io.files import check_writable, load_json
+from utils.io.files import check_writable
+from utils.io import layout
 from utils.io.images import list_images
+from utils.io.layout import ContentFolder, PairFolder, content_folders
 from utils.io.mesh import load_mesh
-from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh, save_reconstruction
+from utils.geometry.io import save_reconstruction
+from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
 from utils.report.page import write_report
 from utils.settings import add_flags, changed, from_flags
 from utils.style.profiles import CPU_PROFILE, GPU_PROFILE, PROFILE_NETWORKS, PROFILES, profile_for
 from utils.style.stylize import stylize_views
 from utils.style.all_round import AllRoundSettings, style_all_round
 from utils.style.regions import hair_mask, head_mask
-from utils.style.io import load_content_views, load_style, output_dir, prepare_inputs, save_all_round, save_result
+from utils.style.io import load_content_views, load_style, prepare_inputs, save_all_round, save_result
 
 # ---- inputs and outputs
-CONTENT_DIR = "example/content"
-STYLE_DIR = "example/style"
-OUTPUT_DIR = "output"
+CONTENT_DIR = layout.CONTENT_DIR
+STYLE_DIR = layout.STYLE_DIR
+OUTPUT_DIR = layout.OUTPUT_DIR
 CONTENT = None  # content folder names to stylize (None: all)
 STYLE = None  # style names (file stems) to use (None: all)
-MODELS_DIR = "example/models"  # the meshes, when a content folder's cameras.json does not name its mesh
+MODELS_DIR = layout.MODELS_DIR  # the meshes, when a content folder's cameras.json does not name its mesh
 PAIRS = "all"  # "all": every content with every style; "random": RRPS's way, STYLES_PER_CONTENT each, seeded
 STYLES_PER_CONTENT = 1
 FORCE = False  # redo pairs that are already complete
@@ -159,7 +162,7 @@ def check_inputs(args, seed):
     input), or None. Each pair's inputs are read again when it runs (``pair_inputs``).
     """
     content_root, style_root = Path(args.content_dir), Path(args.style_dir)
-    folders = sorted(p for p in content_root.iterdir() if p.is_dir()) if content_root.is_dir() else []
+    folders = [folder.path for folder in content_folders(content_root)]
     folders = select(folders, args.content, f"content folder(s) in {content_root}:")
     styles = select(list_images(style_root), args.style, f"style(s) in {style_root}:")
     if not folders:
@@ -191,14 +194,13 @@ def check_inputs(args, seed):
 
 
 def mesh_of(content_folder, models_dir):
-    """The mesh a content folder was rendered from: the one cameras.json names, else <models_dir>/<name>.obj."""
-    named = load_json(Path(content_folder) / "cameras.json").get("mesh")
-    candidates = ([Path(named)] if named else []) + [Path(models_dir) / f"{Path(content_folder).name}.obj"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise InputError(f"{content_folder}: its mesh ({', '.join(map(str, candidates))}) is not there; "
-                     "put it back or use --no-reconstruct")
+    """The mesh a content folder was rendered from (``ContentFolder.mesh``); an InputError when it is not there."""
+    folder = ContentFolder(content_folder)
+    path = folder.mesh(models_dir)
+    if path is None:
+        raise InputError(f"{content_folder}: its mesh ({', '.join(map(str, folder.mesh_candidates(models_dir)))}) "
+                         "is not there; put it back or use --no-reconstruct")
+    return path
 
 
 def pair_inputs(args, device):
@@ -211,7 +213,7 @@ def pair_inputs(args, device):
 
 def stylize_pair(content, style, network, settings, args, device, run_info):
     """Stylize one mesh's views with one exemplar and write output/<name>/<style>/; returns a summary dict."""
-    folder = output_dir(args.output, content.name, style.name)
+    folder = PairFolder.of(args.output, content.name, style.name)
     print(f"{content.name} x {style.name} -> {folder}")
     inputs = prepare_inputs(content, style, device)
     start = time.time()
@@ -221,21 +223,21 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
     save_result(folder, result, inputs, params)
     if not args.reconstruct:
         return {"stylize_seconds": params["seconds"]}
-    content_folder = Path(args.content_dir) / content.name
-    cameras, P, image_size, views = load_cameras(content_folder / "cameras.json", device)
+    content_folder = ContentFolder(Path(args.content_dir) / content.name)
+    cameras, P, image_size, views = load_cameras(content_folder.cameras, device)
     recon = reconstruction_settings(args, device)
-    mesh, metrics = reconstruct_mesh(load_mesh(mesh_of(content_folder, MODELS_DIR)), cameras, P, image_size,
-                                     result.stylized, result.verts2d_warped, content.visible, recon, folder)
+    reconstruction = reconstruct_mesh(load_mesh(mesh_of(content_folder, MODELS_DIR)), cameras, P, image_size,
+                                      result.stylized, result.verts2d_warped, content.visible, recon)
     all_round = from_flags(args, AllRoundSettings(**ALL_ROUND), prefix="all-round-")
     if all_round.enabled:
         image = torch.from_numpy(style.image).permute(2, 0, 1).float()
         mask = torch.from_numpy(head_mask(style.landmarks, *style.image.shape[:2]))
         mesh_in = load_mesh(mesh_of(content_folder, MODELS_DIR))
-        mesh, pass_result = style_all_round(mesh_in, mesh, cameras, views, result.stylized, content.visible, image,
-                                            mask, network, all_round, background=content.background,
-                                            back_mask=hair_mask(style.landmarks, *style.image.shape[:2]))
-        metrics["all_round"] = save_all_round(folder, pass_result, all_round)
-    save_reconstruction(folder, mesh, metrics)
+        reconstruction.mesh, pass_result = style_all_round(
+            mesh_in, reconstruction.mesh, cameras, views, result.stylized, content.visible, image, mask, network,
+            all_round, background=content.background, back_mask=hair_mask(style.landmarks, *style.image.shape[:2]))
+        reconstruction.metrics["all_round"] = save_all_round(folder, pass_result, all_round)
+    save_reconstruction(folder, reconstruction)
     return {"stylize_seconds": params["seconds"], "total_seconds": round(time.time() - start, 1)}
 
 
@@ -245,7 +247,7 @@ def run_pairs(args, pairs, make_runner):
     runs pairs (here, or in each Ray worker)."""
 
     def folder_of(pair):
-        return output_dir(args.output, *pair)
+        return PairFolder.of(args.output, *pair).path
 
     if args.executor == "local":
         return run_batch(pairs, folder_of, make_runner(), force=args.force)

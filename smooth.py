@@ -12,14 +12,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils.errors import InputError, cli_entry
+from utils.io import layout
 from utils.io.files import check_writable, is_stale, sweep_temporaries
+from utils.io.layout import smoothed_path, stylized_meshes
 from utils.io.mesh import load_mesh, save_obj
 from utils.geometry.smoothing import TaubinSettings, taubin_smooth
 from utils.settings import add_flags, from_flags
 
 # ---- parameters -------------------------------------------------------------------------------------------
-OUTPUT_DIR = "output"  # searched for **/mesh.obj when no files are named
-SUFFIX = "_smooth"  # mesh.obj -> mesh_smooth.obj
+OUTPUT_DIR = layout.OUTPUT_DIR  # searched for **/mesh.obj when no files are named
 SHRINK_WARNING = 0.5  # say so when a smoothed mesh's bounding box shrinks below this share of the input's
 OVERWRITE = False  # smooth again meshes whose smoothed file is newer than them
 # TaubinSettings (utils/geometry/smoothing.py) holds MeshLab's defaults (lambda 0.7, mu -0.53, 20 steps), each with
@@ -37,15 +38,10 @@ def parse_args():
     return parser.parse_args()
 
 
-def smoothed_path(mesh_path):
-    """mesh.obj -> mesh_smooth.obj beside it."""
-    return mesh_path.with_name(f"{mesh_path.stem}{SUFFIX}.obj")
-
-
 @cli_entry
 def main():
     args = parse_args()
-    meshes = [Path(m) for m in args.meshes] or sorted(Path(args.output).glob("**/mesh.obj"))
+    meshes = [Path(m) for m in args.meshes] or stylized_meshes(args.output)
     if not meshes:
         raise InputError(f"{args.output}: no mesh.obj found; run run.py first or name the meshes to smooth")
     for folder in sorted({mesh_path.parent for mesh_path in meshes}):

@@ -24,6 +24,7 @@ from models.features import load_feature_network
 from utils.device import resolve_device
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
 from utils.io.mesh import load_mesh
+from utils.io.layout import ContentFolder, style_landmarks
 from utils.rendering.cameras import load_cameras
 from utils.rendering.content import RenderSettings, render_content
 from utils.rendering.raster import resolve_backend
@@ -97,7 +98,7 @@ def main():
         work = Path(tmp)
         content_folder = render_both(work, args.size, device)
         (work / "style").mkdir()
-        for source in (STYLE, STYLE.with_suffix(".txt")):
+        for source in (STYLE, style_landmarks(STYLE)):
             shutil.copy(source, work / "style" / source.name)
         subprocess.run([sys.executable, "correspondences.py", "--content", str(work / "content"), "--style",
                         str(work / "style"), "--models", str(MESH.parent), "--only", MESH.stem],
@@ -111,13 +112,13 @@ def main():
             print(f"  {size:4d}   {per_iteration:11.3f}   {100 * outside:6.0f}%")
         result, took = seconds(lambda: stylize_views(inputs, network, settings, progress=False), device)
         print(f"image-space step, whole run: {took:.1f} s")
-        cameras, P, image_size, _ = load_cameras(content_folder / "cameras.json", device)
+        cameras, P, image_size, _ = load_cameras(ContentFolder(content_folder).cameras, device)
         recon = ReconstructionSettings(device=str(device))
-        (mesh, metrics), took = seconds(lambda: reconstruct_mesh(load_mesh(MESH), cameras, P, image_size,
-                                                                 result.stylized, result.verts2d_warped,
-                                                                 content.visible, recon), device)
+        reconstruction, took = seconds(lambda: reconstruct_mesh(load_mesh(MESH), cameras, P, image_size,
+                                                                result.stylized, result.verts2d_warped,
+                                                                content.visible, recon), device)
         print(f"reconstruction ({recon.iterations} refinement iterations): {took:.1f} s, "
-              f"{len(mesh.verts)} vertices")
+              f"{len(reconstruction.mesh.verts)} vertices")
 
 
 if __name__ == "__main__":

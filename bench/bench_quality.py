@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from models.features import load_feature_network
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
 from utils.io.images import save_image
+from utils.io.layout import ContentFolder, model_landmarks, style_landmarks
 from utils.io.mesh import load_mesh, to_pytorch3d
 from utils.rendering.cameras import load_cameras
 from utils.rendering.render import render_views
@@ -80,7 +81,7 @@ BACK_ANGLES = (90, -90, 180)  # and on closed heads
 
 def head_pairs(heads, seed):
     """[(head name, style image path)]: each head with a Face-of-Art style drawn with ``seed``."""
-    styles = sorted(p for p in (RRPS / "style").glob("*.png") if p.with_suffix(".txt").is_file())
+    styles = sorted(p for p in (RRPS / "style").glob("*.png") if style_landmarks(p).is_file())
     return list(zip(heads, random.Random(seed).sample(styles, len(heads))))
 
 
@@ -93,7 +94,7 @@ def head_mesh(name, work):
     if mesh.exists():
         return mesh
     if name in EXAMPLE_HEADS:
-        for source in (EXAMPLE_HEADS[name], EXAMPLE_HEADS[name].with_suffix(".landmarks.txt")):
+        for source in (EXAMPLE_HEADS[name], model_landmarks(EXAMPLE_HEADS[name].parent, name)):
             (models / source.name).symlink_to(source)
         return mesh
     if name.startswith(ACQUIRED) or name in PHOTOS:
@@ -116,7 +117,7 @@ def prepare_work(pairs, work):
     pairs: [(mesh path in work/models, style image path)]."""
     (work / "style").mkdir(parents=True, exist_ok=True)
     for _, style in pairs:
-        for source in (style, style.with_suffix(".txt")):
+        for source in (style, style_landmarks(style)):
             if not (work / "style" / source.name).exists():
                 shutil.copy(source, work / "style" / source.name)
     commands = [["rendering.py", *[str(mesh) for mesh, _ in pairs], "--out", str(work / "content")],
@@ -173,11 +174,12 @@ def view_consistency(images, verts2d, visible):
 def stylized_mesh(folder, mesh_path, result, content, style, network, all_round):
     """Steps 4b and 4c as run.py does them: the reconstructed mesh (refined) and the same with its colours
     styled all round (``all_round``: AllRoundSettings). Returns (mesh in, reconstruction, final mesh, metrics)."""
-    cameras, P, size, views = load_cameras(folder / "cameras.json")
+    cameras, P, size, views = load_cameras(ContentFolder(folder).cameras)
     mesh_in = load_mesh(mesh_path)
     start = time.time()
-    recon, metrics = reconstruct_mesh(mesh_in, cameras, P, size, result.stylized, result.verts2d_warped,
+    reconstruction = reconstruct_mesh(mesh_in, cameras, P, size, result.stylized, result.verts2d_warped,
                                       content.visible, ReconstructionSettings(device="cpu"))
+    recon, metrics = reconstruction.mesh, reconstruction.metrics
     metrics["reconstruction_s"] = time.time() - start
     final = recon
     if all_round.enabled:
@@ -244,7 +246,7 @@ def face_distance(first, second):
 
 def mesh_consistency(mesh, folder, verts2d, visible):
     """``view_consistency`` of the final mesh rendered from the content cameras (a head coloured once in 3D)."""
-    cameras, _, size, _ = load_cameras(folder / "cameras.json")
+    cameras, _, size, _ = load_cameras(ContentFolder(folder).cameras)
     with torch.no_grad():
         images, _ = render_views(to_pytorch3d(mesh), cameras, size)
     return view_consistency(images, verts2d, visible)
@@ -285,7 +287,7 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
     closed = is_closed(mesh_in)
     angles = TURN_ANGLES + (BACK_ANGLES if closed else ())
     middle = len(content.azimuths) // 2
-    taken, (turned_in, turned_out) = turned_style(mesh_in, final, load_cameras(folder / "cameras.json")[3],
+    taken, (turned_in, turned_out) = turned_style(mesh_in, final, load_cameras(ContentFolder(folder).cameras)[3],
                                                   inputs.style[middle:middle + 1], inputs.style_mask[middle:middle + 1],
                                                   judge, angles)
     size = content.images.shape[-1]

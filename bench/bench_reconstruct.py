@@ -19,6 +19,7 @@ from utils.rendering.cameras import world_to_pixel
 from utils.rendering.content import RenderSettings, view_cameras
 from utils.errors import cli_entry
 from utils.io.mesh import load_mesh
+from utils.geometry.io import save_reconstruction
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
 from tests.synthetic import deform_and_recolor, observe
 
@@ -36,7 +37,8 @@ def parse_args():
     parser.add_argument("--render-size", type=int, default=defaults.render_size,
                         help="refinement resolution (default: the views' own size)")
     parser.add_argument("--no-refine", action="store_true")
-    parser.add_argument("--out", default=None, help="folder for intermediate renders (default: none)")
+    parser.add_argument("--out", default=None,
+                        help="folder for the result: mesh.obj, metrics.json, intermediate/ renders (default: none)")
     return parser.parse_args()
 
 
@@ -55,9 +57,12 @@ def main():
     settings = ReconstructionSettings(refine=not args.no_refine, iterations=args.iterations,
                                       render_size=args.render_size, checkpoint_every=0 if args.out is None else 10)
     start, cpu_start = time.perf_counter(), time.process_time()
-    result, metrics = reconstruct_mesh(mesh, cameras, world_to_pixel(cameras, IMAGE_SIZE), IMAGE_SIZE, stylized,
-                                       warped, visible, settings, out_dir=args.out)
+    reconstruction = reconstruct_mesh(mesh, cameras, world_to_pixel(cameras, IMAGE_SIZE), IMAGE_SIZE, stylized,
+                                      warped, visible, settings)
     total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    if args.out is not None:
+        save_reconstruction(args.out, reconstruction)
+    result, metrics = reconstruction.mesh, reconstruction.metrics
     error = (result.verts - target.verts).norm(dim=1) / target.bbox_diagonal()
     seen = visible.any(1)
     print(f"settings: refine={settings.refine} iterations={settings.iterations} render_size={settings.render_size}")

@@ -7,8 +7,9 @@ from utils.errors import InputError
 from utils.geometry.fill import edge_weights, harmonic_fill
 from utils.io.mesh import Mesh, load_mesh
 from utils.geometry.metrics import displacement_stats, flipped_face_share, reprojection_errors
+from utils.geometry.io import save_reconstruction
 from utils.geometry.reconstruct import (ReconstructionSettings, initial_colors, reconstruct_mesh, refine,
-                               save_reconstruction, triangulated_verts)
+                                       triangulated_verts)
 from tests.synthetic import deform_and_recolor, observe
 
 IMAGE_SIZE = 96
@@ -48,16 +49,20 @@ def _position_error(verts, target):
 def test_reconstruction_recovers_the_deformed_mesh_and_its_colours(scene, tmp_path):
     mesh, target, cameras, P, stylized, warped, visible = scene
     settings = ReconstructionSettings(iterations=6, checkpoint_every=3, weight_normal=1e-3)
-    result, metrics = reconstruct_mesh(mesh, cameras, P, IMAGE_SIZE, stylized, warped, visible, settings,
-                                       out_dir=tmp_path)
+    reconstruction = reconstruct_mesh(mesh, cameras, P, IMAGE_SIZE, stylized, warped, visible, settings)
+    result, metrics = reconstruction.mesh, reconstruction.metrics
     assert torch.equal(result.faces, mesh.faces)
     assert float(_position_error(result.verts, target).mean()) <= 0.005
     assert min(metrics["psnr_db"]) >= 30.0
     assert max(metrics["reprojection_px_mean"]) < 0.1
     assert metrics["flipped_face_share"] == 0.0
+    assert [iteration for iteration, _ in reconstruction.checkpoints] == [0, 3, 6]  # every 3rd and the last
+    assert reconstruction.checkpoints[0][1].shape == (len(AZIMUTHS), 3, IMAGE_SIZE, IMAGE_SIZE)
+    assert len(reconstruction.history["total"]) == 7
+    assert not any(tmp_path.iterdir())  # the files are the io side's to write
+    save_reconstruction(tmp_path, reconstruction)
     for name in ("recon_0000_0.png", "recon_0003_1.png", "recon_0006_0.png", "recon_loss.png"):
         assert (tmp_path / "intermediate" / name).is_file()
-    save_reconstruction(tmp_path, result, metrics)
     saved = load_mesh(tmp_path / "mesh.obj")
     assert torch.allclose(saved.verts, result.verts, atol=1e-5)
     assert (tmp_path / "metrics.json").is_file()
@@ -93,8 +98,9 @@ def test_refinement_reduces_the_image_error_from_a_perturbed_start(scene):
     mesh, target, cameras, P, stylized, warped, visible = scene
     noisy = (target.colors + 0.15 * torch.randn(target.colors.shape, generator=torch.Generator().manual_seed(0)))
     settings = ReconstructionSettings(iterations=10, render_size=64, lr_colors=2e-2, checkpoint_every=0)
-    _, colors, history = refine(target.verts, noisy.clamp(0, 1), mesh.faces, cameras, P, stylized, warped,
-                                visible, settings, out_dir=None)
+    _, colors, history, checkpoints = refine(target.verts, noisy.clamp(0, 1), mesh.faces, cameras, P, stylized,
+                                             warped, visible, settings)
+    assert checkpoints == []  # checkpoint_every=0
     assert history["image"][-1] < 0.6 * history["image"][0]
     assert float((colors - target.colors).abs().mean()) < float((noisy.clamp(0, 1) - target.colors).abs().mean())
 

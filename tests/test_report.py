@@ -17,7 +17,8 @@ from tests.browser import CHROMIUM
 from tests.synthetic import assert_rewritten_only_when_stale
 from utils.io.files import save_text
 from utils.io.images import read_image_array
-from utils.report.page import TurntableSettings, flatten, format_value, is_full_circle, summary_metrics, write_report
+from utils.report.page import flatten, format_value, summary_metrics, write_report
+from utils.report.pictures import TurntableSettings, is_full_circle
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_TURNTABLE = TurntableSettings(azimuths=(-60.0, -20.0, 20.0, 60.0), image_size=32, frame_ms=100)

@@ -17,8 +17,9 @@ from tests.synthetic import assert_rewritten_only_when_stale
 from utils.io.mesh import Mesh, load_mesh, save_obj, to_pytorch3d
 from utils.rendering.content import RenderSettings, view_cameras
 from utils.rendering.render import render_views
-from utils.report.glb import UNLIT, glb_script_path, glb_tree, input_mesh_path, save_glb, srgb_to_linear, update_glbs
+from utils.report.glb import UNLIT, glb_script_path, glb_tree, save_glb, srgb_to_linear, update_glbs
 from utils.report.page import VIEWER_CAPTIONS, write_report
+from utils.io.layout import ContentFolder
 
 BACKGROUND = np.array([0xEE, 0xEE, 0xFF]) / 255.0  # the model-viewer boxes' background colour in page.py
 VIEW_SIZE = 320  # the model-viewer boxes' size in page.py, CSS pixels
@@ -104,11 +105,11 @@ def test_report_writes_glbs_beside_the_meshes_and_only_when_stale(fake_run):
 
 def test_input_mesh_is_the_one_cameras_json_names(tmp_path):
     named = _write_sphere(tmp_path)
-    content = tmp_path / "content/head"
-    content.mkdir(parents=True)
-    assert input_mesh_path(content, tmp_path / "models") is None
-    (content / "cameras.json").write_text(f'{{"mesh": "{named}"}}')
-    assert input_mesh_path(content, tmp_path / "models") == named
+    content = ContentFolder(tmp_path / "content/head")
+    content.path.mkdir(parents=True)
+    assert content.mesh(tmp_path / "models") is None
+    content.cameras.write_text(f'{{"mesh": "{named}"}}')
+    assert content.mesh(tmp_path / "models") == named
 
 
 def _differs_from_background(picture):

@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from utils.errors import InputError
 from utils.io.files import save_json, sweep_temporaries
+from utils.io.layout import COMPLETE_MARKER
 from utils.io.lock import folder_lock
 
-COMPLETE_MARKER = "complete.json"
 SELECTION_MODES = ("all", "random")
 DONE, SKIPPED, BUSY, FAILED = "done", "skipped", "busy", "failed"  # what an attempt at a pair came to
 

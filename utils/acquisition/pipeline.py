@@ -13,6 +13,7 @@ from utils.acquisition.head import (HeadShape, close_head, flat_bottom, follow_f
                                     grid_sheet, head_region, inflation)
 from utils.acquisition.photo import load_photo
 from utils.io.files import save_text
+from utils.io.layout import model_landmarks, model_mesh
 from utils.io.mesh import Mesh, save_obj
 
 
@@ -98,7 +99,7 @@ def acquire_file(photo_path, out_dir, settings=None):
 def output_paths(photo_path, out_dir):
     """(mesh path, landmark-vertex path) for a photo: <out_dir>/<stem>.obj and <stem>.landmarks.txt."""
     stem = Path(photo_path).stem
-    return Path(out_dir) / f"{stem}.obj", Path(out_dir) / f"{stem}.landmarks.txt"
+    return model_mesh(out_dir, stem), model_landmarks(out_dir, stem)
 
 
 def _face_offset(front, on_face, pixels, face):

@@ -15,9 +15,8 @@ The topology of the input mesh is kept: same vertices, same faces.
 """
 import time
 import warnings
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Optional
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -29,12 +28,10 @@ from tqdm import tqdm
 from utils.rendering.cameras import project
 from utils.device import resolve_device
 from utils.errors import InputError
-from utils.io.files import save_json
-from utils.io.images import pixel_to_grid, save_image
+from utils.io.images import pixel_to_grid
 from utils.geometry.fill import edge_weights, harmonic_fill
-from utils.io.mesh import Mesh, save_obj
+from utils.io.mesh import Mesh
 from utils.geometry.metrics import footprint_interior, reconstruction_metrics
-from utils.report.plots import save_loss_curves
 from utils.rendering.render import rasterize_views, render_views
 from utils.geometry.triangulate import backproject, triangulate
 
@@ -51,7 +48,7 @@ class ReconstructionSettings:
     offsets, normal consistency of the surface; 0 skips a term: the normal term is off by default because
     PyTorch3D's version costs about as much as a render per iteration on a 100k-face mesh on CPU).
     fill_weights: Laplacian for the harmonic fill ("cotangent" or "uniform").
-    checkpoint_every: save renders every N iterations (0: never).
+    checkpoint_every: keep the renders every N iterations (0: never).
     device: "auto", "cpu", "cuda"; backend: rasterizer (``utils.rendering.raster.make_rasterizer``).
     """
 
@@ -71,14 +68,27 @@ class ReconstructionSettings:
     backend: str = "auto"
 
 
-def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, visible, settings=None, out_dir=None):
+@dataclass
+class Reconstruction:
+    """What ``reconstruct_mesh`` returns: mesh: the input's faces with new vertices and colours; metrics: JSON-ready
+    figures; history: {loss name: [float per refinement iteration]} ({} without refinement); checkpoints:
+    [(iteration, (K, 3, R, R) renders on the CPU in [0, 1])] every ``checkpoint_every`` iterations and the last.
+    ``utils.geometry.io.save_reconstruction`` writes them."""
+
+    mesh: Mesh
+    metrics: dict
+    history: Dict[str, List[float]] = field(default_factory=dict)
+    checkpoints: List[Tuple[int, torch.Tensor]] = field(default_factory=list)
+
+
+def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, visible,
+                     settings: Optional[ReconstructionSettings] = None) -> Reconstruction:
     """The stylized mesh: triangulation, colour initialisation and (optionally) refinement.
 
     mesh: input ``Mesh`` (V vertices); cameras: K PyTorch3D cameras; P: (K, 3, 4) world-to-pixel;
     image_size: S of the stylized views; stylized: (K, 3, S, S) in [0, 1]; verts2d_warped: (V, K, 2)
-    pixel (x, y); visible: (V, K) bool (tensors or numpy arrays, as loaded from the .npy files);
-    out_dir: where intermediate/recon_<iter>_<k>.png and intermediate/recon_loss.png go (None: nothing saved).
-    Returns (Mesh with the input's faces, new vertices and colours; metrics dict, JSON-ready).
+    pixel (x, y); visible: (V, K) bool (tensors or numpy arrays, as loaded from the .npy files).
+    Returns a ``Reconstruction``: the mesh, its metrics, the refinement's loss history and checkpoint renders.
     """
     settings = settings or ReconstructionSettings()
     device = resolve_device(settings.device)
@@ -94,11 +104,11 @@ def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, vis
     verts, triangulated, single_view = triangulated_verts(verts_in, P, warped, visible, weight_matrix)
     colors = initial_colors(verts, faces, cameras, stylized, warped, visible, weight_matrix, settings.backend)
     timing = {"triangulation_and_colours_s": time.perf_counter() - start}
-    history = {}
+    history, checkpoints = {}, []
     if settings.refine and settings.iterations > 0:
         start = time.perf_counter()
-        verts, colors, history = refine(verts, colors, faces, cameras, P, stylized, warped, visible, settings,
-                                        out_dir)
+        verts, colors, history, checkpoints = refine(verts, colors, faces, cameras, P, stylized, warped, visible,
+                                                     settings)
         timing["refinement_s_per_iteration"] = (time.perf_counter() - start) / settings.iterations
     result = Mesh(verts=verts.detach().cpu(), faces=mesh.faces, colors=colors.detach().cpu())
     with torch.no_grad():
@@ -109,15 +119,7 @@ def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, vis
     metrics.update({"triangulated_share": float(triangulated.double().mean()),
                     "single_view_share": float(single_view.double().mean()), "settings": asdict(settings),
                     "final_loss": {name: values[-1] for name, values in history.items()}})
-    if out_dir is not None and history:
-        save_loss_curves(Path(out_dir) / "intermediate" / "recon_loss.png", history, title="mesh refinement")
-    return result, metrics
-
-
-def save_reconstruction(out_dir, mesh, metrics):
-    """Write out_dir/mesh.obj and out_dir/metrics.json, each atomically."""
-    save_obj(Path(out_dir) / "mesh.obj", mesh)
-    save_json(Path(out_dir) / "metrics.json", metrics)
+    return Reconstruction(result, metrics, history, checkpoints)
 
 
 def triangulated_verts(verts_in, P, warped, visible, weight_matrix):
@@ -180,11 +182,12 @@ def sample_views(images, pixels):
     return samples[..., 0].permute(2, 0, 1)
 
 
-def refine(verts_start, colors_start, faces, cameras, P, stylized, warped, visible, settings, out_dir):
+def refine(verts_start, colors_start, faces, cameras, P, stylized, warped, visible, settings):
     """Adam (cosine-decayed step) on per-vertex offsets and colours; see ``RefinementObjective`` for the loss.
 
     verts_start, colors_start: (V, 3); stylized: (K, 3, S, S); warped: (V, K, 2); visible: (V, K) bool.
-    Returns (verts (V, 3), colors (V, 3), history {loss name: [float per iteration]}).
+    Returns (verts (V, 3), colors (V, 3), history {loss name: [float per iteration]},
+    checkpoints [(iteration, renders (K, 3, R, R) on the CPU)] at iteration 0, every N and the last).
     """
     size = settings.render_size or stylized.shape[-1]
     targets = stylized if size == stylized.shape[-1] else F.interpolate(stylized, size=size, mode="area")
@@ -194,7 +197,7 @@ def refine(verts_start, colors_start, faces, cameras, P, stylized, warped, visib
     optimiser = torch.optim.Adam([{"params": [offsets], "lr": settings.lr_offsets},
                                   {"params": [colors], "lr": settings.lr_colors}])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(settings.iterations, 1))
-    history = {}
+    history, checkpoints = {}, []
     progress = tqdm(range(settings.iterations + 1), desc="mesh refinement", leave=False)
     for iteration in progress:
         losses, renders = objective(offsets, colors)
@@ -202,7 +205,8 @@ def refine(verts_start, colors_start, faces, cameras, P, stylized, warped, visib
         for name, value in {**losses, "total": total}.items():
             history.setdefault(name, []).append(float(value.detach()))
         progress.set_postfix(loss=f"{float(total.detach()):.4f}")
-        _save_checkpoint(out_dir, iteration, renders, settings)
+        if _is_checkpoint(iteration, settings):
+            checkpoints.append((iteration, renders.detach().cpu()))
         if iteration == settings.iterations:
             break
         optimiser.zero_grad()
@@ -211,7 +215,7 @@ def refine(verts_start, colors_start, faces, cameras, P, stylized, warped, visib
         schedule.step()
         with torch.no_grad():
             colors.clamp_(0, 1)
-    return objective.verts(offsets).detach(), colors.detach(), history
+    return objective.verts(offsets).detach(), colors.detach(), history, checkpoints
 
 
 class RefinementObjective:
@@ -274,13 +278,10 @@ def _meshes(verts, faces, colors):
     return Meshes(verts=[verts], faces=[faces], textures=TexturesVertex(verts_features=[colors]))
 
 
-def _save_checkpoint(out_dir, iteration, renders, settings):
-    """Save out_dir/intermediate/recon_<iter>_<k>.png at iteration 0, every N, and the last."""
+def _is_checkpoint(iteration, settings):
+    """True at iteration 0, every ``checkpoint_every`` (when not 0) and at the last iteration."""
     every = settings.checkpoint_every
-    if out_dir is None or every <= 0 or (iteration % every and iteration != settings.iterations):
-        return
-    for k, image in enumerate(renders.detach()):
-        save_image(Path(out_dir) / "intermediate" / f"recon_{iteration:04d}_{k}.png", image)
+    return every > 0 and (iteration % every == 0 or iteration == settings.iterations)
 
 
 def _check_inputs(mesh, P, image_size, stylized, verts2d_warped, visible):

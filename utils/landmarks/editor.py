@@ -25,12 +25,11 @@ from utils.io.files import load_json, save_json
 from utils.io.images import exif_orientation, image_size, list_images, read_image_downscaled, to_copy_pixels
 from utils.io.landmarks import LANDMARK_COUNT, check_not_degenerate, load_landmarks, save_landmarks
 from utils.errors import InputError
+from utils.io.layout import checks_path, content_folders, landmark_overlay, pair_glob, style_landmarks
 from utils.report.plots import save_keypoint_overlay
 
 PAGE = Path(__file__).with_name("editor.html")
-CHECKS_NAME = "check_by_eye.json"  # in <image folder>/overlays/: {landmark file name: [messages]}
 MAX_BODY = 64 * 1024  # bytes; a save is about 2 kB
-VIEW_LANDMARKS = re.compile(r"landmarks_(\d+)")
 SAVING = threading.Lock()  # saves run one at a time: a folder's images share its check-by-eye file, and two saves
 # rewriting it at once would undo each other's changes
 ITEM_NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit also takes "²", which int() refuses
@@ -52,18 +51,14 @@ class EditorItem:
     @property
     def overlay(self):
         """The overlay picture correspondences.py draws (the report shows it)."""
-        return self.image.parent / "overlays" / f"{self.landmarks.stem}.png"
+        return landmark_overlay(self.landmarks)
 
 
 # ---- check-by-eye flags -----------------------------------------------------------------------------------
 
-def _checks_file(landmark_path):
-    return Path(landmark_path).parent / "overlays" / CHECKS_NAME
-
-
 def _read_checks(landmark_path):
     """The recorded flags of a landmark file's folder: {file name: [messages]} ({} when none or unreadable)."""
-    path = _checks_file(landmark_path)
+    path = checks_path(landmark_path)
     try:
         recorded = load_json(path) if path.is_file() else {}
     except InputError:
@@ -83,7 +78,7 @@ def record_checks(landmark_path, messages):
         recorded[Path(landmark_path).name] = list(messages)
     elif recorded.pop(Path(landmark_path).name, None) is None:
         return
-    save_json(_checks_file(landmark_path), recorded)
+    save_json(checks_path(landmark_path), recorded)
 
 
 # ---- what can be edited -----------------------------------------------------------------------------------
@@ -95,15 +90,15 @@ def find_items(content_root, style_root, only=()):
     """
     items = []
     for image in list_images(style_root):
-        if image.with_suffix(".txt").is_file():
-            items.append(EditorItem(image.stem, "style", image, image.with_suffix(".txt"), f"*/{image.stem}", []))
-    for folder in sorted(p for p in Path(content_root).glob("*/") if p.is_dir()):
-        for landmarks in sorted(folder.glob("landmarks_*.txt")):
-            match = VIEW_LANDMARKS.fullmatch(landmarks.stem)
-            image = folder / f"view_{match[1]}.png" if match else None
-            if image is not None and image.is_file():
-                items.append(EditorItem(f"{folder.name} view {match[1]}", "content", image, landmarks,
-                                        f"{folder.name}/*", []))
+        if style_landmarks(image).is_file():
+            items.append(EditorItem(image.stem, "style", image, style_landmarks(image), pair_glob(style=image.stem),
+                                    []))
+    for folder in content_folders(content_root):
+        for k, landmarks in folder.landmark_files().items():
+            image = folder.view(k)
+            if image.is_file():
+                items.append(EditorItem(f"{folder.name} view {k}", "content", image, landmarks,
+                                        pair_glob(content=folder.name), []))
     if only:
         items = [item for item in items if item.image.stem in only or
                  (item.kind == "content" and item.image.parent.name in only)]

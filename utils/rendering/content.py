@@ -10,6 +10,7 @@ from utils.rendering.cameras import frame_mesh, make_cameras, project, save_came
 from utils.errors import InputError
 from utils.io.files import load_json, save_npy, sweep_temporaries
 from utils.io.images import read_image_array, save_image, to_uint8_array
+from utils.io.layout import CAMERAS_MESH_KEY, ContentFolder
 from utils.io.mesh import load_mesh, to_pytorch3d
 from utils.rendering.render import render_views, vertex_visibility
 
@@ -36,16 +37,9 @@ class RenderSettings:
             raise ValueError(f"give one elevation per azimuth ({len(self.azimuths)})")
 
 
-def content_outputs(content_dir, num_views):
-    """The files rendering writes for one mesh; cameras.json is written last and marks completion."""
-    content_dir = Path(content_dir)
-    views = [content_dir / f"view_{k}.png" for k in range(num_views)]
-    return views + [content_dir / "verts2d.npy", content_dir / "visible.npy", content_dir / "cameras.json"]
-
-
 def is_up_to_date(mesh_path, content_dir, settings):
     """True when every output exists, is newer than the mesh, and was rendered with the same settings."""
-    outputs = content_outputs(content_dir, len(settings.azimuths))
+    outputs = ContentFolder(content_dir).outputs(len(settings.azimuths))
     if not all(path.is_file() for path in outputs):
         return False
     if min(path.stat().st_mtime for path in outputs) < Path(mesh_path).stat().st_mtime:
@@ -69,21 +63,21 @@ def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto
     cameras, at, distance = view_cameras(mesh, settings, device)
     images, pixels, visible = observe_mesh(mesh, cameras, settings, backend)
     check_views_see_the_mesh(mesh_path, visible, settings)
-    content_dir = Path(content_dir)
-    sweep_temporaries(content_dir, log=log)
-    unchanged = unchanged_views(content_dir, images, world_to_pixel(cameras, settings.image_size))
-    remove_stale_views(content_dir, len(images))
-    moved = set_aside_landmarks(content_dir, unchanged)
+    folder = ContentFolder(content_dir)
+    sweep_temporaries(folder.path, log=log)
+    unchanged = unchanged_views(folder, images, world_to_pixel(cameras, settings.image_size))
+    remove_stale_views(folder, len(images))
+    moved = set_aside_landmarks(folder, unchanged)
     if moved:
         log(f"{content_dir}: the views changed, so landmarks were moved aside ({', '.join(moved)}; "
             "run correspondences.py for new ones)")
     for k, image in enumerate(images):
-        save_image(content_dir / f"view_{k}.png", image)
-    save_npy(content_dir / "verts2d.npy", pixels.float())
-    save_npy(content_dir / "visible.npy", visible)
-    save_cameras(content_dir / "cameras.json", cameras, settings.image_size, settings.azimuths,
+        save_image(folder.view(k), image)
+    save_npy(folder.verts2d, pixels.float())
+    save_npy(folder.visible, visible)
+    save_cameras(folder.cameras, cameras, settings.image_size, settings.azimuths,
                  settings.elevations, distance, settings.fov, at.tolist(),
-                 extra={"mesh": str(mesh_path), "render_settings": _as_json(settings)})
+                 extra={CAMERAS_MESH_KEY: str(mesh_path), "render_settings": _as_json(settings)})
     return visible.float().mean(0)
 
 
@@ -120,28 +114,27 @@ def observe_mesh(mesh, cameras, settings, backend="auto"):
     return images, pixels, visible
 
 
-def remove_stale_views(content_dir, num_views):
-    """Before a render: delete view_<k>.png left from an earlier render with more views."""
-    for path in content_dir.glob("view_*.png"):
-        index = path.stem.split("_")[-1]
-        if index.isdigit() and int(index) >= num_views:
+def remove_stale_views(folder, num_views):
+    """Before a render: delete view_<k>.png left from an earlier render with more views (folder: ContentFolder)."""
+    for k, path in folder.views().items():
+        if k >= num_views:
             path.unlink()
 
 
-def unchanged_views(content_dir, images, P):
+def unchanged_views(folder, images, P):
     """Indices k whose stored view_<k>.png has the new render's exact pixels and whose stored camera matrix
     is the new one: the views their landmark files were made for.
 
-    images: (K, 3, S, S) new renders; P: (K, 3, 4) new world-to-pixel matrices. Content is compared, not
-    timestamps: touching a mesh without changing it keeps its landmarks.
+    folder: ContentFolder; images: (K, 3, S, S) new renders; P: (K, 3, 4) new world-to-pixel matrices. Content
+    is compared, not timestamps: touching a mesh without changing it keeps its landmarks.
     """
     try:
-        stored = load_json(content_dir / "cameras.json")["views"]
+        stored = load_json(folder.cameras)["views"]
     except (InputError, KeyError, TypeError):
         return set()
     same = set()
     for k, image in enumerate(images):
-        old_view = content_dir / f"view_{k}.png"
+        old_view = folder.view(k)
         if k >= len(stored) or not old_view.is_file() or "P" not in stored[k]:
             continue
         if not np.allclose(np.asarray(stored[k]["P"]), P[k].cpu().numpy(), rtol=1e-5, atol=1e-6):
@@ -155,15 +148,14 @@ def unchanged_views(content_dir, images, P):
     return same
 
 
-def set_aside_landmarks(content_dir, keep):
-    """Move landmarks_<k>.txt aside for every k not in ``keep``, to landmarks_<k>.txt.old or, when that is taken
+def set_aside_landmarks(folder, keep):
+    """(folder: a ContentFolder or a path) Move landmarks_<k>.txt aside for every k not in ``keep``, to landmarks_<k>.txt.old or, when that is taken
     (a hand edit moved aside by an earlier render), the first free landmarks_<k>.txt.old.<n>: nothing moved aside
     before is overwritten. A file equal to one already aside is removed instead. Returns "<name> -> <new name>"
     for each file moved."""
-    moved = []
-    for path in sorted(content_dir.glob("landmarks_*.txt")):
-        index = path.stem.split("_")[-1]
-        if index.isdigit() and int(index) in keep:
+    content_dir, moved = Path(folder), []
+    for k, path in ContentFolder(folder).landmark_files().items():
+        if k in keep:
             continue
         aside = [path.with_name(path.name + ".old")]
         aside += content_dir.glob(path.name + ".old.*")

@@ -15,7 +15,8 @@ import numpy as np
 import trimesh
 
 from utils.errors import InputError
-from utils.io.files import atomic_path, is_stale, load_json, save_text
+from utils.io.files import atomic_path, is_stale, save_text
+from utils.io.layout import PairFolder
 from utils.io.mesh import load_mesh
 
 SCRIPT_CALLBACK = "rrpsGlbLoaded"  # the page's function that each <mesh>.glb.js calls with its base64 data
@@ -117,25 +118,14 @@ def save_glb_script(script_path, glb_path, key):
     save_text(script_path, f"{SCRIPT_CALLBACK}({json.dumps(key)}, \"{encoded}\");\n")
 
 
-def input_mesh_path(content_dir, models_dir):
-    """The mesh a content folder was rendered from: the one its cameras.json names, else <models_dir>/<name>.obj
-    (None when neither is there)."""
-    cameras = Path(content_dir) / "cameras.json"
-    try:
-        named = load_json(cameras).get("mesh") if cameras.is_file() else None
-    except (InputError, AttributeError):
-        named = None
-    candidates = ([Path(named)] if named else []) + [Path(models_dir) / f"{Path(content_dir).name}.obj"]
-    return next((path for path in candidates if path.is_file()), None)
-
-
 def update_glbs(folder, input_mesh):
     """Write the pair folder's .glb files (and their .glb.js scripts) that are missing or older than their mesh.
 
-    folder: the pair's output folder; input_mesh: path of the content mesh or None. Returns notes on meshes
-    that could not be read.
+    folder: the pair's output folder; input_mesh: path of the content mesh (``ContentFolder.mesh``) or None.
+    Returns notes on meshes that could not be read.
     """
-    sources = {"input": input_mesh, "mesh.obj": folder / "mesh.obj", "mesh_smooth.obj": folder / "mesh_smooth.obj"}
+    pair = PairFolder(folder)
+    sources = {"input": input_mesh, "stylized": pair.mesh(), "smoothed": pair.mesh(smooth=True)}
     notes = []
     for name, glb in glb_paths(folder).items():
         source = sources[name]
@@ -154,10 +144,9 @@ def update_glbs(folder, input_mesh):
 
 def glb_paths(folder):
     """{mesh: .glb path} of a pair folder output/<name>/<style>/: "input" (in output/<name>/, shared by the pairs
-    of that mesh), "mesh.obj" and "mesh_smooth.obj"."""
-    folder = Path(folder)
-    return {"input": folder.parent / "input.glb", "mesh.obj": folder / "mesh.glb",
-            "mesh_smooth.obj": folder / "mesh_smooth.glb"}
+    of that mesh), "stylized" and "smoothed" (``PairFolder.glb``)."""
+    pair = PairFolder(folder)
+    return {"input": pair.input_glb, "stylized": pair.glb(), "smoothed": pair.glb(smooth=True)}
 
 
 def glb_key(glb_path):

@@ -2,7 +2,7 @@
 
 For each pair folder output/<name>/<style>/ the page shows the content views, the style exemplar with its
 landmarks, the stylized (and unwarped) views, turntable strips of the stylized mesh before and after smoothing
-(rendered here with the project's renderer, cached beside the meshes) and the figures of metrics.json.
+(rendered by ``pictures``, cached beside the meshes) and the figures of metrics.json.
 Static files only: relative links, no network, so the folder can be opened offline or copied. The one script,
 viewer.js, turns each pair's meshes (.glb, see ``glb``) in a 3D viewer (model-viewer, vendored) when the pair
 scrolls into view; the turntable pictures stay as the fallback.
@@ -17,54 +17,24 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
-import cv2
 import numpy as np
-import torch
-from PIL import Image
 from tqdm import tqdm
 
-from utils.batch import COMPLETE_MARKER, is_complete
-from utils.rendering.cameras import frame_mesh, make_cameras
+from utils.batch import is_complete
 from utils.device import resolve_device
 from utils.errors import InputError
+from utils.io import layout
 from utils.io.files import atomic_path, is_stale, load_json, save_text
-from utils.io.images import list_images, read_image_array, save_image, to_uint8_array
-from utils.io.landmarks import load_landmarks
-from utils.io.mesh import load_mesh, to_pytorch3d
-from utils.report.glb import glb_key, glb_paths, glb_script_path, input_mesh_path, update_glbs
-from utils.report.plots import save_keypoint_overlay
-from utils.rendering.render import render_views
+from utils.io.images import list_images
+from utils.io.layout import ASSETS_DIR, OVERVIEW_NAME, REPORT_NAME, ContentFolder, PairFolder, pair_folders
+from utils.report.glb import glb_key, glb_paths, glb_script_path, update_glbs
+from utils.report.pictures import TurntableSettings, landmark_overlay, update_turntables, write_overview
 
-REPORT_NAME = "index.html"
-OVERVIEW_NAME = "overview.png"  # one picture of the first finished pair (the README shows the example's)
-OVERVIEW_HEIGHT = 256
-ASSETS_DIR = "report_files"  # landmark overlays the report draws itself, inside the output folder
 FOLDED_OVER = 4  # a nested dict of metrics or parameters with more leaves than this is shown collapsed
-OVERLAY_SIZE = 200  # pixels, longer side of the pictures the report draws landmarks on
-TURNTABLES = {"mesh.obj": "turntable.png", "mesh_smooth.obj": "turntable_smooth.png"}  # mesh -> strip
 VIEWER_FILES = (Path(__file__).with_name("viewer.js"), Path(__file__).parent / "vendor" / "model-viewer-umd.min.js")
-VIEWER_CAPTIONS = {"input": "input mesh", "mesh.obj": "stylized", "mesh_smooth.obj": "stylized, smoothed"}
-INTERMEDIATE_PLOTS = ("intermediate/loss_curves.png", "intermediate/recon_loss.png")
-PAIR_FILES = ("mesh.obj", "mesh_smooth.obj", "metrics.json", "params.json", "verts2d_warped.npy",
-              "turntable.gif", "turntable_smooth.gif", "intermediate/")
-
-
-@dataclass(frozen=True)
-class TurntableSettings:
-    """How the stylized meshes are turned around the head: K azimuths (degrees) at one elevation, one
-    headlight (``light``: diffuse share), framed from the front with ``margin``; an animated GIF beside
-    each strip when ``gif``."""
-
-    azimuths: Tuple[float, ...] = tuple(np.linspace(-60.0, 60.0, 8).tolist())  # degrees (full circle: -180 ... 135)
-    elevation: float = 0.0
-    image_size: int = 256
-    fov: float = 15.0
-    margin: float = 1.2
-    light: float = 0.5
-    gif: bool = True
-    frame_ms: int = 150
+VIEWER_CAPTIONS = {"input": "input mesh", "stylized": "stylized", "smoothed": "stylized, smoothed"}
 
 
 @dataclass
@@ -74,8 +44,8 @@ class Pair:
 
     content: str
     style: str
-    folder: Path
-    content_dir: Path
+    folder: PairFolder
+    content_dir: ContentFolder
     style_image: Optional[Path]
     status: str
     reason: str = ""
@@ -90,118 +60,31 @@ def find_pairs(output_root, content_root, style_root, failures=None):
     failures: {(content, style): reason} for pairs a batch reported as failed (None: none known).
     Returns a list of ``Pair`` sorted by content then style.
     """
-    output_root, failures = Path(output_root), dict(failures or {})
-    found = {(folder.parent.name, folder.name) for folder in _subfolders(output_root)
-             for folder in _subfolders(folder) if folder.parent.name != ASSETS_DIR}
+    failures = dict(failures or {})
+    found = {(folder.content, folder.style) for folder in pair_folders(output_root)}
     styles = {path.stem: path for path in list_images(style_root)}
     pairs = []
     for content, style in sorted(found | set(failures)):
-        folder = output_root / content / style
+        folder = PairFolder.of(output_root, content, style)
         status = pair_status(folder, (content, style) in failures)
-        pairs.append(Pair(content, style, folder, Path(content_root) / content, styles.get(style), status,
-                          failures.get((content, style), "")))
+        pairs.append(Pair(content, style, folder, ContentFolder(Path(content_root) / content), styles.get(style),
+                          status, failures.get((content, style), "")))
     return pairs
 
 
-def _subfolders(folder):
-    """Sorted visible sub-folders of ``folder`` (none when it does not exist)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def pair_status(folder, failed=False):
-    """"complete" (completion marker written), "failed" (reported so), "done" (mesh.obj written) or "incomplete"."""
+    """"complete" (completion marker written), "failed" (reported so), "done" (mesh.obj written) or "incomplete".
+    folder: a ``PairFolder`` or its path."""
     if is_complete(folder):
         return "complete"
     if failed:
         return "failed"
-    return "done" if (folder / "mesh.obj").is_file() else "incomplete"
+    return "done" if PairFolder(folder).mesh().is_file() else "incomplete"
 
 
 def view_indices(pair):
     """The view numbers k seen in the content views or the stylized outputs ([0] when there are none)."""
-    patterns = [(pair.content_dir, "view_"), (pair.folder, "stylized_"), (pair.folder, "unwarped_")]
-    indices = {int(path.stem[len(prefix):]) for folder, prefix in patterns
-               for path in list_images(folder) if path.stem[len(prefix):].isdigit() and path.stem.startswith(prefix)}
-    return sorted(indices) or [0]
-
-
-# ---- pictures the report makes ----------------------------------------------------------------------------
-
-def render_turntable(mesh_path, strip_path, settings, device="cpu", backend="auto"):
-    """Render ``mesh_path`` from the settings' K azimuths in one batch and save the views side by side.
-
-    Writes strip_path (PNG, 3 x S x K*S) and, when settings.gif, an animated GIF beside it (same stem).
-    """
-    mesh = load_mesh(mesh_path)
-    at, distance = frame_mesh(mesh.verts, settings.fov, settings.margin)
-    count = len(settings.azimuths)
-    cameras = make_cameras(settings.azimuths, [settings.elevation] * count, distance, settings.fov, at, device)
-    images, _ = render_views(to_pytorch3d(mesh, device), cameras, settings.image_size, backend=backend,
-                             light=settings.light)
-    save_image(strip_path, torch.cat(list(images.cpu()), dim=-1))
-    if settings.gif:
-        save_gif(Path(strip_path).with_suffix(".gif"), images.cpu(), settings.frame_ms, is_full_circle(settings))
-
-
-def is_full_circle(settings):
-    """True when the azimuths go (nearly) all the way round, so the animation loops instead of swinging back."""
-    azimuths = sorted(settings.azimuths)
-    step = (azimuths[-1] - azimuths[0]) / max(len(azimuths) - 1, 1)
-    return azimuths[-1] - azimuths[0] + step >= 359.0
-
-
-def save_gif(path, images, frame_ms, loop_forward):
-    """Animated GIF of K frames (K, 3, S, S) in [0, 1]; an arc plays forth and back, a full circle forward."""
-    frames = [Image.fromarray(to_uint8_array(image)) for image in images]
-    if not loop_forward:
-        frames = frames + frames[-2:0:-1]
-    with atomic_path(path) as tmp:
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
-
-
-def update_turntables(pair, settings, device="cpu", backend="auto"):
-    """Render the turntable strips of the pair's meshes that are missing or older than their mesh.
-
-    A mesh that cannot be read is noted on the pair (``pair.notes``) and skipped.
-    """
-    for mesh_name, strip_name in TURNTABLES.items():
-        mesh_path, strip_path = pair.folder / mesh_name, pair.folder / strip_name
-        if not mesh_path.is_file() or not is_stale(strip_path, [mesh_path]):
-            continue
-        try:
-            render_turntable(mesh_path, strip_path, settings, device, backend)
-        except InputError as err:
-            pair.notes.append(f"turntable of {mesh_name} not rendered: {err}")
-
-
-def landmark_overlay(image_path, landmarks_path, drawn_path, given_path=None):
-    """The picture of an image with its landmarks: ``given_path`` when that exists, else ``drawn_path``, drawn
-    (again) when older than the image or the landmarks. Returns (path or None, note: why there is none)."""
-    if given_path is not None and Path(given_path).is_file():
-        return Path(given_path), ""
-    if image_path is None or not Path(image_path).is_file() or not Path(landmarks_path).is_file():
-        return None, f"no landmarks ({Path(landmarks_path).name} missing)"
-    if is_stale(drawn_path, [image_path, landmarks_path]):
-        try:
-            image = read_image_array(image_path)
-            points = load_landmarks(landmarks_path, image_size=image.shape[:2])
-        except InputError as err:
-            return None, str(err)
-        small, points = _resized(image, points, OVERLAY_SIZE)
-        save_keypoint_overlay(drawn_path, small, {"landmarks": points}, show_indices=False)
-    return Path(drawn_path), ""
-
-
-def _resized(image, points, size):
-    """An image (H, W, 3) scaled so its longer side is ``size`` pixels, and its (N, 2) pixel (x, y) points
-    moved with it (pixel centres map to pixel centres)."""
-    resized = _scaled(image, size / max(image.shape[:2]))
-    height, width = resized.shape[:2]
-    return resized, (points + 0.5) * np.array([width / image.shape[1], height / image.shape[0]]) - 0.5
-
+    return sorted(set(pair.content_dir.views()) | set(pair.folder.view_indices())) or [0]
 
 # ---- HTML -------------------------------------------------------------------------------------------------
 
@@ -288,7 +171,7 @@ def summary_html(pairs, metrics_by_pair, index_dir):
     head = "".join(f"<th>{_esc(key)}</th>" for key in ["content", "style", "state", "stylized"] + columns)
     rows = []
     for pair, figures in zip(pairs, metrics_by_pair):
-        thumb = pair.folder / "stylized_0.png"
+        thumb = pair.folder.stylized(0)
         image = (f'<img class="thumb" src="{_href(thumb, index_dir)}" alt="" loading="lazy">'
                  if thumb.is_file() else "")
         cells = "".join(f"<td>{_esc(format_value(figures[key])) if key in figures else ''}</td>" for key in columns)
@@ -308,20 +191,19 @@ def pair_html(pair, index_dir, assets_dir, settings):
     """One pair's section: inputs, stylized views, turntables, metrics, links to the files."""
     views = view_indices(pair)
     folder = pair.folder
-    content = [figure_html(pair.content_dir / f"view_{k}.png", f"content view {k}", index_dir) for k in views]
+    content = [figure_html(pair.content_dir.view(k), f"content view {k}", index_dir) for k in views]
     content += [_content_overlay(pair, k, index_dir, assets_dir) for k in views]
     style = _style_figure(pair, index_dir, assets_dir)
-    stylized = [figure_html(folder / f"stylized_{k}.png", f"stylized view {k}", index_dir) for k in views]
-    unwarped = [figure_html(folder / f"unwarped_{k}.png", f"unwarped view {k}", index_dir) for k in views]
+    stylized = [figure_html(folder.stylized(k), f"stylized view {k}", index_dir) for k in views]
+    unwarped = [figure_html(folder.unwarped(k), f"unwarped view {k}", index_dir) for k in views]
     arc = f"azimuth {min(settings.azimuths):g}° to {max(settings.azimuths):g}°" if settings else "turntable"
-    turntables = [figure_html(folder / strip, f"{mesh} ({arc})", index_dir,
-                              link=folder / Path(strip).with_suffix(".gif")) for mesh, strip in TURNTABLES.items()]
-    plot_paths = [folder / plot for plot in INTERMEDIATE_PLOTS]
-    plot_paths += [folder / "intermediate" / f"keypoints_view{k}.png" for k in views]
+    turntables = [figure_html(folder.turntable(smooth), f"{folder.mesh(smooth).name} ({arc})", index_dir,
+                              link=folder.turntable_gif(smooth)) for smooth in (False, True)]
+    plot_paths = [folder.loss_curves, folder.recon_loss] + [folder.keypoints(k) for k in views]
     plots = [figure_html(path, path.stem.replace("_", " "), index_dir) for path in plot_paths if path.is_file()]
-    metrics, metrics_note = read_json_or_note(folder / "metrics.json")
-    params, params_note = read_json_or_note(folder / "params.json")
-    marker, _ = read_json_or_note(folder / COMPLETE_MARKER)
+    metrics, metrics_note = read_json_or_note(folder.metrics)
+    params, params_note = read_json_or_note(folder.params)
+    marker, _ = read_json_or_note(folder.complete)
     notes = ([f"failed: {pair.reason}"] if pair.reason else []) + pair.notes
     return f"""
 <section class="pair" id="{_anchor(pair)}">
@@ -367,9 +249,9 @@ def copy_viewer_files(assets_dir):
 def _content_overlay(pair, k, index_dir, assets_dir):
     """Content view k with its landmarks (rendering's overlay, or one drawn here)."""
     content_dir = pair.content_dir
-    path, note = landmark_overlay(content_dir / f"view_{k}.png", content_dir / f"landmarks_{k}.txt",
-                                  assets_dir / "content" / pair.content / f"landmarks_{k}.png",
-                                  content_dir / "overlays" / f"landmarks_{k}.png")
+    given = content_dir.landmark_overlay(k)
+    path, note = landmark_overlay(content_dir.view(k), content_dir.landmarks(k),
+                                  assets_dir / "content" / pair.content / given.name, given)
     return figure_html(path, f"landmarks view {k}", index_dir, note=note)
 
 
@@ -378,18 +260,25 @@ def _style_figure(pair, index_dir, assets_dir):
     image = pair.style_image
     if image is None:
         return figure_html(None, pair.style, index_dir, note=f"style image {pair.style} missing")
-    path, note = landmark_overlay(image, image.with_suffix(".txt"), assets_dir / "style" / f"{pair.style}.png",
-                                  image.parent / "overlays" / f"{pair.style}.png")
+    landmarks = layout.style_landmarks(image)
+    path, note = landmark_overlay(image, landmarks, assets_dir / "style" / f"{pair.style}.png",
+                                  layout.landmark_overlay(landmarks))
     if path is None:
         return figure_html(image, f"{pair.style} ({note})", index_dir)
     return figure_html(path, f"{pair.style} with its landmarks", index_dir, link=image)
 
 
+def _pair_files(folder):
+    """[(name shown, path)] of the files a pair's section links to (folder: ``PairFolder``)."""
+    paths = [folder.mesh(), folder.mesh(smooth=True), folder.metrics, folder.params, folder.verts2d_warped,
+             folder.turntable_gif(), folder.turntable_gif(smooth=True)]
+    return [(path.name, path) for path in paths] + [(f"{folder.intermediate.name}/", folder.intermediate)]
+
+
 def _file_links(folder, index_dir):
     """Links to the pair's files; the missing ones are named without a link."""
     links = []
-    for name in PAIR_FILES:
-        path = folder / name
+    for name, path in _pair_files(folder):
         if path.exists():
             links.append(f'<a href="{_href(path, index_dir)}">{_esc(name)}</a>')
         else:
@@ -433,7 +322,7 @@ table.summary img.thumb { width: 48px; height: 48px; display: block; }
 def page_html(pairs, index_dir, assets_dir, settings, title, viewer=True):
     """The whole page: summary table, then one section per content mesh with its pairs (and the 3D viewer's
     script when ``viewer``)."""
-    metrics = [summary_metrics(read_json_or_note(pair.folder / "metrics.json")[0]) for pair in pairs]
+    metrics = [summary_metrics(read_json_or_note(pair.folder.metrics)[0]) for pair in pairs]
     counts = {state: sum(p.status == state for p in pairs) for state in ("complete", "done", "incomplete", "failed")}
     overview = ", ".join(f"{count} {state}" for state, count in counts.items() if count) or "none yet"
     plural = "" if len(pairs) == 1 else "s"
@@ -454,9 +343,9 @@ def page_html(pairs, index_dir, assets_dir, settings, title, viewer=True):
 """
 
 
-def write_report(output_root="output", content_root="example/content", style_root="example/style",
+def write_report(output_root=layout.OUTPUT_DIR, content_root=layout.CONTENT_DIR, style_root=layout.STYLE_DIR,
                  turntable=TurntableSettings(), failures=None, device="auto", backend="auto",
-                 title="RRPS 3D portrait stylization", models_root="example/models", viewer=True):
+                 title="RRPS 3D portrait stylization", models_root=layout.MODELS_DIR, viewer=True):
     """Write output_root/index.html for every pair folder in ``output_root``; returns its path.
 
     turntable: ``TurntableSettings`` to render the missing or stale turntable strips, or None to only show the
@@ -466,38 +355,26 @@ def write_report(output_root="output", content_root="example/content", style_roo
     """
     output_root = Path(output_root)
     pairs = find_pairs(output_root, content_root, style_root, failures)
-    present = [pair for pair in pairs if pair.folder.is_dir()]
+    present = [pair for pair in pairs if pair.folder.path.is_dir()]
     if viewer:
         copy_viewer_files(output_root / ASSETS_DIR)
         for pair in tqdm(present, desc="3D views", unit="pair", leave=False):
-            pair.notes += update_glbs(pair.folder, input_mesh_path(pair.content_dir, models_root))
+            pair.notes += update_glbs(pair.folder, pair.content_dir.mesh(models_root))
     if turntable is not None:
         device = resolve_device(device)
         for pair in tqdm(present, desc="turntables", unit="pair", leave=False):
-            update_turntables(pair, turntable, device, backend)
+            pair.notes += update_turntables(pair.folder, turntable, device, backend)
     index = output_root / REPORT_NAME
     save_text(index, page_html(pairs, output_root, output_root / ASSETS_DIR, turntable, title, viewer))
-    finished = [pair for pair in pairs if (pair.folder / TURNTABLES["mesh.obj"]).is_file()]
+    finished = [pair for pair in pairs if pair.folder.turntable().is_file()]
     if finished:
-        write_overview(finished[0], output_root / OVERVIEW_NAME)
+        write_pair_overview(finished[0], output_root / OVERVIEW_NAME)
     return index
 
 
-def write_overview(pair, path, height=OVERVIEW_HEIGHT):
-    """One picture of a pair: content view, style exemplar, stylized views in a row, the mesh's turntable(s) below.
-
-    Every picture is scaled to ``height`` pixels high (turntables to the row's width); missing ones are left out.
-    """
-    row_paths = [pair.content_dir / "view_0.png", pair.style_image] + \
-        [pair.folder / f"stylized_{k}.png" for k in view_indices(pair)]
-    pictures = [read_image_array(p) for p in row_paths if p is not None and p.is_file()]
-    top = np.concatenate([_scaled(picture, height / picture.shape[0]) for picture in pictures], axis=1)
-    strips = [read_image_array(pair.folder / name) for name in TURNTABLES.values() if (pair.folder / name).is_file()]
-    strips = [_scaled(strip, top.shape[1] / strip.shape[1]) for strip in strips]
-    save_image(path, np.concatenate([top] + strips, axis=0))
-
-
-def _scaled(image, factor):
-    """An (H, W, 3) array resized by ``factor`` (area averaging when shrinking), at least one pixel a side."""
-    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+def write_pair_overview(pair, path):
+    """``pictures.write_overview`` of a pair: content view 0, the style exemplar and the stylized views in a row,
+    the turntables of the mesh before and after smoothing below."""
+    folder = pair.folder
+    row = [pair.content_dir.view(0), pair.style_image] + [folder.stylized(k) for k in view_indices(pair)]
+    write_overview(row, [folder.turntable(), folder.turntable(smooth=True)], path)

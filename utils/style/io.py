@@ -1,8 +1,8 @@
 """Files of the style transfer step: its inputs, checked before any optimisation, and its outputs.
 
-Content folder (written by rendering.py): view_<k>.png, cameras.json, verts2d.npy (V, K, 2),
-visible.npy (V, K), landmarks_<k>.txt. Style: <style>.png|jpg with <style>.txt beside it.
-Outputs: output/<name>/<style>/ (see ``save_result``).
+Inputs: a content folder (``utils.io.layout.ContentFolder``, written by rendering.py and correspondences.py)
+and a style exemplar <style>.png|jpg with <style>.txt beside it. Outputs: a ``utils.io.layout.PairFolder``
+output/<name>/<style>/ (see ``save_result``).
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +15,12 @@ from utils.errors import InputError
 from utils.io.files import load_json, save_json, save_npy
 from utils.io.images import load_image, read_image_array, save_image
 from utils.io.landmarks import load_landmarks
+from utils.io.layout import ContentFolder, PairFolder, style_landmarks
 from utils.rendering.content import RenderSettings
 from utils.report.plots import save_keypoint_overlay, save_loss_curves
 from utils.style.regions import content_footprint, head_mask
 from utils.style.stylize import StylizeResult, ViewInputs
+from utils.style.all_round import AllRoundResult, AllRoundSettings
 from utils.style.style_view import aligned_targets, rotate_exemplar
 
 PathLike = Union[str, Path]
@@ -69,21 +71,21 @@ def _require_landmarks(path, image_size, fix):
 
 def load_content_views(folder: PathLike, device: Union[str, torch.device] = "cpu") -> ContentViews:
     """Read and check one content folder. Returns ``ContentViews``."""
-    folder = Path(folder)
-    cameras = load_json(folder / "cameras.json")
+    folder = ContentFolder(folder)
+    cameras = load_json(folder.cameras)
     views = cameras.get("views") or []
     if not views:
-        raise InputError(f"{folder / 'cameras.json'}: no views listed; re-run rendering.py")
-    images = [load_image(folder / f"view_{k}.png", device) for k in range(len(views))]
+        raise InputError(f"{folder.cameras}: no views listed; re-run rendering.py")
+    images = [load_image(folder.view(k), device) for k in range(len(views))]
     sizes = {tuple(image.shape[-2:]) for image in images}
     if len(sizes) != 1 or len(set(next(iter(sizes)))) != 1:
         raise InputError(f"{folder}: content views must be square and of one size (found {sorted(sizes)}); "
                          "re-run rendering.py")
     size = images[0].shape[-1]
     fix = "run correspondences.py to detect content landmarks"
-    landmarks = [_require_landmarks(folder / f"landmarks_{k}.txt", size, fix) for k in range(len(views))]
-    verts2d = _load_array(folder / "verts2d.npy", "vertex projections")
-    visible = _load_array(folder / "visible.npy", "vertex visibility")
+    landmarks = [_require_landmarks(folder.landmarks(k), size, fix) for k in range(len(views))]
+    verts2d = _load_array(folder.verts2d, "vertex projections")
+    visible = _load_array(folder.visible, "vertex visibility")
     if verts2d.ndim != 3 or verts2d.shape[1:] != (len(views), 2) or visible.shape != verts2d.shape[:2]:
         raise InputError(f"{folder}: verts2d.npy {verts2d.shape} / visible.npy {visible.shape} do not match "
                          f"{len(views)} views (expected (V, K, 2) and (V, K)); re-run rendering.py")
@@ -101,7 +103,7 @@ def load_style(path: PathLike) -> StyleExemplar:
     path = Path(path)
     image = read_image_array(path)
     fix = "run correspondences.py (it detects them) or write 68 lines \"x y\""
-    landmarks = _require_landmarks(path.with_suffix(".txt"), image.shape[:2], fix)
+    landmarks = _require_landmarks(style_landmarks(path), image.shape[:2], fix)
     return StyleExemplar(path.stem, image, landmarks)
 
 
@@ -123,38 +125,32 @@ def prepare_inputs(content: ContentViews, style: StyleExemplar,
                       torch.stack(heads).unsqueeze(1).float().to(device), content.background)
 
 
-def output_dir(output_root: PathLike, content_name: str, style_name: str) -> Path:
-    """output/<name>/<style>/."""
-    return Path(output_root) / content_name / style_name
-
-
 def save_result(folder: PathLike, result: StylizeResult, inputs: ViewInputs, params: dict) -> None:
     """Write the step's outputs into ``folder`` (all atomically): stylized_<k>.png, unwarped_<k>.png,
     verts2d_warped.npy, intermediate/ (checkpoints, loss curves, keypoint overlays, turned exemplars),
-    and params.json last."""
-    folder = Path(folder)
-    intermediate = folder / "intermediate"
+    and params.json last. folder: a ``PairFolder`` or its path."""
+    folder = PairFolder(folder)
     for label, images in result.checkpoints:
         for k, image in enumerate(images):
-            save_image(intermediate / f"{label}_view{k}.png", image)
-    save_loss_curves(intermediate / "loss_curves.png", {name: values for name, values in result.history.items()
-                                                         if any(v != 0 for v in values)})
+            save_image(folder.view_picture(label, k), image)
+    save_loss_curves(folder.loss_curves, {name: values for name, values in result.history.items()
+                                          if any(v != 0 for v in values)})
     for k in range(len(result.stylized)):
-        save_image(folder / f"stylized_{k}.png", result.stylized[k])
-        save_image(folder / f"unwarped_{k}.png", result.unwarped[k])
-        save_keypoint_overlay(intermediate / f"keypoints_view{k}.png", result.stylized[k],
+        save_image(folder.stylized(k), result.stylized[k])
+        save_image(folder.unwarped(k), result.unwarped[k])
+        save_keypoint_overlay(folder.keypoints(k), result.stylized[k],
                               {"source": inputs.landmarks[k].cpu(), "target": inputs.targets[k].cpu(),
                                "current": result.landmarks_warped[k].cpu()})
-        save_image(intermediate / f"style_view{k}.png", inputs.style[k])
-    save_npy(folder / "verts2d_warped.npy", result.verts2d_warped.float())
-    save_json(folder / "params.json", params)
+        save_image(folder.view_picture("style", k), inputs.style[k])
+    save_npy(folder.verts2d_warped, result.verts2d_warped.float())
+    save_json(folder.params, params)
 
 
-def save_all_round(folder, result, settings):
-    """Write the 3D pass's pictures into folder/intermediate (the start and the final colours from each view it
+def save_all_round(folder: PathLike, result: AllRoundResult, settings: AllRoundSettings) -> dict:
+    """Write the 3D pass's pictures into the pair folder's intermediate/ (the final colours from each view it
     used, its loss curves) and return its figures for metrics.json."""
-    intermediate = Path(folder) / "intermediate"
-    save_image(intermediate / "all_round_views.png", torch.cat(list(result.renders), 2))
-    save_loss_curves(intermediate / "all_round_loss.png", result.history, title="style all round")
+    folder = PairFolder(folder)
+    save_image(folder.all_round_views, torch.cat(list(result.renders), 2))
+    save_loss_curves(folder.all_round_loss, result.history, title="style all round")
     return dict(azimuths=result.azimuths, seconds=round(result.seconds, 1), settings=settings.as_dict(),
                 final_loss={name: values[-1] for name, values in result.history.items() if values})

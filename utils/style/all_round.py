@@ -63,17 +63,20 @@ class AllRoundSettings:
         return asdict(self)
 
 
-def neighbour_average(faces, num_verts):
-    """(V, V) sparse row-stochastic matrix: each vertex's mean over itself and its edge neighbours."""
-    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    loops = torch.arange(num_verts, device=faces.device)[:, None].expand(-1, 2)
-    pairs = torch.cat([edges, edges.flip(1), loops]).T
-    matrix = torch.sparse_coo_tensor(pairs, torch.ones(pairs.shape[1], device=faces.device),
-                                     (num_verts, num_verts), check_invariants=True).coalesce()
-    values = torch.ones_like(matrix.values())  # duplicate edges count once
-    degree = torch.zeros(num_verts, device=faces.device).index_add_(0, matrix.indices()[0], values)
-    return torch.sparse_coo_tensor(matrix.indices(), values / degree[matrix.indices()[0]],
-                                   (num_verts, num_verts), check_invariants=True).coalesce()
+class NeighbourAverage:
+    """Each vertex's value replaced by the mean over itself and its edge neighbours (an edge shared by two faces
+    counts once): ``average(values)`` for (V, C) values, differentiable. faces: (F, 3); num_verts: V."""
+
+    def __init__(self, faces, num_verts):
+        edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+        loops = torch.arange(num_verts, device=faces.device)[:, None].expand(-1, 2)
+        pairs = torch.unique(torch.cat([edges, edges.flip(1), loops]), dim=0)  # (E, 2): to, from
+        self.to, self.source = pairs.unbind(1)
+        self.count = torch.zeros(num_verts, device=faces.device).index_add_(
+            0, self.to, torch.ones(len(pairs), device=faces.device))[:, None]
+
+    def __call__(self, values):
+        return torch.zeros_like(values).index_add(0, self.to, values[self.source]) / self.count
 
 
 class FixedViews:
@@ -176,7 +179,7 @@ class AllRoundStyle:
     def __init__(self, start, around, anchor, stylized, style_image, style_mask, network, settings, background,
                  faces=None, back_mask=None, back_views=()):
         self.start, self.around, self.anchor = start, around, anchor
-        self.average = neighbour_average(faces, len(start)) if faces is not None and settings.smoothing else None
+        self.average = NeighbourAverage(faces, len(start)) if faces is not None and settings.smoothing else None
         self.network, self.settings, self.background = network, settings, background
         self.strotss = strotss_for(start.device)
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -222,7 +225,7 @@ class AllRoundStyle:
     def colors(self, change):
         """The colours (V, 3) for a change (V, 3) from the start, averaged over ``smoothing`` rings."""
         for _ in range(self.settings.smoothing if self.average is not None else 0):
-            change = torch.sparse.mm(self.average, change)
+            change = self.average(change)
         return (self.start + change).clamp(0, 1)
 
     def run(self, progress=True):

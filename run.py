@@ -5,7 +5,9 @@ For each content folder (example/content/<name>/, written by rendering.py) and e
 exemplar's texture (STROTSS style loss) and its geometry (a thin-plate-spline warp pulling the face's
 landmarks towards the exemplar's, turned to the view's azimuth), and the views agree in colour at every
 vertex seen by two of them. Then the stylized mesh is reconstructed from the warped vertex projections and
-the stylized views (triangulation, then refinement by differentiable rendering). Outputs go to
+the stylized views (triangulation, then refinement by differentiable rendering), and its colours are styled
+all the way round (step 4c: the same style loss on renders from views around the head, anchored to the
+stylized views where they see the surface). Outputs go to
 output/<name>/<style>/ (stylized_<k>.png, unwarped_<k>.png, verts2d_warped.npy, mesh.obj, metrics.json,
 params.json, intermediate/, complete.json last), and output/index.html shows them all.
 
@@ -24,6 +26,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from models.features import NETWORK_CHOICES, load_feature_network
 from utils.batch import SELECTION_MODES, run_batch, select_pairs
 from utils.rendering.cameras import load_cameras
@@ -40,7 +44,9 @@ from utils.report.page import write_report
 from utils.settings import add_flags, changed, from_flags
 from utils.style.profiles import CPU_PROFILE, GPU_PROFILE, PROFILE_NETWORKS, PROFILES, profile_for
 from utils.style.stylize import stylize_views
-from utils.style.io import load_content_views, load_style, prepare_inputs, save_result
+from utils.style.all_round import AllRoundSettings, style_all_round
+from utils.style.regions import hair_mask, head_mask
+from utils.style.io import load_content_views, load_style, prepare_inputs, save_all_round, save_result
 
 # ---- inputs and outputs
 CONTENT_DIR = layout.CONTENT_DIR
@@ -59,6 +65,12 @@ RECONSTRUCT = True  # False stops after the image-space stylization
 # ReconstructionSettings (utils/geometry/reconstruct.py) holds its settings and defaults; write here only what
 # you change, e.g. dict(refine=False) for triangulation only, as RRPS. Flags: --recon-<setting>.
 RECONSTRUCTION = dict()
+
+# ---- the style all the way round (step 4c): the reconstructed mesh's colours optimised through the rasterizer
+# from views around the head. AllRoundSettings (utils/style/all_round.py) holds its settings; write here only
+# what you change, e.g. dict(iterations=60) or dict(enabled=False) for RRPS's front-only colours.
+# Flags: --all-round-<setting>.
+ALL_ROUND = dict()
 
 # ---- machine
 DEVICE = "auto"  # "auto", "cpu", "cuda"
@@ -103,6 +115,8 @@ def parse_args(argv=None):
     add_flags(parser, ReconstructionSettings(**RECONSTRUCTION), "reconstruction (ReconstructionSettings)",
               prefix="recon-", skip=("device",),
               aliases={"refine": ["--refine"], "iterations": ["--refine-iterations"]})
+    add_flags(parser, AllRoundSettings(**ALL_ROUND), "style all round, the 3D pass (AllRoundSettings)",
+              prefix="all-round-")
     return parser.parse_args(argv)
 
 
@@ -210,10 +224,19 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
     if not args.reconstruct:
         return {"stylize_seconds": params["seconds"]}
     content_folder = ContentFolder(Path(args.content_dir) / content.name)
-    cameras, P, image_size, _ = load_cameras(content_folder.cameras, device)
+    cameras, P, image_size, views = load_cameras(content_folder.cameras, device)
     recon = reconstruction_settings(args, device)
     reconstruction = reconstruct_mesh(load_mesh(mesh_of(content_folder, MODELS_DIR)), cameras, P, image_size,
                                       result.stylized, result.verts2d_warped, content.visible, recon)
+    all_round = from_flags(args, AllRoundSettings(**ALL_ROUND), prefix="all-round-")
+    if all_round.enabled:
+        image = torch.from_numpy(style.image).permute(2, 0, 1).float()
+        mask = torch.from_numpy(head_mask(style.landmarks, *style.image.shape[:2]))
+        mesh_in = load_mesh(mesh_of(content_folder, MODELS_DIR))
+        reconstruction.mesh, pass_result = style_all_round(
+            mesh_in, reconstruction.mesh, cameras, views, result.stylized, content.visible, image, mask, network,
+            all_round, background=content.background, back_mask=hair_mask(style.landmarks, *style.image.shape[:2]))
+        reconstruction.metrics["all_round"] = save_all_round(folder, pass_result, all_round)
     save_reconstruction(folder, reconstruction)
     return {"stylize_seconds": params["seconds"], "total_seconds": round(time.time() - start, 1)}
 

@@ -1,12 +1,15 @@
-"""How much of the exemplar's style the stylized views carry, per feature network, on RRPS meshes x Face-of-Art styles.
+"""How much of the exemplar's style the stylized heads carry, from the front and turned, on heads x Face-of-Art styles.
 
-    .venv/bin/python -m bench.bench_quality                            # 6 dev pairs, vgg16-hed and efficientnet-lite0
-    .venv/bin/python -m bench.bench_quality --pairs 2 --networks vgg16-hed --iterations 20
+    .venv/bin/python -m bench.bench_quality                      # the dev heads (tuned on), vgg16-hed
+    .venv/bin/python -m bench.bench_quality --held-out           # heads and styles not tuned on: report these
+    .venv/bin/python -m bench.bench_quality --heads hopper 00319 --iterations 20 --all-round-iterations 20
 
-Dev pairs: the first meshes of ../shared/data/rrps/meshes, each with a Face-of-Art style drawn with a fixed seed
-(styles with their own landmarks). Content views are rendered and their landmarks detected once into a work folder
-(rendering.py, correspondences.py; kept between runs). Each pair is stylized with the CPU profile (run.py), then
-reconstructed (triangulation only). Per pair, in the head region (the content's footprint, the exemplar's
+Heads: RRPS reliefs by id (../shared/data/rrps/meshes), closed heads made by acquire.py from an RRPS render
+("acq-<id>") or from a photo shipped in a package ("astronaut"), and the example's head ("hopper"); each with a
+Face-of-Art style drawn with a seed (styles with their own landmarks). Content views are rendered and their
+landmarks detected once into a work folder (acquire.py, rendering.py, correspondences.py; kept between runs).
+Each pair goes through step 4 as run.py does it with the CPU profile: the views (4a), the reconstruction with
+refinement (4b) and the 3D colour pass (4c). In the head region (the content's footprint, the exemplar's
 landmark hull grown to take hair and neck):
 
 - colour: sliced Wasserstein distance in Lab from the stylized views' head pixels to the exemplar's head pixels,
@@ -16,10 +19,17 @@ landmark hull grown to take hair and neck):
 - landmarks: mean distance of the warped landmarks to their targets, as a ratio to the start;
 - consistency: mean colour difference between views at vertices seen in both (stylized; content's in brackets);
 - seconds of the image-space step per pair and per iteration, wall and CPU / threads (what the step would
-  take alone on the machine's cores when others load it), and the machine's load (``uptime``).
+  take alone on the machine's cores when others load it), and the machine's load (``uptime``);
+- style taken at -60 ... +60 degrees (and 90, -90, 180 on closed heads): renders of the input and of the final
+  mesh turned about the head, each scored like the views (1 - the mean of its colour and texture ratios), and
+  sides/front = mean(+-60) / mean(-20, 0, +20);
+- identity (information, not a target): distance of dlib's face descriptors, content view -> stylized view
+  (same person below 0.6); mesh consistency: the views' consistency measured on the final mesh's renders;
+  reconstruction: median reprojection error (px, worst view) and the share of flipped faces.
 
 A contact sheet per pair goes to bench/results/quality/<network>/<mesh>_<style>.png: content | exemplar | stylized
-views | render of the reconstructed mesh. Prints a table; asserts nothing.
+views | render of the final mesh; and <mesh>_<style>_turned.png: the input (top) and the final mesh (bottom) at
+each angle. Prints tables; asserts nothing.
 """
 import argparse
 import json
@@ -37,15 +47,17 @@ import torch.nn.functional as F
 from models.features import load_feature_network
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
 from utils.io.images import save_image
-from utils.io.layout import ContentFolder, style_landmarks
+from utils.io.layout import ContentFolder, model_landmarks, style_landmarks
 from utils.io.mesh import load_mesh, to_pytorch3d
 from utils.rendering.cameras import load_cameras
 from utils.rendering.render import render_views
 from utils.style.io import load_content_views, load_style, prepare_inputs
 from utils.style.profiles import CPU_PROFILE
-from utils.style.regions import content_footprint
+from utils.style.regions import content_footprint, hair_mask, head_mask
 from utils.settings import add_flags, changed, from_flags
 from utils.style.stylize import stylize_views
+from utils.style.all_round import AllRoundSettings, style_all_round, view_cameras_around
+from utils.geometry.smoothing import border_edges
 
 ROOT = Path(__file__).resolve().parents[1]
 RRPS = ROOT.parent / "shared" / "data" / "rrps"
@@ -57,26 +69,58 @@ DIRECTIONS = 64  # random projections of the sliced Wasserstein distance
 QUANTILES = 256
 
 
-def dev_pairs(count, seed=0):
-    """[(mesh path, style image path)]: the first ``count`` meshes, each with a seeded random styled exemplar."""
-    meshes = sorted((RRPS / "meshes").glob("*.obj"))[:count]
+ACQUIRED = "acq-"  # a head name "acq-<id>": RRPS render <id>'s content1.jpg made into a closed head by acquire.py
+PHOTOS = {"astronaut": lambda: __import__("skimage.data", fromlist=["astronaut"]).astronaut()}  # photo -> head
+EXAMPLE_HEADS = {"hopper": ROOT / "example" / "models" / "hopper.obj"}  # closed heads shipped with the project
+# the 3D pass is tuned on these (closed heads from photos, and reliefs); HELD_OUT are for reporting only
+DEV_HEADS = ["hopper", "astronaut", "acq-00319", "acq-03204", "00319", "03204"]
+HELD_OUT_HEADS = ["acq-13625", "acq-16466", "16466", "28829"]
+TURN_ANGLES = (-60, -40, -20, 0, 20, 40, 60)  # degrees from the content's front, measured on every head
+BACK_ANGLES = (90, -90, 180)  # and on closed heads
+
+
+def head_pairs(heads, seed):
+    """[(head name, style image path)]: each head with a Face-of-Art style drawn with ``seed``."""
     styles = sorted(p for p in (RRPS / "style").glob("*.png") if style_landmarks(p).is_file())
-    chosen = random.Random(seed).sample(styles, len(meshes))
-    return list(zip(meshes, chosen))
+    return list(zip(heads, random.Random(seed).sample(styles, len(heads))))
+
+
+def head_mesh(name, work):
+    """The mesh of head ``name`` in work/models (made on first use): an RRPS relief by id, an RRPS render or a
+    package's photo made into a closed head by acquire.py, or a head shipped in example/models."""
+    models = work / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    mesh = models / f"{name}.obj"
+    if mesh.exists():
+        return mesh
+    if name in EXAMPLE_HEADS:
+        for source in (EXAMPLE_HEADS[name], model_landmarks(EXAMPLE_HEADS[name].parent, name)):
+            (models / source.name).symlink_to(source)
+        return mesh
+    if name.startswith(ACQUIRED) or name in PHOTOS:
+        photo = work / "photos" / f"{name}.png"
+        photo.parent.mkdir(exist_ok=True)
+        if name in PHOTOS:
+            save_image(photo, torch.from_numpy(PHOTOS[name]()).permute(2, 0, 1).float() / 255)
+        else:
+            shutil.copy(RRPS / "content" / name[len(ACQUIRED):] / "content1.jpg", photo.with_suffix(".jpg"))
+            photo = photo.with_suffix(".jpg")
+        subprocess.run([sys.executable, "acquire.py", str(photo), "--out", str(models)], cwd=ROOT, check=True,
+                       capture_output=True, text=True)
+        return mesh
+    mesh.symlink_to(RRPS / "meshes" / f"{name}.obj")
+    return mesh
 
 
 def prepare_work(pairs, work):
-    """Render the meshes and detect the content landmarks into ``work`` once (scripts skip what is there)."""
-    (work / "models").mkdir(parents=True, exist_ok=True)
-    (work / "style").mkdir(exist_ok=True)
-    for mesh, style in pairs:
-        link = work / "models" / mesh.name
-        if not link.exists():
-            link.symlink_to(mesh)
+    """Render the meshes and detect the content landmarks into ``work`` once (scripts skip what is there).
+    pairs: [(mesh path in work/models, style image path)]."""
+    (work / "style").mkdir(parents=True, exist_ok=True)
+    for _, style in pairs:
         for source in (style, style_landmarks(style)):
             if not (work / "style" / source.name).exists():
                 shutil.copy(source, work / "style" / source.name)
-    commands = [["rendering.py", *[str(work / "models" / m.name) for m, _ in pairs], "--out", str(work / "content")],
+    commands = [["rendering.py", *[str(mesh) for mesh, _ in pairs], "--out", str(work / "content")],
                 ["correspondences.py", "--content", str(work / "content"), "--style", str(work / "style"),
                  "--models", str(work / "models")]]
     for command in commands:
@@ -127,15 +171,85 @@ def view_consistency(images, verts2d, visible):
     return float((colours[0] - colours[1]).abs().mean())
 
 
-def reconstructed_render(folder, mesh_path, result, content):
-    """The reconstructed mesh (triangulation, no refinement) rendered from the content's first view: (3, S, S)."""
-    cameras, P, size, _ = load_cameras(ContentFolder(folder).cameras)
-    settings = ReconstructionSettings(refine=False, device="cpu")
-    mesh = reconstruct_mesh(load_mesh(mesh_path), cameras, P, size, result.stylized, result.verts2d_warped,
-                            content.visible, settings).mesh
+def stylized_mesh(folder, mesh_path, result, content, style, network, all_round):
+    """Steps 4b and 4c as run.py does them: the reconstructed mesh (refined) and the same with its colours
+    styled all round (``all_round``: AllRoundSettings). Returns (mesh in, reconstruction, final mesh, metrics)."""
+    cameras, P, size, views = load_cameras(ContentFolder(folder).cameras)
+    mesh_in = load_mesh(mesh_path)
+    start = time.time()
+    reconstruction = reconstruct_mesh(mesh_in, cameras, P, size, result.stylized, result.verts2d_warped,
+                                      content.visible, ReconstructionSettings(device="cpu"))
+    recon, metrics = reconstruction.mesh, reconstruction.metrics
+    metrics["reconstruction_s"] = time.time() - start
+    final = recon
+    if all_round.enabled:
+        image = torch.from_numpy(style.image).permute(2, 0, 1).float()
+        mask = torch.from_numpy(head_mask(style.landmarks, *style.image.shape[:2]))
+        final, pass_result = style_all_round(mesh_in, recon, cameras, views, result.stylized, content.visible,
+                                             image, mask, network, all_round, progress=False,
+                                             back_mask=hair_mask(style.landmarks, *style.image.shape[:2]))
+        metrics["all_round_s"] = pass_result.seconds
+    return mesh_in, recon, final, metrics
+
+
+def is_closed(mesh):
+    """True when every edge of the mesh has two faces (a head with a back, not a relief)."""
+    return not bool(border_edges(mesh.faces)[1].any())
+
+
+def turned_style(mesh_in, mesh_out, views, style_image, style_mask, judge, angles, size=256):
+    """"Style taken" at each angle: renders of the input and the stylized mesh turned by ``angles`` (degrees from
+    the content's front), each scored in its footprint against the exemplar's head like the views (colour and
+    texture ratios); taken = 1 - their mean. Returns ({angle: taken}, (input renders, output renders))."""
+    cameras = view_cameras_around(views, list(angles), 0.0)
     with torch.no_grad():
-        images, _ = render_views(to_pytorch3d(mesh), cameras[[0]], size)
-    return images[0]
+        before, zbuf_before = render_views(to_pytorch3d(mesh_in), cameras, size)
+        after, zbuf_after = render_views(to_pytorch3d(mesh_out), cameras, size)
+    exemplar = lab_pixels(style_image, style_mask)
+    target_grams = masked_grams(judge, style_image, style_mask)
+    taken = {}
+    for k, angle in enumerate(angles):
+        mask_before, mask_after = (zbuf_before[k:k + 1, None] >= 0).float(), (zbuf_after[k:k + 1, None] >= 0).float()
+        colour = (sliced_wasserstein(lab_pixels(after[k:k + 1], mask_after), exemplar)
+                  / sliced_wasserstein(lab_pixels(before[k:k + 1], mask_before), exemplar))
+        texture = (gram_distance(masked_grams(judge, after[k:k + 1], mask_after), target_grams)
+                   / gram_distance(masked_grams(judge, before[k:k + 1], mask_before), target_grams))
+        taken[angle] = 1 - (colour + texture) / 2
+    return taken, (before, after)
+
+
+def sides_over_front(taken):
+    """Mean "style taken" at +-60 degrees over its mean from -20 to +20."""
+    front = sum(taken[a] for a in (-20, 0, 20)) / 3
+    return (taken[-60] + taken[60]) / 2 / front if front > 0 else float("nan")
+
+
+def face_distance(first, second):
+    """Distance of dlib's 128-d face descriptors of two images (3, H, W) in [0, 1] (same person below 0.6);
+    NaN when dlib finds no face in one of them."""
+    import dlib
+    import face_recognition_models
+
+    from models.landmark_detector import dlib_models
+
+    predictor, detector, _ = dlib_models()
+    encoder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+    descriptors = []
+    for image in (first, second):
+        array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+        boxes = detector(array, 1)
+        if not boxes:
+            return float("nan")
+        descriptors.append(torch.tensor(list(encoder.compute_face_descriptor(array, predictor(array, boxes[0])))))
+    return float((descriptors[0] - descriptors[1]).norm())
+
+
+def mesh_consistency(mesh, folder, verts2d, visible):
+    """``view_consistency`` of the final mesh rendered from the content cameras (a head coloured once in 3D)."""
+    cameras, _, size, _ = load_cameras(ContentFolder(folder).cameras)
+    with torch.no_grad():
+        images, _ = render_views(to_pytorch3d(mesh), cameras, size)
+    return view_consistency(images, verts2d, visible)
 
 
 def square(image, size):
@@ -150,8 +264,8 @@ def square(image, size):
     return canvas
 
 
-def measure_pair(mesh_path, style_path, network, judge, settings, work, sheet):
-    """Stylize one pair and measure it; writes its contact sheet; returns {metric: value}."""
+def measure_pair(mesh_path, style_path, network, judge, settings, all_round, work, sheet):
+    """Stylize one pair (steps 4a-4c) and measure it; writes its contact sheets; returns {metric: value}."""
     folder = work / "content" / mesh_path.stem
     content = load_content_views(folder)
     style = load_style(work / "style" / style_path.name)
@@ -168,50 +282,87 @@ def measure_pair(mesh_path, style_path, network, judge, settings, work, sheet):
     texture_after = gram_distance(masked_grams(judge, result.stylized, stylized_mask), target_grams)
     start_error = (inputs.landmarks - inputs.targets).norm(dim=-1).mean()
     end_error = (result.landmarks_warped - inputs.targets).norm(dim=-1).mean()
-    render = reconstructed_render(folder, mesh_path, result, content)
+    mesh_in, recon, final, recon_metrics = stylized_mesh(folder, mesh_path, result, content, style, network,
+                                                         all_round)
+    closed = is_closed(mesh_in)
+    angles = TURN_ANGLES + (BACK_ANGLES if closed else ())
+    middle = len(content.azimuths) // 2
+    taken, (turned_in, turned_out) = turned_style(mesh_in, final, load_cameras(ContentFolder(folder).cameras)[3],
+                                                  inputs.style[middle:middle + 1], inputs.style_mask[middle:middle + 1],
+                                                  judge, angles)
     size = content.images.shape[-1]
     panels = [content.images[0], square(torch.from_numpy(style.image).permute(2, 0, 1).float(), size),
-              *result.stylized, render]
+              *result.stylized, F.interpolate(turned_out[TURN_ANGLES.index(0)][None], size=size)[0]]
     save_image(sheet, torch.cat(panels, dim=2))
+    save_image(sheet.with_name(sheet.stem + "_turned.png"),
+               torch.cat([torch.cat(list(turned_in), 2), torch.cat(list(turned_out), 2)], 1))
     iterations = settings.iterations * settings.scales
-    return dict(colour=after / before, texture=texture_after / texture_before, landmarks=float(end_error / start_error),
-                consistency=view_consistency(result.stylized, result.verts2d_warped, content.visible),
-                content_consistency=view_consistency(content.images, content.verts2d, content.visible),
-                seconds=seconds, cpu_seconds=cpu_seconds, seconds_per_iteration=seconds / iterations,
-                cpu_seconds_per_iteration=cpu_seconds / iterations)
+    row = dict(colour=after / before, texture=texture_after / texture_before, landmarks=float(end_error / start_error),
+               consistency=view_consistency(result.stylized, result.verts2d_warped, content.visible),
+               content_consistency=view_consistency(content.images, content.verts2d, content.visible),
+               mesh_consistency=mesh_consistency(final, folder, content.verts2d, content.visible),
+               seconds=seconds, cpu_seconds=cpu_seconds, seconds_per_iteration=seconds / iterations,
+               cpu_seconds_per_iteration=cpu_seconds / iterations,
+               reconstruction_s=recon_metrics["reconstruction_s"], all_round_s=recon_metrics.get("all_round_s", 0.0),
+               reprojection_median=max(recon_metrics["reprojection_px_median"]), flipped=recon_metrics["flipped_face_share"],
+               identity=face_distance(content.images[middle], result.stylized[middle]), closed=float(closed),
+               sides_over_front=sides_over_front(taken))
+    row.update({f"taken_{angle}": value for angle, value in taken.items()})
+    return row
 
 
 def print_rows(name, rows):
-    """One line per pair and the mean, with the targets."""
-    print(f"\n{name}:\n  {'pair':16s} {'colour':>7s} {'texture':>7s} {'lmk':>6s} {'consist (content)':>17s} "
+    """One line per pair and the mean, with the targets; then the turned views and the mesh figures."""
+    print(f"\n{name}:\n  {'pair':20s} {'colour':>7s} {'texture':>7s} {'lmk':>6s} {'consist (content)':>17s} "
           f"{'s/pair wall':>11s} {'cpu':>6s} {'s/it wall':>9s} {'cpu':>5s}")
     rows = dict(rows)
     if rows:
-        keys = next(iter(rows.values())).keys()
+        keys = set.intersection(*(set(r) for r in rows.values()))
         rows["mean"] = {k: sum(r[k] for r in rows.values()) / len(rows) for k in keys}
     for pair, row in rows.items():
-        print(f"  {pair:16s} {row['colour']:7.3f} {row['texture']:7.3f} {row['landmarks']:6.3f} "
+        print(f"  {pair:20s} {row['colour']:7.3f} {row['texture']:7.3f} {row['landmarks']:6.3f} "
               f"{row['consistency']:8.3f} ({row['content_consistency']:.3f}) {row['seconds']:11.0f} "
               f"{row['cpu_seconds']:6.0f} {row['seconds_per_iteration']:9.2f} {row['cpu_seconds_per_iteration']:5.2f}")
     if rows:
         print("  targets: " + ", ".join(f"{k} {'ok' if rows['mean'][k] <= v else 'MISSED'} (<= {v})"
                                        for k, v in TARGETS.items()))
+    angles = TURN_ANGLES + BACK_ANGLES
+    print(f"\n  style taken (1 - mean of colour and texture ratios) at each angle, sides/front = mean(+-60) / "
+          f"mean(-20..20):\n  {'pair':20s} " + " ".join(f"{a:>6d}" for a in angles) + f" {'side/fr':>7s}")
+    for pair, row in rows.items():
+        cells = [f"{row[f'taken_{a}']:6.2f}" if f"taken_{a}" in row else f"{'-':>6s}" for a in angles]
+        print(f"  {pair:20s} " + " ".join(cells) + f" {row['sides_over_front']:7.2f}")
+    print(f"\n  {'pair':20s} {'mesh consist':>12s} {'reproj med px':>13s} {'flipped %':>9s} {'identity':>8s} "
+          f"{'recon s':>7s} {'3D pass s':>9s} {'total s':>7s}")
+    for pair, row in rows.items():
+        total = row["seconds"] + row["reconstruction_s"] + row["all_round_s"]
+        print(f"  {pair:20s} {row['mesh_consistency']:12.3f} {row['reprojection_median']:13.2f} "
+              f"{100 * row['flipped']:9.2f} {row['identity']:8.2f} {row['reconstruction_s']:7.0f} "
+              f"{row['all_round_s']:9.0f} {total:7.0f}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=6, help="dev pairs (one per mesh, up to 8)")
-    parser.add_argument("--skip", type=int, default=0, help="leave out the first N dev pairs (measured before)")
-    parser.add_argument("--networks", nargs="+", default=["vgg16-hed", "efficientnet-lite0"])
+    parser.add_argument("--heads", nargs="+", default=DEV_HEADS,
+                        help="RRPS ids (reliefs), acq-<id> (RRPS render made a head by acquire.py), "
+                             f"{', '.join([*PHOTOS, *EXAMPLE_HEADS])}")
+    parser.add_argument("--held-out", action="store_true",
+                        help=f"the heads not tuned on ({' '.join(HELD_OUT_HEADS)}), styles drawn with --style-seed + 1")
+    parser.add_argument("--style-seed", type=int, default=0, help="seed of the styles drawn for the heads")
+    parser.add_argument("--networks", nargs="+", default=["vgg16-hed"])
     parser.add_argument("--work", type=Path, default=WORK, help="renders and landmarks, kept between runs")
     parser.add_argument("--results", type=Path, default=RESULTS)
     add_flags(parser, CPU_PROFILE, "style transfer (the CPU profile; e.g. --iterations 80 --image-size 320)")
+    add_flags(parser, AllRoundSettings(), "the 3D pass (AllRoundSettings)", prefix="all-round-")
     args = parser.parse_args()
     settings = from_flags(args, CPU_PROFILE)
+    all_round = from_flags(args, AllRoundSettings(), prefix="all-round-")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} (1, 5 min), cores {os.cpu_count()}, "
-          f"threads {torch.get_num_threads()}; settings {changed(CPU_PROFILE, settings) or 'CPU profile'}")
-    pairs = dev_pairs(args.pairs)[args.skip:]
+          f"threads {torch.get_num_threads()}; settings {changed(CPU_PROFILE, settings) or 'CPU profile'}; "
+          f"3D pass {changed(AllRoundSettings(), all_round) or 'defaults'}")
+    heads, seed = (HELD_OUT_HEADS, args.style_seed + 1) if args.held_out else (args.heads, args.style_seed)
+    pairs = [(head_mesh(head, args.work), style) for head, style in head_pairs(heads, seed)]
     prepare_work(pairs, args.work)
     summary = {}
     for name in args.networks:
@@ -222,12 +373,13 @@ def main():
         for mesh, style in pairs:
             label = f"{mesh.stem} x {style.stem}"
             sheet = args.results / name / f"{mesh.stem}_{style.stem}.png"
-            rows[label] = measure_pair(mesh, style, network, judge, settings, args.work, sheet)
+            rows[label] = measure_pair(mesh, style, network, judge, settings, all_round, args.work, sheet)
             print(f"  {label}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[label].items()), flush=True)
         print_rows(network.name, rows)
         summary[network.name] = rows
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"quality_{'_'.join(args.networks)}.json").write_text(json.dumps(dict(settings=settings.as_dict(), results=summary), indent=1))
+    (args.results / f"quality_{'_'.join(args.networks)}.json").write_text(
+        json.dumps(dict(settings=settings.as_dict(), all_round=all_round.as_dict(), results=summary), indent=1))
     print(f"\nload at the end: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f}; sheets in {args.results}")
 
 

@@ -158,7 +158,9 @@ def face_relief(grid=25):
 # ---- the pipeline's tiny project -----------------------------------------------------------------------------
 
 RUN_FLAGS = ["--device", "cpu", "--image-size", "32", "--scales", "2", "--iterations", "3", "--result-samples",
-             "64", "--style-samples", "64", "--checkpoint-every", "0", "--refine-iterations", "3"]
+             "64", "--style-samples", "64", "--checkpoint-every", "0", "--refine-iterations", "3",
+             "--all-round-image-size", "32", "--all-round-iterations", "2", "--all-round-result-samples", "64",
+             "--all-round-style-samples", "64"]
 COMPARED = ["stylized_0.png", "stylized_1.png", "unwarped_0.png", "unwarped_1.png", "verts2d_warped.npy", "mesh.obj"]
 
 

@@ -1,4 +1,5 @@
 """End to end on a tiny mesh: rendering.py -> correspondences.py -> run.py -> smooth.py, as a batch that resumes."""
+import json
 import sys
 
 import numpy as np
@@ -35,6 +36,8 @@ def test_broken_style_is_reported_and_the_others_finish(project, capsys, monkeyp
     assert not is_complete(project / "output" / "face" / "broken")
     report = (project / "output" / "index.html").read_text()
     assert "broken" in report and "toon" in report
+    all_round = json.loads((done / "metrics.json").read_text())["all_round"]  # step 4c ran and left its pictures
+    assert all_round["azimuths"] and (done / "intermediate" / "all_round_views.png").is_file()
 
     reconstructed, original = load_mesh(done / "mesh.obj"), load_mesh(project / "models" / "face.obj")
     assert torch.equal(reconstructed.faces, original.faces) and reconstructed.verts.shape == original.verts.shape

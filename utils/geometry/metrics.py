@@ -24,7 +24,7 @@ def reprojection_errors(verts, P, verts2d_target, visible):
     """Pixel distance between the projections of ``verts`` and the targets, per view, visible vertices only.
 
     verts: (V, 3); P: (K, 3, 4); verts2d_target: (V, K, 2) pixel (x, y); visible: (V, K) bool.
-    Returns {"mean": [K floats], "max": [K floats]} (NaN for a view with no visible vertex).
+    Returns {"mean": [K floats], "median": [K floats], "max": [K floats]} (NaN for a view with no visible vertex).
     """
     pixels, _ = project(verts.double(), P.double().to(verts.device))
     distance = (pixels - verts2d_target.double().to(verts.device)).norm(dim=-1)  # (V, K)
@@ -32,8 +32,11 @@ def reprojection_errors(verts, P, verts2d_target, visible):
     count = visible.sum(0)
     mean = torch.where(visible, distance, 0.0).sum(0) / count.clamp(min=1)
     worst = torch.where(visible, distance, float("-inf")).amax(0)
+    median = torch.stack([distance[visible[:, k], k].median() if bool(count[k]) else mean[k]
+                          for k in range(len(count))])
     nan = torch.full_like(mean, float("nan"))
-    return {"mean": torch.where(count > 0, mean, nan).tolist(), "max": torch.where(count > 0, worst, nan).tolist()}
+    return {name: torch.where(count > 0, value, nan).tolist()
+            for name, value in (("mean", mean), ("median", median), ("max", worst))}
 
 
 def masked_psnr(renders, targets, footprint):
@@ -76,6 +79,7 @@ def reconstruction_metrics(mesh_in, mesh_out, P, verts2d_target, visible, render
     reprojection = reprojection_errors(verts_out, P, verts2d_target, visible)
     return {
         "reprojection_px_mean": reprojection["mean"],
+        "reprojection_px_median": reprojection["median"],
         "reprojection_px_max": reprojection["max"],
         "psnr_db": masked_psnr(renders, targets, footprint).tolist(),
         "ssim": masked_ssim(renders, targets, footprint).tolist(),

@@ -196,6 +196,8 @@ class PairFolder(_Folder):
     intermediate = _file(INTERMEDIATE)
     loss_curves = _file(f"{INTERMEDIATE}/loss_curves.png", "The style transfer's loss curves.")
     recon_loss = _file(f"{INTERMEDIATE}/recon_loss.png", "The reconstruction's loss curves.")
+    all_round_views = _file(f"{INTERMEDIATE}/all_round_views.png", "The 3D pass's final colours from its views.")
+    all_round_loss = _file(f"{INTERMEDIATE}/all_round_loss.png", "The 3D pass's loss curves.")
 
     def view_picture(self, label: str, k: int) -> Path:
         """intermediate/<label>_view<k>.png: a checkpoint of the optimisation (label: its scale and

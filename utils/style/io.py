@@ -20,6 +20,7 @@ from utils.rendering.content import RenderSettings
 from utils.report.plots import save_keypoint_overlay, save_loss_curves
 from utils.style.regions import content_footprint, head_mask
 from utils.style.stylize import StylizeResult, ViewInputs
+from utils.style.all_round import AllRoundResult, AllRoundSettings
 from utils.style.style_view import aligned_targets, rotate_exemplar
 
 PathLike = Union[str, Path]
@@ -143,3 +144,13 @@ def save_result(folder: PathLike, result: StylizeResult, inputs: ViewInputs, par
         save_image(folder.view_picture("style", k), inputs.style[k])
     save_npy(folder.verts2d_warped, result.verts2d_warped.float())
     save_json(folder.params, params)
+
+
+def save_all_round(folder: PathLike, result: AllRoundResult, settings: AllRoundSettings) -> dict:
+    """Write the 3D pass's pictures into the pair folder's intermediate/ (the final colours from each view it
+    used, its loss curves) and return its figures for metrics.json."""
+    folder = PairFolder(folder)
+    save_image(folder.all_round_views, torch.cat(list(result.renders), 2))
+    save_loss_curves(folder.all_round_loss, result.history, title="style all round")
+    return dict(azimuths=result.azimuths, seconds=round(result.seconds, 1), settings=settings.as_dict(),
+                final_loss={name: values[-1] for name, values in result.history.items() if values})

@@ -59,6 +59,17 @@ def head_mask(landmarks: np.ndarray, height: int, width: int) -> np.ndarray:
     return mask.astype(np.float32)
 
 
+def hair_mask(landmarks: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(height, width) float32 mask of the exemplar's head without its face (the hull of its 68 landmarks, grown
+    by a tenth about their centre): hair, ears, neck; what the back of a head takes its style from."""
+    points = np.asarray(landmarks, np.float64)
+    centre = points.mean(0)
+    grown = centre + 1.1 * (points - centre)
+    face = np.zeros((height, width), np.uint8)
+    cv2.fillConvexPoly(face, np.round(cv2.convexHull(grown.astype(np.float32))[:, 0]).astype(np.int32), 1)
+    return head_mask(landmarks, height, width) * (1 - face.astype(np.float32))
+
+
 def shared_mask(masks: Tensor, size: Sequence[int]) -> Tensor:
     """Pixels inside every view's mask: (K, 1, H, W) -> (size, size) bool (positions are shared by the views)."""
     resized = F.interpolate(masks.float(), size=size, mode="bilinear", align_corners=False)

@@ -1,0 +1,171 @@
+"""The 3D colour pass (step 4c): renders of fixed geometry, its gradient, and a closed head styled all round."""
+import dataclasses
+
+import pytest
+import torch
+import trimesh
+
+from tests.synthetic import tiny_network
+from utils.io.mesh import Mesh, to_pytorch3d
+from utils.rendering.cameras import frame_mesh, make_cameras
+from utils.rendering.content import RenderSettings, observe_mesh
+from utils.rendering.render import render_views
+from utils.style.all_round import (AllRoundSettings, AllRoundStyle, FixedViews, mapped_colors, style_all_round,
+                                   view_cameras_around)
+
+SIZE = 64
+FOV = 20.0
+CONTENT_AZIMUTHS = (-10.0, 10.0)
+
+
+def ball(subdivisions=3):
+    """A closed head stand-in: an icosphere (642 vertices) with a smooth blue-green input colouring."""
+    sphere = trimesh.creation.icosphere(subdivisions=subdivisions)
+    verts = torch.tensor(sphere.vertices, dtype=torch.float32)
+    faces = torch.tensor(sphere.faces, dtype=torch.int64)
+    x, y, _ = verts.unbind(1)
+    colors = torch.stack([0.15 + 0.1 * x, 0.45 + 0.15 * y, 0.7 - 0.1 * x], 1).clamp(0, 1)
+    return Mesh(verts=verts, faces=faces, colors=colors)
+
+
+def exemplar(size=48):
+    """An orange-and-red striped painting (3, size, size), all of it the head."""
+    stripes = (torch.arange(size) // 4 % 2).float()[None, :, None].expand(1, size, size)
+    image = torch.cat([0.9 - 0.2 * stripes, 0.45 - 0.3 * stripes, 0.1 + 0 * stripes])
+    return image, torch.ones(size, size)
+
+
+def views_json(mesh):
+    at, distance = frame_mesh(mesh.verts, FOV, margin=1.3)
+    return [dict(azimuth=a, elevation=0.0, distance=distance, fov=FOV, at=at.tolist()) for a in CONTENT_AZIMUTHS]
+
+
+def content_cameras(views):
+    return make_cameras(CONTENT_AZIMUTHS, [0.0] * len(views), views[0]["distance"], FOV, views[0]["at"])
+
+
+def front_stylized(mesh, image):
+    """What steps 4a-4b leave: the front (z > 0.35) in the exemplar's colours, the sides and back in the input's."""
+    mean = image.mean((1, 2))
+    front = (mesh.verts[:, 2] > 0.35)[:, None]
+    return dataclasses.replace(mesh, colors=torch.where(front, mean.expand_as(mesh.colors), mesh.colors))
+
+
+def taken(mesh_in, mesh_out, views, angle, image):
+    """1 - (distance of the mean head colour to the exemplar's) / (the input's), seen from ``angle`` degrees."""
+    cameras = view_cameras_around(views, [angle], 0.0)
+    target = image.mean((1, 2))
+    distances = []
+    for mesh in (mesh_in, mesh_out):
+        with torch.no_grad():
+            render, zbuf = render_views(to_pytorch3d(mesh), cameras, SIZE)
+        distances.append(float((render[0][:, zbuf[0] >= 0].mean(1) - target).norm()))
+    return 1 - distances[1] / distances[0]
+
+
+@pytest.fixture(scope="module")
+def closed_head():
+    mesh_in = ball()
+    image, mask = exemplar()
+    views = views_json(mesh_in)
+    cameras = content_cameras(views)
+    mesh_out = front_stylized(mesh_in, image)
+    stylized, _, visible = observe_mesh(mesh_out, cameras, RenderSettings(image_size=SIZE, azimuths=list(CONTENT_AZIMUTHS)))
+    return mesh_in, mesh_out, views, cameras, stylized, visible, image, mask
+
+
+def quick_settings(**changes):
+    quick = dict(image_size=SIZE, iterations=30, views_per_iteration=2, learning_rate=0.05, result_samples=256,
+                 style_samples=256)
+    return dataclasses.replace(AllRoundSettings(), **{**quick, **changes})
+
+
+def test_render_of_fixed_views_matches_the_renderer(closed_head):
+    mesh_in, _, views, cameras, *_ = closed_head
+    fixed = FixedViews(mesh_in.verts, mesh_in.faces, cameras, SIZE)
+    with torch.no_grad():
+        reference, zbuf = render_views(to_pytorch3d(mesh_in), cameras, SIZE)
+    assert torch.equal(fixed.mask, zbuf >= 0)
+    assert torch.allclose(fixed.render(mesh_in.colors), reference, atol=1e-5)
+    assert bool((fixed.facing > 0.95).all())  # a closed ball faces every camera
+
+
+def test_render_gradient_matches_finite_differences(closed_head):
+    mesh_in, _, _, cameras, *_ = closed_head
+    fixed = FixedViews(mesh_in.verts, mesh_in.faces, cameras, 16)
+    colors = mesh_in.colors.double().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda c: fixed.render(c, [1]), (colors,), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_pass_loss_gradient_matches_finite_differences(closed_head):
+    """The whole loss (style views through the rasterizer and the network, and the anchor) against central
+    differences at the colours of a few vertices seen in the views."""
+    mesh_in, mesh_out, views, cameras, stylized, _, image, mask = closed_head
+    settings = quick_settings(image_size=32, azimuths=[-60.0, 60.0])
+    around = FixedViews(mesh_out.verts, mesh_out.faces, view_cameras_around(views, settings.azimuths, 0.0), 32)
+    anchor = FixedViews(mesh_out.verts, mesh_out.faces, cameras, 32)
+    # float64 throughout, so that central differences are exact enough; noise on the colours and the exemplar
+    # keeps the evaluation off the kinks of |x| (the anchor's L1 is 0 where render and view agree) and of the
+    # REMD's nearest-neighbour choice (a two-colour exemplar has exact ties)
+    noise = torch.Generator().manual_seed(2)
+    start = (mesh_out.colors.double() + 0.05 * torch.rand(mesh_out.colors.shape, generator=noise)).clamp(0, 1)
+    image = (image.double() + 0.05 * torch.rand(image.shape, generator=noise)).clamp(0, 1)
+    problem = AllRoundStyle(start, around, anchor, stylized.double(), image, mask, tiny_network().double(),
+                            settings, (1.0, 1.0, 1.0))
+
+    def loss(colors):
+        problem.generator.manual_seed(0)  # the same sample positions at every evaluation
+        return problem.losses(colors, [0, 1])["total"]
+
+    colors = start.clone().requires_grad_(True)
+    loss(colors).backward()
+    seen = around.corners.unique()
+    picked = seen[torch.randperm(len(seen), generator=torch.Generator().manual_seed(1))[:6]]
+    eps = 1e-5
+    for vertex in picked.tolist():
+        for channel in range(3):
+            step = torch.zeros_like(colors)
+            step[vertex, channel] = eps
+            with torch.no_grad():
+                numeric = (loss(start + step) - loss(start - step)) / (2 * eps)
+            analytic = colors.grad[vertex, channel]
+            assert abs(float(numeric - analytic)) <= 1e-3 * abs(float(analytic)) + 1e-7, (vertex, channel)
+
+
+@pytest.mark.slow
+def test_a_closed_head_is_styled_on_its_sides_as_on_its_front(closed_head):
+    mesh_in, mesh_out, views, cameras, stylized, visible, image, mask = closed_head
+    before = {angle: taken(mesh_in, mesh_out, views, angle, image) for angle in (-60, 0, 60)}
+    assert before[60] < before[0] - 0.3 and before[-60] < before[0] - 0.3  # the sides are not styled yet
+    mesh, result = style_all_round(mesh_in, mesh_out, cameras, views, stylized, visible, image, mask,
+                                   tiny_network(), quick_settings(), progress=False)
+    after = {angle: taken(mesh_in, mesh, views, angle, image) for angle in (-60, 0, 60)}
+    assert after[0] >= before[0] - 0.05  # the front keeps its style
+    assert after[60] >= after[0] - 0.1 and after[-60] >= after[0] - 0.1
+    assert torch.equal(mesh.verts, mesh_out.verts) and torch.equal(mesh.faces, mesh_out.faces)
+    assert len(result.azimuths) == len(AllRoundSettings().azimuths)  # a closed head is turned all round
+
+
+def test_a_relief_drops_the_views_from_behind():
+    mesh = ball()
+    keep = mesh.verts[:, 2] > 0  # the front half: a relief with no back
+    index = torch.full((len(mesh.verts),), -1, dtype=torch.int64)
+    index[keep] = torch.arange(int(keep.sum()))
+    faces = index[mesh.faces[keep[mesh.faces].all(1)]]
+    relief = Mesh(verts=mesh.verts[keep], faces=faces, colors=mesh.colors[keep])
+    views = views_json(relief)
+    settings = quick_settings(iterations=2)
+    image, mask = exemplar()
+    cameras = content_cameras(views)
+    stylized, _, visible = observe_mesh(relief, cameras, RenderSettings(image_size=SIZE, azimuths=list(CONTENT_AZIMUTHS)))
+    _, result = style_all_round(relief, relief, cameras, views, stylized, visible, image, mask, tiny_network(),
+                                settings, progress=False)
+    assert 0.0 in result.azimuths and 180.0 not in result.azimuths and 120.0 not in result.azimuths
+
+
+def test_mapped_colors_recover_an_affine_palette_change():
+    source = torch.rand(200, 3, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.2
+    matrix = torch.tensor([[0.8, 0.1, 0.0], [0.0, 0.6, 0.2], [0.1, 0.0, 0.9]])
+    target = source @ matrix + torch.tensor([0.05, 0.1, -0.02])
+    assert torch.allclose(mapped_colors(source, target, torch.ones(200), ridge=1e-6), target.clamp(0, 1), atol=1e-3)

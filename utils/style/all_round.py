@@ -1,0 +1,285 @@
+"""Step 4c: the style all the way round, in 3D.
+
+RRPS stylizes K near-frontal views; what they do not see (the sides, the back, the cheeks they see at a grazing
+angle) would keep the input's colours or take stretched copies of the front. Here the stylized mesh's vertex
+colours are optimised through the rasterizer, as FaceRefiner does in texture space:
+
+1. start: where the stylized views see a vertex squarely its reconstructed colour; elsewhere the input's own
+   colour, mapped to the stylized palette by an affine colour map fitted where both are known (so ears,
+   hairline and collar keep their shapes instead of smeared front colours);
+2. optimise (Adam) the colours so that renders from views around the head carry the exemplar's style
+   (the STROTSS loss of step 4a, sampled inside each render's footprint against the exemplar's head), while
+   renders from the content cameras stay on the stylized views (L1 inside the footprint: the anchor).
+
+The geometry is fixed during the pass, so each view is rasterized once and a render is a gather of vertex
+colours with barycentric weights: differentiable in the colours and cheap; the feature network is the cost.
+A head with a back (``acquire.py``) is turned all round; a relief (RRPS's 2.5D heads) only as far as its
+surface faces the camera.
+"""
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from pytorch3d.structures import Meshes
+from tqdm import tqdm
+
+from utils.io.mesh import Mesh
+from utils.rendering.cameras import make_cameras
+from utils.rendering.render import rasterize_views
+from utils.style.regions import head_style_target, positions_in
+from utils.style.stylize import _resize, _style_size, strotss_for
+
+COVARIANCE, SEARCH_RANK = "layers", 256  # the CPU profile's style statistics (utils/style/stylize.py)
+MIN_BACK_SHARE = 0.1  # an exemplar whose hair is under this share of its head styles the back like the front
+CONFIDENT = (0.35, 0.75)  # |cos| between a vertex's normal and the best content view: below, the input's own
+#                           colour (mapped) is the start; above, the reconstructed one; blended in between
+
+
+@dataclass
+class AllRoundSettings:
+    """Parameters of the 3D colour pass (run.py's --all-round-* flags come from here)."""
+
+    enabled: bool = True  # False: the reconstructed colours as they are (RRPS: only what the views see is styled)
+    azimuths: List[float] = field(default_factory=lambda: [-150.0, -120.0, -90.0, -60.0, -30.0, 0.0, 30.0, 60.0,
+                                                           90.0, 120.0, 150.0, 180.0])  # degrees from the front
+    elevation: float = 5.0  # degrees, every view
+    image_size: int = 256  # render side in pixels
+    iterations: int = 30  # Adam steps
+    views_per_iteration: int = 2  # views drawn (seeded, each in turn) for the style loss at each step
+    learning_rate: float = 0.01  # Adam's step on the colour change
+    style_weight: float = 1.0  # STROTSS style loss of the views around the head
+    anchor_weight: float = 10.0  # L1 between renders from the content cameras and the stylized views
+    result_samples: int = 1024  # hypercolumns sampled from each render per step
+    style_samples: int = 2048  # hypercolumns sampled from the exemplar's head (and from its hair)
+    back_from: float = 120.0  # views turned this far or farther (degrees) take the exemplar's hair, not its face
+    min_facing: float = 0.8  # views whose footprint is less front surface than this (a relief from behind) are dropped
+    smoothing: int = 2  # the colour change is averaged over this many rings of neighbours (less speckle)
+    seed: int = 0
+
+    def as_dict(self):
+        return asdict(self)
+
+
+class NeighbourAverage:
+    """Each vertex's value replaced by the mean over itself and its edge neighbours (an edge shared by two faces
+    counts once): ``average(values)`` for (V, C) values, differentiable. faces: (F, 3); num_verts: V."""
+
+    def __init__(self, faces, num_verts):
+        edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+        loops = torch.arange(num_verts, device=faces.device)[:, None].expand(-1, 2)
+        pairs = torch.unique(torch.cat([edges, edges.flip(1), loops]), dim=0)  # (E, 2): to, from
+        self.to, self.source = pairs.unbind(1)
+        self.count = torch.zeros(num_verts, device=faces.device).index_add_(
+            0, self.to, torch.ones(len(pairs), device=faces.device))[:, None]
+
+    def __call__(self, values):
+        return torch.zeros_like(values).index_add(0, self.to, values[self.source]) / self.count
+
+
+class FixedViews:
+    """A mesh of fixed geometry rasterized once in R views; ``render(colors)`` is differentiable in the colours.
+
+    verts: (V, 3); faces: (F, 3); cameras: R PyTorch3D cameras; size: S.
+    mask: (R, S, S) bool, the footprint; facing: (R,) share of the footprint whose face turns to the camera.
+    """
+
+    def __init__(self, verts, faces, cameras, size, backend="auto"):
+        with torch.no_grad():
+            fragments = rasterize_views(Meshes(verts=[verts], faces=[faces]), cameras, size, backend)
+        face = fragments.pix_to_face[..., 0]  # (R, S, S), packed over the R copies of the mesh
+        self.mask = face >= 0
+        self.size, self.count = size, len(cameras)
+        self.flat_index = self.mask.reshape(-1).nonzero()[:, 0]  # (N,) pixels covered, over all views
+        local = face[self.mask] % len(faces)
+        self.corners = faces[local]  # (N, 3) vertex indices of the face seen at each covered pixel
+        self.bary = fragments.bary_coords[..., 0, :][self.mask]  # (N, 3)
+        self.view_of = self.flat_index // (size * size)  # (N,)
+        normals = torch.cross(verts[faces[:, 1]] - verts[faces[:, 0]], verts[faces[:, 2]] - verts[faces[:, 0]],
+                              dim=1)
+        centres = verts[faces].mean(1)
+        to_camera = cameras.get_camera_center()[self.view_of] - centres[local]
+        front = (normals[local] * to_camera).sum(-1) > 0
+        share = torch.zeros(self.count).index_add_(0, self.view_of, front.float())
+        pixels = torch.zeros(self.count).index_add_(0, self.view_of, torch.ones_like(front, dtype=torch.float))
+        # the winding of a mesh's faces may point either way: the majority over all views says which is out
+        outward = front.float().mean() >= 0.5
+        self.facing = (share if outward else pixels - share) / pixels.clamp(min=1)
+
+    def render(self, colors, views=None, background=(1.0, 1.0, 1.0)):
+        """Images of the given views (list of indices; None: all): colors (V, 3) -> (len(views), 3, S, S)."""
+        views = list(range(self.count)) if views is None else list(views)
+        pixels = (colors[self.corners] * self.bary[..., None]).sum(1)  # (N, 3)
+        flat = torch.as_tensor(background, dtype=colors.dtype, device=colors.device).repeat(
+            self.count * self.size * self.size, 1)
+        images = flat.index_put((self.flat_index,), pixels).reshape(self.count, self.size, self.size, 3)
+        return images[views].permute(0, 3, 1, 2)
+
+
+def vertex_confidence(verts, faces, cameras, visible):
+    """How squarely the best content view sees each vertex: (V,) |cos(normal, direction to the camera)|, 0 where
+    no view sees it. verts: (V, 3); faces: (F, 3); cameras: K cameras; visible: (V, K) bool."""
+    normals = Meshes(verts=[verts], faces=[faces]).verts_normals_packed()
+    to_camera = F.normalize(cameras.get_camera_center()[None] - verts[:, None], dim=-1)  # (V, K, 3)
+    return ((normals[:, None] * to_camera).sum(-1).abs() * visible).amax(1)
+
+
+def mapped_colors(source, target, weight, ridge=1e-2):
+    """``source`` colours (V, 3) mapped to the palette of ``target`` (V, 3) by the affine map fitted by weighted
+    least squares (weights (V,), ridge towards the identity), clamped to [0, 1]."""
+    design = torch.cat([source, torch.ones_like(source[:, :1])], 1)  # (V, 4)
+    weighted = design * weight[:, None]
+    identity = torch.cat([torch.eye(3), torch.zeros(1, 3)]).to(source)
+    gram = weighted.T @ design + ridge * weight.sum() * torch.eye(4).to(source)
+    rhs = weighted.T @ target + ridge * weight.sum() * identity
+    return (design @ torch.linalg.solve(gram, rhs)).clamp(0, 1)
+
+
+def starting_colors(mesh_in, mesh_out, cameras, visible):
+    """Step 1 of the pass: (V, 3) colours, reconstructed where the content views see a vertex squarely, the
+    input's own colours mapped to the stylized palette elsewhere; and the confidence (V,) in [0, 1]."""
+    device = visible.device
+    verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)
+    confidence = vertex_confidence(verts, faces, cameras, visible)
+    trust = ((confidence - CONFIDENT[0]) / (CONFIDENT[1] - CONFIDENT[0])).clamp(0, 1)
+    styled = mesh_out.vertex_colors().to(device)
+    mapped = mapped_colors(mesh_in.vertex_colors().to(device), styled, trust ** 2)
+    return trust[:, None] * styled + (1 - trust[:, None]) * mapped, trust
+
+
+def view_cameras_around(views_json, azimuths, elevation, device="cpu"):
+    """Cameras at ``azimuths`` (degrees, relative to the content's front) with the content cameras' distance,
+    field of view and look-at point (``views_json``: cameras.json's views). Returns R cameras."""
+    first = views_json[0]
+    front = sum(v["azimuth"] for v in views_json) / len(views_json)
+    return make_cameras([front + a for a in azimuths], [elevation] * len(azimuths), first["distance"],
+                        first["fov"], first["at"], device=device)
+
+
+@dataclass
+class AllRoundResult:
+    """colors: (V, 3) in [0, 1]; start: (V, 3) the starting colours; azimuths: the views used (degrees);
+    renders: (R, 3, S, S) the final colours from those views; history: {term: [float per iteration]};
+    seconds: wall time of the pass."""
+
+    colors: torch.Tensor
+    start: torch.Tensor
+    azimuths: list
+    renders: torch.Tensor
+    history: dict
+    seconds: float
+
+
+class AllRoundStyle:
+    """The pass's loss over vertex colours: STROTSS style loss of renders around the head + anchor to the
+    stylized content views. ``run()`` returns an ``AllRoundResult``."""
+
+    def __init__(self, start, around, anchor, stylized, style_image, style_mask, network, settings, background,
+                 faces=None, back_mask=None, back_views=()):
+        self.start, self.around, self.anchor = start, around, anchor
+        self.average = NeighbourAverage(faces, len(start)) if faces is not None and settings.smoothing else None
+        self.network, self.settings, self.background = network, settings, background
+        self.strotss = strotss_for(start.device)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.stylized = _resize(stylized, (anchor.size, anchor.size))  # (K, 3, S, S)
+        self.anchor_mask = anchor.mask[:, None].float()
+        style_size = _style_size(style_image, settings.image_size)
+        with torch.no_grad():
+            exemplar = _resize(style_image[None].to(start.device), style_size)
+            features = self.network(exemplar)
+
+            def target(mask):
+                inside = _resize(mask[None, None].float(), style_size)[0, 0] > 0.5
+                return head_style_target(self.strotss, features, style_size, inside, settings.style_samples,
+                                         self.generator, COVARIANCE, SEARCH_RANK)
+
+            self.target = target(style_mask)
+            use_back = back_mask is not None and float(back_mask.sum()) >= MIN_BACK_SHARE * float(style_mask.sum())
+            self.back_target = target(back_mask) if use_back else self.target
+        self.back_views = set(back_views)
+
+    def style_term(self, colors, views):
+        """Mean STROTSS style loss of the renders of ``views``, each sampled inside its own footprint."""
+        images = self.around.render(colors, views, self.background)
+        losses = []
+        for image, view in zip(images, views):
+            positions = positions_in(self.around.mask[view], self.settings.result_samples, self.generator)
+            columns = self.strotss.network_hypercolumns(self.network, image[None], positions)
+            target = self.back_target if view in self.back_views else self.target
+            losses.append(self.strotss.style_loss(columns, target).sum())
+        return torch.stack(losses).mean()
+
+    def anchor_term(self, colors):
+        """Mean absolute difference between renders from the content cameras and the stylized views."""
+        renders = self.anchor.render(colors, background=self.background)
+        return ((renders - self.stylized).abs() * self.anchor_mask).sum() / (3 * self.anchor_mask.sum()).clamp(min=1)
+
+    def losses(self, colors, views):
+        """{"style", "anchor", "total"}: scalar tensors for colours (V, 3) and the style views (indices)."""
+        style, anchor = self.style_term(colors, views), self.anchor_term(colors)
+        return dict(style=style, anchor=anchor,
+                    total=self.settings.style_weight * style + self.settings.anchor_weight * anchor)
+
+    def colors(self, change):
+        """The colours (V, 3) for a change (V, 3) from the start, averaged over ``smoothing`` rings."""
+        for _ in range(self.settings.smoothing if self.average is not None else 0):
+            change = self.average(change)
+        return (self.start + change).clamp(0, 1)
+
+    def run(self, progress=True):
+        """Adam on the colour change, ``views_per_iteration`` style views (seeded draw, each in turn) per step."""
+        settings, start_time = self.settings, time.time()
+        change = torch.zeros_like(self.start, requires_grad=True)
+        optimiser = torch.optim.Adam([change], lr=settings.learning_rate)
+        history = {"style": [], "anchor": [], "total": []}
+        order = torch.randperm(self.around.count * math.ceil(settings.iterations * settings.views_per_iteration
+                                                              / self.around.count + 1), generator=self.generator)
+        order = order % self.around.count
+        bar = tqdm(range(settings.iterations), desc="style all round", disable=not progress, leave=False)
+        for iteration in bar:
+            first = iteration * settings.views_per_iteration
+            views = order[first:first + settings.views_per_iteration].tolist()
+            terms = self.losses(self.colors(change), views)
+            optimiser.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimiser.step()
+            for name, value in terms.items():
+                history[name].append(float(value.detach()))
+            bar.set_postfix(loss=f"{history['total'][-1]:.4g}")
+        with torch.no_grad():
+            colors = self.colors(change)
+            renders = self.around.render(colors, background=self.background)
+        return AllRoundResult(colors, self.start, [], renders, history, time.time() - start_time)
+
+
+def style_all_round(mesh_in, mesh_out, cameras, views_json, stylized, visible, style_image, style_mask, network,
+                    settings, background=(1.0, 1.0, 1.0), backend="auto", progress=True, back_mask=None):
+    """Step 4c: ``mesh_out`` (the reconstructed stylized mesh) with its colours styled all round.
+
+    mesh_in: the input ``Mesh`` (its colours: the start where the stylized views do not reach); mesh_out: the
+    reconstruction (same vertices and faces); cameras: the K content cameras; views_json: cameras.json's views;
+    stylized: (K, 3, S, S) the stylized views; visible: (V, K) bool; style_image: (3, H, W) the exemplar in
+    [0, 1]; style_mask: (H, W) its head (``utils.style.regions.head_mask``); network: step 4a's feature network;
+    back_mask: (H, W) the exemplar's hair (``utils.style.regions.hair_mask``), the style of views turned past
+    ``settings.back_from`` (None: the head's).
+    Returns (Mesh with the new colours, ``AllRoundResult``).
+    """
+    device = stylized.device
+    verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)
+    start, _ = starting_colors(mesh_in, mesh_out, cameras, torch.as_tensor(visible, device=device))
+    around_cameras = view_cameras_around(views_json, settings.azimuths, settings.elevation, device)
+    around = FixedViews(verts, faces, around_cameras, settings.image_size, backend)
+    keep = [r for r in range(around.count) if float(around.facing[r]) >= settings.min_facing]
+    if len(keep) < around.count:
+        around = FixedViews(verts, faces, around_cameras[keep], settings.image_size, backend)
+    anchor = FixedViews(verts, faces, cameras, settings.image_size, backend)
+    azimuths = [settings.azimuths[r] for r in keep]
+    back_views = [i for i, a in enumerate(azimuths) if abs((a + 180) % 360 - 180) >= settings.back_from]
+    problem = AllRoundStyle(start.to(device), around, anchor, stylized, torch.as_tensor(style_image).float(),
+                            torch.as_tensor(style_mask), network, settings, background, faces,
+                            None if back_mask is None else torch.as_tensor(back_mask), back_views)
+    result = problem.run(progress)
+    result.azimuths = azimuths
+    return Mesh(verts=mesh_out.verts, faces=mesh_out.faces, colors=result.colors.cpu()), result

@@ -13,6 +13,8 @@ landmark hull grown to take hair and neck):
   as a ratio to the content views' distance (1: no change, 0: the exemplar's palette);
 - texture: distance of Gram matrices of a judge network's layers (masked to the head), same ratio; the judge is
   never the network being optimised (EfficientNet-Lite0 judges vgg16-hed runs, VGG16-HED judges the others);
+- colour per part (face: skin, eyes, nose, lips; hair: the rest of the head above the neck): the same ratio between
+  the stylized views' part (cut from the warped landmarks, utils/style/regions.py) and the exemplar's same part;
 - landmarks: mean distance of the warped landmarks to their targets, as a ratio to the start;
 - consistency: mean colour difference between views at vertices seen in both (stylized; content's in brackets);
 - seconds of the image-space step per pair and per iteration, wall and CPU / threads (what the step would
@@ -20,6 +22,12 @@ landmark hull grown to take hair and neck):
 
 A contact sheet per pair goes to bench/results/quality/<network>/<mesh>_<style>.png: content | exemplar | stylized
 views | render of the reconstructed mesh. Prints a table; asserts nothing.
+
+Tuning and held-out pairs: pick settings on the first meshes, report on the others with styles drawn with another
+seed, none of them a tuning pair's style:
+
+    bench/bench_quality.py --pairs 4 --networks vgg16-hed                                 # tune
+    bench/bench_quality.py --pairs 8 --skip 4 --style-seed 1 --avoid-styles-of 4 --networks vgg16-hed  # report
 """
 import argparse
 import json
@@ -45,7 +53,7 @@ from utils.io.mesh import load_mesh, to_pytorch3d  # noqa: E402
 from utils.rendering.cameras import load_cameras  # noqa: E402
 from utils.rendering.render import render_views  # noqa: E402
 from utils.style.io import load_content_views, load_style, prepare_inputs  # noqa: E402
-from utils.style.regions import content_footprint  # noqa: E402
+from utils.style.regions import REGIONS, content_footprint, part_masks  # noqa: E402
 from utils.settings import add_flags, changed, from_flags  # noqa: E402
 from utils.style.stylize import stylize_views  # noqa: E402
 
@@ -54,15 +62,19 @@ WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "rrps-bench-quality"
 RESULTS = ROOT / "bench" / "results" / "quality"
 JUDGE_OF = {"vgg16-hed": "efficientnet-lite0"}  # every other network is judged by vgg16-hed
 TARGETS = {"colour": 0.45, "texture": 0.75, "landmarks": 0.5}
+PART_TARGET = 0.45  # colour ratio of each part
+PARTS = {"face": ("skin", "eyes", "nose", "lips"), "hair": ("hair",)}  # measured parts: REGIONS they gather
 DIRECTIONS = 64  # random projections of the sliced Wasserstein distance
 QUANTILES = 256
 
 
-def dev_pairs(count, seed=0):
-    """[(mesh path, style image path)]: the first ``count`` meshes, each with a seeded random styled exemplar."""
+def dev_pairs(count, seed=0, avoid=0):
+    """[(mesh path, style image path)]: the first ``count`` meshes, each with a seeded random styled exemplar, none
+    of them one of the first ``avoid`` pairs' styles under seed 0 (the tuning pairs')."""
     meshes = sorted((RRPS / "meshes").glob("*.obj"))[:count]
     styles = sorted(p for p in (RRPS / "style").glob("*.png") if p.with_suffix(".txt").is_file())
-    chosen = random.Random(seed).sample(styles, len(meshes))
+    tuned = {style for _, style in dev_pairs(avoid)} if avoid else set()
+    chosen = random.Random(seed).sample([style for style in styles if style not in tuned], len(meshes))
     return list(zip(meshes, chosen))
 
 
@@ -116,6 +128,34 @@ def masked_grams(judge, images, masks):
 def gram_distance(first, second):
     """Mean over layers of the relative Frobenius distance of two lists of Gram matrices."""
     return float(sum((a - b).norm() / b.norm() for a, b in zip(first, second)) / len(first))
+
+
+def part_colour_ratios(content, inputs, result, stylized_mask):
+    """Colour ratio per measured part (``PARTS``): the stylized views' part (cut from the warped landmarks in
+    their footprint) against the exemplar's same part, as a ratio to the content's part: {"colour_face": ..}."""
+    def gathered(masks, names):  # (K, R, H, W) -> (K, 1, H, W)
+        return masks[:, [REGIONS.index(n) for n in names]].sum(1, keepdim=True)
+
+    stylized_parts = torch.stack([part_masks(points, mask[0]) for points, mask in
+                                  zip(result.landmarks_warped.cpu().numpy(), stylized_mask.cpu().numpy())])
+    ratios = {}
+    for part, names in PARTS.items():
+        exemplar = lab_pixels(inputs.style, gathered(inputs.style_parts, names))
+        before = sliced_wasserstein(lab_pixels(content.images, gathered(inputs.content_parts, names)), exemplar)
+        after = sliced_wasserstein(lab_pixels(result.stylized, gathered(stylized_parts, names)), exemplar)
+        ratios[f"colour_{part}"] = after / before
+    return ratios
+
+
+def print_part_rows(rows):
+    """The colour ratio per part, one line per pair and the mean, with the target."""
+    names = [f"colour_{part}" for part in PARTS]
+    print("  " + f"{'pair':16s} " + " ".join(f"{name:>12s}" for name in names))
+    means = {name: sum(row[name] for row in rows.values()) / max(len(rows), 1) for name in names}
+    for pair, row in {**rows, "mean": means}.items():
+        print(f"  {pair:16s} " + " ".join(f"{row[name]:12.3f}" for name in names))
+    worst = max((row[name] for row in rows.values() for name in names), default=0.0)
+    print(f"  parts: worst {worst:.3f}, {'ok' if worst <= PART_TARGET else 'MISSED'} (each <= {PART_TARGET})")
 
 
 def view_consistency(images, verts2d, visible):
@@ -175,7 +215,7 @@ def measure_pair(mesh_path, style_path, network, judge, settings, work, sheet):
               *result.stylized, render]
     save_image(sheet, torch.cat(panels, dim=2))
     iterations = settings.iterations * settings.scales
-    return dict(colour=after / before, texture=texture_after / texture_before, landmarks=float(end_error / start_error),
+    return dict(**part_colour_ratios(content, inputs, result, stylized_mask), colour=after / before, texture=texture_after / texture_before, landmarks=float(end_error / start_error),
                 consistency=view_consistency(result.stylized, result.verts2d_warped, content.visible),
                 content_consistency=view_consistency(content.images, content.verts2d, content.visible),
                 seconds=seconds, cpu_seconds=cpu_seconds, seconds_per_iteration=seconds / iterations,
@@ -203,6 +243,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=6, help="dev pairs (one per mesh, up to 8)")
     parser.add_argument("--skip", type=int, default=0, help="leave out the first N dev pairs (measured before)")
+    parser.add_argument("--style-seed", type=int, default=0, help="seed of the styles' draw (another: held-out)")
+    parser.add_argument("--avoid-styles-of", type=int, default=0, metavar="N",
+                        help="draw no style of the first N pairs under seed 0 (the tuning pairs)")
     parser.add_argument("--networks", nargs="+", default=["vgg16-hed", "efficientnet-lite0"])
     parser.add_argument("--work", type=Path, default=WORK, help="renders and landmarks, kept between runs")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -212,7 +255,7 @@ def main():
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} (1, 5 min), cores {os.cpu_count()}, "
           f"threads {torch.get_num_threads()}; settings {changed(run.CPU_PROFILE, settings) or 'CPU profile'}")
-    pairs = dev_pairs(args.pairs)[args.skip:]
+    pairs = dev_pairs(args.pairs, args.style_seed, args.avoid_styles_of)[args.skip:]
     prepare_work(pairs, args.work)
     summary = {}
     for name in args.networks:
@@ -226,6 +269,7 @@ def main():
             rows[label] = measure_pair(mesh, style, network, judge, settings, args.work, sheet)
             print(f"  {label}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[label].items()), flush=True)
         print_rows(network.name, rows)
+        print_part_rows(rows)
         summary[network.name] = rows
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"quality_{'_'.join(args.networks)}.json").write_text(json.dumps(dict(settings=settings.as_dict(), results=summary), indent=1))

@@ -215,7 +215,9 @@ def measure_pair(mesh_path, style_path, network, judge, settings, work, sheet):
               *result.stylized, render]
     save_image(sheet, torch.cat(panels, dim=2))
     iterations = settings.iterations * settings.scales
-    return dict(**part_colour_ratios(content, inputs, result, stylized_mask), colour=after / before, texture=texture_after / texture_before, landmarks=float(end_error / start_error),
+    parts = part_colour_ratios(content, inputs, result, stylized_mask)
+    return dict(**parts, colour=after / before, texture=texture_after / texture_before,
+                landmarks=float(end_error / start_error),
                 consistency=view_consistency(result.stylized, result.verts2d_warped, content.visible),
                 content_consistency=view_consistency(content.images, content.verts2d, content.visible),
                 seconds=seconds, cpu_seconds=cpu_seconds, seconds_per_iteration=seconds / iterations,

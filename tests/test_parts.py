@@ -51,7 +51,8 @@ def head_inputs(exemplar_head=None):
     style = paint(style_labels, {**skin, REGIONS.index("hair"): HAIR}, SKY)
     grid = np.stack(np.meshgrid(np.linspace(20, 44, 4), np.linspace(20, 44, 4)), -1).reshape(-1, 2)
     twice = lambda tensor: torch.stack([torch.as_tensor(tensor)] * 2).float()  # noqa: E731
-    return ViewInputs(twice(content), twice(style), twice(points), twice(points), torch.tensor(np.stack([grid] * 2, 1)).float(),
+    verts2d = torch.tensor(np.stack([grid] * 2, 1)).float()
+    return ViewInputs(twice(content), twice(style), twice(points), twice(points), verts2d,
                       torch.ones(len(grid), 2, dtype=torch.bool), twice(head)[:, None], twice(style_head)[:, None],
                       WHITE, twice(part_masks(points, head)), twice(part_masks(points, style_head))), labels
 

@@ -61,10 +61,10 @@ def hypercolumns(features, positions, image_size):
 def network_hypercolumns(network, images, positions):
     """``hypercolumns(network(images), positions, images' (H, W))`` with a cheaper backward.
 
-    network: a ``FeatureNetwork``; images: (B, 3, H, W); positions (N, 2) or (B, N, 2). Each layer's samples are taken as the network
-    produces it, and their gradient is added in place into the gradient coming back from the deeper layers,
-    instead of into a dense zero map that autograd would then add to it (two passes over every layer saved;
-    the in-place add needs the CPU's channels-last layers).
+    network: a ``FeatureNetwork``; images: (B, 3, H, W); positions (N, 2) or (B, N, 2). Each layer's samples
+    are taken as the network produces it, and their gradient is added in place into the gradient coming back from
+    the deeper layers, instead of into a dense zero map that autograd would then add to it (two passes over every
+    layer saved; the in-place add needs the CPU's channels-last layers).
     """
     columns = []
 

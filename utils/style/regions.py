@@ -33,8 +33,8 @@ REGIONS = ("skin", "eyes", "nose", "lips", "hair", "neck")  # the parts' order i
 REGION_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0)  # each part's style loss is weighted by this times its samples
 FOREHEAD = 0.3  # skin: the jaw and brows' hull with the brows raised by this share of the brow-to-chin height
 FEATURE_GROWTH = 1.2  # eyes (with brows), nose and lips: their landmarks' hulls scaled by this about their centres
-NECK_SIDES = 1.0  # neck and clothes: below the jaw from its points 4 to 12 and, at that height, this many face
-#                   widths out to each side
+NECK_SIDES = 0.1  # neck and clothes: below the jaw from its points 4 to 12 and, at that height, this many face
+#                   widths out to each side (narrow: hair hanging beside the neck stays hair)
 MIN_RESULT_SAMPLES = 16  # an output part with fewer samples in some image is left out of the style loss
 MIN_STYLE_SAMPLES = 32  # an exemplar part with fewer samples takes the exemplar's whole head instead
 

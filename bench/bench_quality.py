@@ -16,6 +16,8 @@ landmark hull grown to take hair and neck):
   as a ratio to the content views' distance (1: no change, 0: the exemplar's palette);
 - texture: distance of Gram matrices of a judge network's layers (masked to the head), same ratio; the judge is
   never the network being optimised (EfficientNet-Lite0 judges vgg16-hed runs, VGG16-HED judges the others);
+- colour per part (face: skin, eyes, nose, lips; hair: the rest of the head above the neck): the same ratio between
+  the stylized views' part (cut from the warped landmarks, utils/style/regions.py) and the exemplar's same part;
 - landmarks: mean distance of the warped landmarks to their targets, as a ratio to the start;
 - consistency: mean colour difference between views at vertices seen in both (stylized; content's in brackets);
 - seconds of the image-space step per pair and per iteration, wall and CPU / threads (what the step would
@@ -53,7 +55,7 @@ from utils.rendering.cameras import load_cameras
 from utils.rendering.render import render_views
 from utils.style.io import load_content_views, load_style, prepare_inputs
 from utils.style.profiles import CPU_PROFILE
-from utils.style.regions import content_footprint, hair_mask, head_mask
+from utils.style.regions import REGIONS, content_footprint, hair_mask, head_mask, part_masks
 from utils.settings import add_flags, changed, from_flags
 from utils.style.stylize import stylize_views
 from utils.style.all_round import AllRoundSettings, style_all_round, view_cameras_around
@@ -65,6 +67,8 @@ WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "rrps-bench-quality"
 RESULTS = ROOT / "bench" / "results" / "quality"
 JUDGE_OF = {"vgg16-hed": "efficientnet-lite0"}  # every other network is judged by vgg16-hed
 TARGETS = {"colour": 0.45, "texture": 0.75, "landmarks": 0.5}
+PART_TARGET = 0.45  # colour ratio of each part
+PARTS = {"face": ("skin", "eyes", "nose", "lips"), "hair": ("hair",)}  # measured parts: REGIONS they gather
 DIRECTIONS = 64  # random projections of the sliced Wasserstein distance
 QUANTILES = 256
 
@@ -79,10 +83,12 @@ TURN_ANGLES = (-60, -40, -20, 0, 20, 40, 60)  # degrees from the content's front
 BACK_ANGLES = (90, -90, 180)  # and on closed heads
 
 
-def head_pairs(heads, seed):
-    """[(head name, style image path)]: each head with a Face-of-Art style drawn with ``seed``."""
+def head_pairs(heads, seed, avoid=()):
+    """[(head name, style image path)]: each head with a Face-of-Art style drawn with ``seed``, none of them one of
+    the styles the heads ``avoid`` (the tuning heads) draw with seed 0."""
     styles = sorted(p for p in (RRPS / "style").glob("*.png") if style_landmarks(p).is_file())
-    return list(zip(heads, random.Random(seed).sample(styles, len(heads))))
+    tuned = {style for _, style in head_pairs(avoid, 0)} if avoid else set()
+    return list(zip(heads, random.Random(seed).sample([s for s in styles if s not in tuned], len(heads))))
 
 
 def head_mesh(name, work):
@@ -159,6 +165,34 @@ def masked_grams(judge, images, masks):
 def gram_distance(first, second):
     """Mean over layers of the relative Frobenius distance of two lists of Gram matrices."""
     return float(sum((a - b).norm() / b.norm() for a, b in zip(first, second)) / len(first))
+
+
+def part_colour_ratios(content, inputs, result, stylized_mask):
+    """Colour ratio per measured part (``PARTS``): the stylized views' part (cut from the warped landmarks in
+    their footprint) against the exemplar's same part, as a ratio to the content's part: {"colour_face": ..}."""
+    def gathered(masks, names):  # (K, R, H, W) -> (K, 1, H, W)
+        return masks[:, [REGIONS.index(n) for n in names]].sum(1, keepdim=True)
+
+    stylized_parts = torch.stack([part_masks(points, mask[0]) for points, mask in
+                                  zip(result.landmarks_warped.cpu().numpy(), stylized_mask.cpu().numpy())])
+    ratios = {}
+    for part, names in PARTS.items():
+        exemplar = lab_pixels(inputs.style, gathered(inputs.style_parts, names))
+        before = sliced_wasserstein(lab_pixels(content.images, gathered(inputs.content_parts, names)), exemplar)
+        after = sliced_wasserstein(lab_pixels(result.stylized, gathered(stylized_parts, names)), exemplar)
+        ratios[f"colour_{part}"] = after / before
+    return ratios
+
+
+def print_part_rows(rows):
+    """The colour ratio per part, one line per pair and the mean, with the target."""
+    names = [f"colour_{part}" for part in PARTS]
+    print("  " + f"{'pair':16s} " + " ".join(f"{name:>12s}" for name in names))
+    means = {name: sum(row[name] for row in rows.values()) / max(len(rows), 1) for name in names}
+    for pair, row in {**rows, "mean": means}.items():
+        print(f"  {pair:16s} " + " ".join(f"{row[name]:12.3f}" for name in names))
+    worst = max((row[name] for row in rows.values() for name in names), default=0.0)
+    print(f"  parts: worst {worst:.3f}, {'ok' if worst <= PART_TARGET else 'MISSED'} (each <= {PART_TARGET})")
 
 
 def view_consistency(images, verts2d, visible):
@@ -297,14 +331,17 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
     save_image(sheet.with_name(sheet.stem + "_turned.png"),
                torch.cat([torch.cat(list(turned_in), 2), torch.cat(list(turned_out), 2)], 1))
     iterations = settings.iterations * settings.scales
-    row = dict(colour=after / before, texture=texture_after / texture_before, landmarks=float(end_error / start_error),
+    parts = part_colour_ratios(content, inputs, result, stylized_mask)
+    row = dict(**parts, colour=after / before, texture=texture_after / texture_before,
+               landmarks=float(end_error / start_error),
                consistency=view_consistency(result.stylized, result.verts2d_warped, content.visible),
                content_consistency=view_consistency(content.images, content.verts2d, content.visible),
                mesh_consistency=mesh_consistency(final, folder, content.verts2d, content.visible),
                seconds=seconds, cpu_seconds=cpu_seconds, seconds_per_iteration=seconds / iterations,
                cpu_seconds_per_iteration=cpu_seconds / iterations,
                reconstruction_s=recon_metrics["reconstruction_s"], all_round_s=recon_metrics.get("all_round_s", 0.0),
-               reprojection_median=max(recon_metrics["reprojection_px_median"]), flipped=recon_metrics["flipped_face_share"],
+               reprojection_median=max(recon_metrics["reprojection_px_median"]),
+               flipped=recon_metrics["flipped_face_share"],
                identity=face_distance(content.images[middle], result.stylized[middle]), closed=float(closed),
                sides_over_front=sides_over_front(taken))
     row.update({f"taken_{angle}": value for angle, value in taken.items()})
@@ -343,11 +380,12 @@ def print_rows(name, rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--heads", nargs="+", default=DEV_HEADS,
+    parser.add_argument("--heads", nargs="+", default=None,
                         help="RRPS ids (reliefs), acq-<id> (RRPS render made a head by acquire.py), "
                              f"{', '.join([*PHOTOS, *EXAMPLE_HEADS])}")
     parser.add_argument("--held-out", action="store_true",
-                        help=f"the heads not tuned on ({' '.join(HELD_OUT_HEADS)}), styles drawn with --style-seed + 1")
+                        help=f"styles not tuned on (drawn with --style-seed + 1, none of the dev heads'), and by "
+                             f"default the heads not tuned on ({' '.join(HELD_OUT_HEADS)})")
     parser.add_argument("--style-seed", type=int, default=0, help="seed of the styles drawn for the heads")
     parser.add_argument("--networks", nargs="+", default=["vgg16-hed"])
     parser.add_argument("--work", type=Path, default=WORK, help="renders and landmarks, kept between runs")
@@ -361,8 +399,10 @@ def main():
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} (1, 5 min), cores {os.cpu_count()}, "
           f"threads {torch.get_num_threads()}; settings {changed(CPU_PROFILE, settings) or 'CPU profile'}; "
           f"3D pass {changed(AllRoundSettings(), all_round) or 'defaults'}")
-    heads, seed = (HELD_OUT_HEADS, args.style_seed + 1) if args.held_out else (args.heads, args.style_seed)
-    pairs = [(head_mesh(head, args.work), style) for head, style in head_pairs(heads, seed)]
+    heads = args.heads or (HELD_OUT_HEADS if args.held_out else DEV_HEADS)
+    seed = args.style_seed + 1 if args.held_out else args.style_seed
+    avoid = DEV_HEADS if args.held_out else ()
+    pairs = [(head_mesh(head, args.work), style) for head, style in head_pairs(heads, seed, avoid)]
     prepare_work(pairs, args.work)
     summary = {}
     for name in args.networks:
@@ -376,6 +416,7 @@ def main():
             rows[label] = measure_pair(mesh, style, network, judge, settings, all_round, args.work, sheet)
             print(f"  {label}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[label].items()), flush=True)
         print_rows(network.name, rows)
+        print_part_rows(rows)
         summary[network.name] = rows
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"quality_{'_'.join(args.networks)}.json").write_text(

@@ -18,6 +18,9 @@ FOV = 20.0
 CONTENT_AZIMUTHS = (-10.0, 10.0)
 
 
+CONTENT = RenderSettings(image_size=SIZE, azimuths=list(CONTENT_AZIMUTHS))
+
+
 def ball(subdivisions=3):
     """A closed head stand-in: an icosphere (642 vertices) with a smooth blue-green input colouring."""
     sphere = trimesh.creation.icosphere(subdivisions=subdivisions)
@@ -70,7 +73,7 @@ def closed_head():
     views = views_json(mesh_in)
     cameras = content_cameras(views)
     mesh_out = front_stylized(mesh_in, image)
-    stylized, _, visible = observe_mesh(mesh_out, cameras, RenderSettings(image_size=SIZE, azimuths=list(CONTENT_AZIMUTHS)))
+    stylized, _, visible = observe_mesh(mesh_out, cameras, CONTENT)
     return mesh_in, mesh_out, views, cameras, stylized, visible, image, mask
 
 
@@ -158,7 +161,7 @@ def test_a_relief_drops_the_views_from_behind():
     settings = quick_settings(iterations=2)
     image, mask = exemplar()
     cameras = content_cameras(views)
-    stylized, _, visible = observe_mesh(relief, cameras, RenderSettings(image_size=SIZE, azimuths=list(CONTENT_AZIMUTHS)))
+    stylized, _, visible = observe_mesh(relief, cameras, CONTENT)
     _, result = style_all_round(relief, relief, cameras, views, stylized, visible, image, mask, tiny_network(),
                                 settings, progress=False)
     assert 0.0 in result.azimuths and 180.0 not in result.azimuths and 120.0 not in result.azimuths

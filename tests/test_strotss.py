@@ -74,6 +74,21 @@ def test_fast_hypercolumns_equal_the_reference(layer_size):
     assert_same_value_and_gradient(summed(fast), summed(reference), layer)
 
 
+def test_per_item_positions_sample_each_item_where_asked_in_both_modules():
+    generator = torch.Generator().manual_seed(0)
+    layer = torch.rand(3, 5, 8, 10, generator=generator)
+    positions = torch.rand(3, 30, 2, generator=generator) * torch.tensor([39.0, 31.0])
+    weights = torch.rand(3, 30, 5, generator=generator)
+
+    def summed(module):
+        return lambda leaf: (module.hypercolumns([leaf], positions, (32, 40))[0] * weights).sum((1, 2))
+
+    assert_same_value_and_gradient(summed(fast), summed(reference), layer)
+    for b in range(3):  # item b at its own positions is what a shared call at those positions gives for it
+        torch.testing.assert_close(fast.hypercolumns([layer], positions, (32, 40))[0][b],
+                                   fast.hypercolumns([layer], positions[b], (32, 40))[0][b])
+
+
 @pytest.mark.parametrize("covariance", ["full", "layers"])
 def test_fast_style_target_and_style_loss_equal_the_reference(covariance):
     network = tiny_network()

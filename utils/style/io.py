@@ -18,7 +18,7 @@ from utils.io.landmarks import load_landmarks
 from utils.io.layout import ContentFolder, PairFolder, style_landmarks
 from utils.rendering.content import RenderSettings
 from utils.report.plots import save_keypoint_overlay, save_loss_curves
-from utils.style.regions import content_footprint, head_mask
+from utils.style.regions import content_footprint, head_mask, part_masks
 from utils.style.stylize import StylizeResult, ViewInputs
 from utils.style.all_round import AllRoundResult, AllRoundSettings
 from utils.style.style_view import aligned_targets, rotate_exemplar
@@ -110,19 +110,26 @@ def load_style(path: PathLike) -> StyleExemplar:
 def prepare_inputs(content: ContentViews, style: StyleExemplar,
                    device: Union[str, torch.device] = "cpu") -> ViewInputs:
     """The exemplar turned to each content view and its landmarks aligned to the view's: ``ViewInputs``, with
-    the head regions (the content's footprint, the exemplar's head turned the same way)."""
+    the head regions (the content's footprint, the exemplar's head turned the same way) and both sides' parts
+    (``regions.part_masks``: from the content landmarks in the footprint, from the turned exemplar's landmarks in
+    its turned head)."""
     size = content.images.shape[-1]
     head = head_mask(style.landmarks, *style.image.shape[:2])
-    turned, heads, targets = [], [], []
-    for azimuth, fov, landmarks in zip(content.azimuths, content.fovs, content.landmarks.cpu().numpy()):
+    footprint = content_footprint(content.images, content.background)
+    turned, heads, style_parts, content_parts, targets = [], [], [], [], []
+    views = zip(content.azimuths, content.fovs, content.landmarks.cpu().numpy(), footprint[:, 0].cpu().numpy())
+    for azimuth, fov, landmarks, inside in views:
         image, points = rotate_exemplar(style.image, style.landmarks, azimuth, fov)
         turned.append(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
         heads.append(torch.from_numpy(rotate_exemplar(head, style.landmarks, azimuth, fov)[0]))
+        style_parts.append(part_masks(points, heads[-1].numpy()))
+        content_parts.append(part_masks(landmarks, inside))
         targets.append(aligned_targets(points, landmarks, size))
     return ViewInputs(content.images, torch.stack(turned).float().to(device), content.landmarks,
                       torch.tensor(np.stack(targets), dtype=torch.float32, device=device),
-                      content.verts2d, content.visible, content_footprint(content.images, content.background),
-                      torch.stack(heads).unsqueeze(1).float().to(device), content.background)
+                      content.verts2d, content.visible, footprint,
+                      torch.stack(heads).unsqueeze(1).float().to(device), content.background,
+                      torch.stack(content_parts).to(device), torch.stack(style_parts).to(device))
 
 
 def save_result(folder: PathLike, result: StylizeResult, inputs: ViewInputs, params: dict) -> None:

@@ -6,8 +6,15 @@ background.
   (holes such as the whites of the eyes filled);
 - exemplar: the hull of its 68 landmarks grown outward, upward (hair) and downward (neck), in the face's own
   frame (eye line as the horizontal).
+
+Parts (STROTSS's spatial guidance): both heads are cut into the same ``REGIONS`` from their 68 landmarks
+(``part_labels``), and each part of the output takes its style only from the exemplar's same part
+(``part_style_targets``, ``part_samples``, ``part_style_loss``): the exemplar's roses stay in its hair's
+counterpart, its skin tones on the skin. A part the exemplar lacks (fewer than ``MIN_STYLE_SAMPLES``) is matched
+to the exemplar's whole head instead.
 """
 from typing import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -24,6 +31,15 @@ GROW_UP = 0.8  # raised by this share of the brow-to-chin height (hair),
 GROW_DOWN = 0.35  # and lowered by this share below the jaw (neck)
 FEATHER = 2  # pixels of soft edge when the background is put back
 
+REGIONS = ("skin", "eyes", "nose", "lips", "hair", "neck")  # the parts' order in every (.., R, H, W) mask
+REGION_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0)  # each part's style loss is weighted by this times its samples
+FOREHEAD = 0.3  # skin: the jaw and brows' hull with the brows raised by this share of the brow-to-chin height
+FEATURE_GROWTH = 1.2  # eyes (with brows), nose and lips: their landmarks' hulls scaled by this about their centres
+NECK_SIDES = 0.1  # neck and clothes: below the jaw from its points 4 to 12 and, at that height, this many face
+#                   widths out to each side (narrow: hair hanging beside the neck stays hair)
+MIN_RESULT_SAMPLES = 16  # an output part with fewer samples in some image is left out of the style loss
+MIN_STYLE_SAMPLES = 32  # an exemplar part with fewer samples takes the exemplar's whole head instead
+
 
 def content_footprint(images: Tensor, background: Sequence[float]) -> Tensor:
     """Pixels of rendered views that are not background: images (K, 3, S, S), background (3,) -> (K, 1, S, S) float."""
@@ -33,14 +49,22 @@ def content_footprint(images: Tensor, background: Sequence[float]) -> Tensor:
     return torch.from_numpy(filled).float().unsqueeze(1).to(images.device)
 
 
-def head_polygon(landmarks: np.ndarray) -> np.ndarray:
-    """The exemplar's head outline from its 68 landmarks (68, 2) pixel (x, y): (N, 2) convex hull points."""
+def face_frame(landmarks):
+    """The face's own frame from 68 landmarks (68, 2) pixel (x, y): (centre (2,), axes (2, 2) whose rows are
+    the unit "across" (outer eye corners) and "down" directions, the points in that frame (68, 2)).
+    Pixel = centre + local @ axes."""
     points = np.asarray(landmarks, np.float64)
     across = points[45] - points[36]  # outer eye corners: the face's horizontal
     across /= np.linalg.norm(across) + 1e-9
     down = np.array([-across[1], across[0]])  # image y grows downwards
     centre = points.mean(0)
-    local = (points - centre) @ np.stack([across, down], 1)  # (68, 2) in the face frame
+    axes = np.stack([across, down])
+    return centre, axes, (points - centre) @ axes.T
+
+
+def head_polygon(landmarks):
+    """The exemplar's head outline from its 68 landmarks (68, 2) pixel (x, y): (N, 2) convex hull points."""
+    centre, axes, local = face_frame(landmarks)
     width = np.ptp(local[:17, 0])
     height = local[8, 1] - local[17:27, 1].min()  # brows to chin
     left, right = local[:, 0].min() - GROW_SIDES * width, local[:, 0].max() + GROW_SIDES * width
@@ -49,7 +73,7 @@ def head_polygon(landmarks: np.ndarray) -> np.ndarray:
                      [0.6 * left, bottom], [0.6 * right, bottom]]]
     local = np.concatenate(grown)
     hull = cv2.convexHull(local.astype(np.float32))[:, 0].astype(np.float64)
-    return centre + hull @ np.stack([across, down])
+    return centre + hull @ axes
 
 
 def head_mask(landmarks: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -70,7 +94,168 @@ def hair_mask(landmarks: np.ndarray, height: int, width: int) -> np.ndarray:
     return head_mask(landmarks, height, width) * (1 - face.astype(np.float32))
 
 
-def shared_mask(masks: Tensor, size: Sequence[int]) -> Tensor:
+def _grown_hull(local, growth=FEATURE_GROWTH):
+    """Convex hull of points (N, 2) scaled by ``growth`` about their mean: (M, 2)."""
+    middle = local.mean(0)
+    hull = cv2.convexHull(local.astype(np.float32))[:, 0].astype(np.float64)
+    return middle + growth * (hull - middle)
+
+
+def part_polygons(landmarks):
+    """The face's parts as polygons in pixel (x, y), from 68 landmarks (68, 2): {name: list of (N, 2)} for
+    "skin" (the face's outline: jaw and raised brows), "eyes" (each eye with its brow), "nose", "lips" and
+    "neck" (below the jaw and beside it, down to far outside the image; not convex)."""
+    centre, axes, local = face_frame(landmarks)
+    brows = local[17:27, 1].min()
+    height, width = local[8, 1] - brows, np.ptp(local[:17, 0])
+    forehead = local[17:27] - [0.0, FOREHEAD * height]
+    jaw = local[4:13]
+    below = local[:, 1].max() + 10 * height
+    neck = np.concatenate([jaw, [[jaw[-1, 0] + NECK_SIDES * width, jaw[-1, 1]],
+                                 [jaw[-1, 0] + NECK_SIDES * width, below], [jaw[0, 0] - NECK_SIDES * width, below],
+                                 [jaw[0, 0] - NECK_SIDES * width, jaw[0, 1]]]])
+    local_parts = {"skin": [_grown_hull(np.concatenate([local[:17], forehead]), 1.0)],
+                   "eyes": [_grown_hull(local[np.r_[17:22, 36:42]]), _grown_hull(local[np.r_[22:27, 42:48]])],
+                   "nose": [_grown_hull(local[27:36])], "lips": [_grown_hull(local[48:60])], "neck": [neck]}
+    return {name: [centre + polygon @ axes for polygon in polygons] for name, polygons in local_parts.items()}
+
+
+def part_labels(landmarks, head):
+    """Each head pixel's part: landmarks (68, 2) pixel (x, y), head (H, W) mask (> 0.5 inside) -> (H, W) int64,
+    the index in ``REGIONS``, -1 outside the head.
+
+    The parts partition the head: hair is the head outside the face and the neck; the face's outline is skin
+    but where the eyes, nose and lips lie (drawn in that order over it, so each pixel has one part)."""
+    head = np.asarray(head) > 0.5
+    labels = np.full(head.shape, REGIONS.index("hair"), np.int32)
+    polygons = part_polygons(landmarks)
+    for name in ("neck", "skin", "eyes", "nose", "lips"):
+        for polygon in polygons[name]:
+            cv2.fillPoly(labels, [np.round(polygon).astype(np.int32)], REGIONS.index(name))
+    labels[~head] = -1
+    return torch.from_numpy(labels).long()
+
+
+def part_masks(landmarks, head):
+    """``part_labels`` as masks: (R, H, W) float32, one per ``REGIONS``; they sum to the head (one part a pixel)."""
+    labels = part_labels(landmarks, head)
+    return (labels == torch.arange(len(REGIONS)).view(-1, 1, 1)).float()
+
+
+def labels_of(masks):
+    """Part masks (B, R, H, W) (soft after resizing or warping) -> (B, H, W) int64: each pixel's strongest part,
+    -1 where the parts together cover less than half of it."""
+    labels = masks.argmax(1)
+    return torch.where(masks.sum(1) > 0.5, labels, torch.full_like(labels, -1))
+
+
+@dataclass
+class PartSamples:
+    """Where images are sampled, part by part: positions (B, N, 2) pixel (x, y), each item's own; counts: R ints
+    (``REGIONS``' order) that add up to N, the samples of each part lying one after another along N (0: that
+    part is left out)."""
+
+    positions: torch.Tensor
+    counts: tuple
+
+    def slices(self):
+        """(part index, slice along N) of every part that has samples."""
+        starts = np.cumsum([0, *self.counts])
+        return [(r, slice(int(starts[r]), int(starts[r + 1]))) for r, count in enumerate(self.counts) if count]
+
+
+def part_samples(masks, count, generator, minimum=MIN_RESULT_SAMPLES):
+    """About ``count`` of STROTSS's jittered-grid positions per image, shared among the parts in proportion to
+    their areas, and the same number of each part in every image (B items): masks (B, R, H, W) -> ``PartSamples``.
+
+    A part gets at least ``minimum`` samples, or none when some image has fewer grid positions inside it."""
+    batch, parts, height, width = masks.shape
+    grid = sample_positions(height, width, height * width, generator)  # (G, 2), in a random order
+    labels = labels_of(masks.detach().cpu())[:, grid[:, 1].long(), grid[:, 0].long()]  # (B, G)
+    inside = labels.unsqueeze(1) == torch.arange(parts).view(1, -1, 1)  # (B, R, G)
+    available = inside.sum(2)  # (B, R)
+    share = available.float().mean(0) / available.sum(1).float().mean().clamp(min=1)
+    counts = [int(min(max(round(count * float(s)), minimum), int(a))) for s, a in zip(share, available.amin(0))]
+    counts = tuple(c if c >= minimum else 0 for c in counts)
+    positions = [torch.cat([grid[inside[b, r].nonzero()[:counts[r], 0]] for r in range(parts)] if parts else [grid[:0]])
+                 for b in range(batch)]
+    return PartSamples(torch.stack(positions).to(masks.device), counts)
+
+
+def masked_style_target(strotss, features, image_size, positions, generator, covariance, search_rank):
+    """``strotss.style_target`` of style features (B, C_l, H_l, W_l) from the samples at positions (N, 2) or
+    (B, N, 2) only (``strotss``: the module of the device, ``utils.style.stylize.strotss_for``).
+
+    The hypercolumns are sampled first and laid out as a 1 x N "image" per layer, from which ``style_target``
+    then draws all N (its pixel centres fall exactly on the samples)."""
+    count = positions.shape[-2]
+    layers = strotss.hypercolumns(features, positions, image_size)
+    strips = [layer.transpose(1, 2).unsqueeze(2).contiguous() for layer in layers]  # (B, C, 1, N)
+    return strotss.style_target(strips, (1, count), count, generator, covariance, search_rank)
+
+
+@dataclass
+class PartTargets:
+    """The exemplar's style statistics part by part (B items): targets, R ``StyleTarget``s in ``REGIONS``' order;
+    fallback, R bools (True: the part was too small in the exemplar and its target is the whole head's);
+    weights, R floats."""
+
+    targets: list
+    fallback: tuple
+    weights: tuple
+
+    def repeat(self, times):
+        """The same targets repeated along the batch: (B, ...) -> (times * B, ...)."""
+        return PartTargets([target.repeat(times) for target in self.targets], self.fallback, self.weights)
+
+
+def part_style_targets(strotss, features, image_size, masks, samples, generator, covariance="full", search_rank=0,
+                       weights=REGION_WEIGHTS, minimum=MIN_STYLE_SAMPLES):
+    """The style targets of each part of the exemplar: features (B, C_l, H_l, W_l) of B exemplar images of
+    ``image_size`` (H, W), their part masks (B, R, H, W) (``part_masks``); about ``samples`` samples shared among
+    the parts. A part with fewer than ``minimum`` samples in some image takes the whole head's target.
+    Returns ``PartTargets``.
+
+    Example (a 3D pass: K rendered views, one exemplar)::
+
+        targets = part_style_targets(strotss, network(style), style.shape[-2:], style_masks, 2048, generator)
+        loss = guided_style_loss(strotss, network, views, view_masks, targets.repeat(K), 1024, generator)
+    """
+    options = (generator, covariance, search_rank)
+    found = part_samples(masks, samples, generator, minimum)
+    targets = {r: masked_style_target(strotss, features, image_size, found.positions[:, part], *options)
+               for r, part in found.slices()}
+    if len(targets) < len(REGIONS):
+        head = part_samples(masks.sum(1, keepdim=True).clamp(max=1), samples, generator, minimum=1)
+        whole = masked_style_target(strotss, features, image_size, head.positions, *options)
+        targets = {r: targets.get(r, whole) for r in range(len(REGIONS))}
+    return PartTargets([targets[r] for r in range(len(REGIONS))],
+                       tuple(count == 0 for count in found.counts), tuple(weights))
+
+
+def part_style_loss(strotss, columns, samples, targets, color_weight=1.0):
+    """STROTSS's style loss part by part: each part's result samples against its own target, weighted by the
+    part's weight times its samples (so with equal weights every sample counts as much as without parts).
+
+    columns: list of (B, N, C_l) hypercolumns at ``samples.positions`` (``PartSamples``); targets: ``PartTargets``
+    of B items. Returns (B,)."""
+    total, norm = 0.0, 0.0
+    for r, part in samples.slices():
+        weight = targets.weights[r] * (part.stop - part.start)
+        total = total + weight * strotss.style_loss([c[:, part] for c in columns], targets.targets[r], color_weight)
+        norm += weight
+    return total / norm if norm else columns[0].new_zeros(len(columns[0]))
+
+
+def guided_style_loss(strotss, network, images, masks, targets, count, generator, color_weight=1.0):
+    """The part-guided style loss of images (B, 3, H, W) whose parts are masks (B, R, H, W), against
+    ``PartTargets`` of B items, from about ``count`` samples per image: (B,)."""
+    samples = part_samples(masks, count, generator)
+    columns = strotss.network_hypercolumns(network, images, samples.positions)
+    return part_style_loss(strotss, columns, samples, targets, color_weight)
+
+
+def shared_mask(masks, size):
     """Pixels inside every view's mask: (K, 1, H, W) -> (size, size) bool (positions are shared by the views)."""
     resized = F.interpolate(masks.float(), size=size, mode="bilinear", align_corners=False)
     return resized.amin(0)[0] > 0.5
@@ -87,15 +272,9 @@ def positions_in(mask: Tensor, count: int, generator: torch.Generator) -> Tensor
 
 def head_style_target(strotss: StrotssLosses, features: Layers, image_size: Sequence[int], mask: Tensor, samples: int,
                       generator: torch.Generator, covariance: str, search_rank: int) -> StyleTarget:
-    """``strotss.style_target`` of the style features with its samples drawn inside mask (H, W) bool only
-    (``strotss``: the module of the device, ``utils.style.stylize.strotss_for``).
-
-    The masked hypercolumns are sampled first and laid out as a 1 x N "image" per layer, from which
-    ``style_target`` then draws all N (its pixel centres fall exactly on the samples)."""
+    """``masked_style_target`` with up to ``samples`` samples drawn inside mask (H, W) bool, shared by the items."""
     positions = positions_in(mask, samples, generator)
-    layers = strotss.hypercolumns(features, positions, image_size)
-    strips = [layer.transpose(1, 2).unsqueeze(2).contiguous() for layer in layers]  # (B, C, 1, N)
-    return strotss.style_target(strips, (1, len(positions)), len(positions), generator, covariance, search_rank)
+    return masked_style_target(strotss, features, image_size, positions, generator, covariance, search_rank)
 
 
 def plain_background(images: Tensor, footprint: Tensor, background: Sequence[float]) -> Tensor:

@@ -57,18 +57,21 @@ def hypercolumns(features: Layers, positions: Tensor, image_size: Sequence[int])
     """Bilinearly sample every layer at the same image positions.
 
     features: list of (B, C_l, H_l, W_l) covering the same image extent; positions: (N, 2) pixel (x, y) in an
-    image of ``image_size`` = (height, width). Returns a list of (B, N, C_l), one per layer (kept apart so
-    per-layer statistics need no slicing of the concatenation).
+    image of ``image_size`` = (height, width), the same for every item, or (B, N, 2), each item's own.
+    Returns a list of (B, N, C_l), one per layer (kept apart so per-layer statistics need no slicing of the
+    concatenation).
     """
     height, width = image_size
-    grid = pixel_to_grid(positions.to(features[0].device), width, height).view(1, 1, -1, 2)
+    grid = pixel_to_grid(positions.to(features[0].device), width, height)
+    grid = grid.view(1, 1, -1, 2) if positions.dim() == 2 else grid.unsqueeze(1)  # (1 or B, 1, N, 2)
     return [F.grid_sample(layer, grid.to(layer.dtype).expand(len(layer), -1, -1, -1), mode="bilinear",
                           padding_mode="border", align_corners=False).squeeze(2).transpose(1, 2)
             for layer in features]
 
 
 def network_hypercolumns(network: FeatureNetwork, images: Tensor, positions: Tensor) -> list[Tensor]:
-    """``hypercolumns`` of the feature network's layers for images (B, 3, H, W): a list of (B, N, C_l)."""
+    """``hypercolumns`` of the feature network's layers for images (B, 3, H, W) at positions (N, 2) or
+    (B, N, 2): a list of (B, N, C_l)."""
     return hypercolumns(network(images), positions, images.shape[-2:])
 
 

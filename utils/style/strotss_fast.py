@@ -52,7 +52,8 @@ def bilinear_corners(positions: Tensor, image_size: Sequence[int],
 
 
 def hypercolumns(features: Layers, positions: Tensor, image_size: Sequence[int]) -> list[Tensor]:
-    """The reference's ``hypercolumns``: layers (B, C_l, H_l, W_l) sampled at positions (N, 2) -> list of (B, N, C_l).
+    """The reference's ``hypercolumns``: layers (B, C_l, H_l, W_l) sampled at positions (N, 2) or (B, N, 2) ->
+    list of (B, N, C_l).
 
     Each sample is a weighted sum of four rows of the layer seen as (B * H_l * W_l, C_l), which is what
     embedding_bag computes; on channels-last maps that view is free and the gradient comes back in the
@@ -64,10 +65,10 @@ def hypercolumns(features: Layers, positions: Tensor, image_size: Sequence[int])
 def network_hypercolumns(network: FeatureNetwork, images: Tensor, positions: Tensor) -> list[Tensor]:
     """``hypercolumns(network(images), positions, images' (H, W))`` with a cheaper backward.
 
-    network: a ``FeatureNetwork``; images: (B, 3, H, W). Each layer's samples are taken as the network
-    produces it, and their gradient is added in place into the gradient coming back from the deeper layers,
-    instead of into a dense zero map that autograd would then add to it (two passes over every layer saved;
-    the in-place add needs the CPU's channels-last layers).
+    network: a ``FeatureNetwork``; images: (B, 3, H, W); positions (N, 2) or (B, N, 2). Each layer's samples
+    are taken as the network produces it, and their gradient is added in place into the gradient coming back from
+    the deeper layers, instead of into a dense zero map that autograd would then add to it (two passes over every
+    layer saved; the in-place add needs the CPU's channels-last layers).
     """
     columns = []
 
@@ -81,12 +82,15 @@ def network_hypercolumns(network: FeatureNetwork, images: Tensor, positions: Ten
 
 
 def _bags(positions, image_size, layer):
-    """embedding_bag inputs that sample ``layer`` (B, C, h, w) at positions (N, 2) of an image of ``image_size``:
-    (rows (B * N, 4) of the layer seen as (B * h * w, C), weights (B * N, 4))."""
+    """embedding_bag inputs that sample ``layer`` (B, C, h, w) at positions (N, 2) (shared) or (B, N, 2) (per
+    item) of an image of ``image_size``: (rows (B * N, 4) of the layer seen as (B * h * w, C), weights (B * N, 4))."""
     batch, _, rows, cols = layer.shape
-    index, weight = bilinear_corners(positions.to(layer.device), image_size, (rows, cols))
-    bags = _flat_rows(index.view(1, -1).expand(batch, -1), rows * cols).view(-1, 4)
-    return bags, weight.to(layer.dtype).repeat(batch, 1)
+    shared = positions.dim() == 2
+    index, weight = bilinear_corners(positions.reshape(-1, 2).to(layer.device), image_size, (rows, cols))
+    index = index.view(1, -1).expand(batch, -1) if shared else index.view(batch, -1)
+    bags = _flat_rows(index, rows * cols).view(-1, 4)
+    weight = weight.to(layer.dtype)
+    return bags, weight.repeat(batch, 1) if shared else weight
 
 
 def _sample(layer, bags, weights):

@@ -6,7 +6,9 @@ and the unwarped output, STROTSS content loss, warp loss (displaced landmarks to
 variation of the warp field. Across views: the colours of the warped outputs at the warped projections of
 every vertex seen in two views agree. With head regions (utils/style/regions.py) the style loss samples the
 output only inside the content's (warped) footprint and the exemplar only inside its head, and the background
-outside the footprint is put back plain at the end.
+outside the footprint is put back plain at the end. With parts as well, each part of the head (skin, eyes, nose,
+lips, hair, neck: ``regions.REGIONS``) takes its style only from the exemplar's same part, as STROTSS's spatial
+guidance does.
 """
 import itertools
 from dataclasses import asdict, dataclass, field
@@ -21,7 +23,8 @@ from utils.io.images import pixel_to_grid
 from utils.style.pyramid import laplacian_pyramid, synthesize
 from utils.style import strotss as strotss_reference, strotss_fast
 from utils.style.strotss import FeatureNetwork, StrotssLosses
-from utils.style.regions import head_style_target, plain_background, positions_in, shared_mask
+from utils.style.regions import (head_style_target, part_samples, part_style_loss, part_style_targets,
+                                 plain_background, positions_in, shared_mask)
 from utils.style.warp import LandmarkWarp, warp_smoothness
 
 LOSS_NAMES = ("total", "style", "content", "warp", "tv", "consistency")
@@ -51,6 +54,7 @@ class StylizeSettings:
     field_size: int = 128  # side of the grid the warp field is evaluated on
     checkpoint_every: int = 50  # iterations between checkpoint images
     regions: bool = True  # style loss from head to head (content footprint, exemplar's head); plain background
+    parts: bool = True  # with regions: each part of the head (skin, eyes, nose, lips, hair, neck) from its own part
     seed: int = 0
 
     def as_dict(self) -> dict:
@@ -65,6 +69,8 @@ class ViewInputs:
     targets: (K, L, 2) pixel (x, y); verts2d: (V, K, 2) pixel (x, y); visible: (V, K) bool.
     Head regions (optional): content_mask (K, 1, S, S) the render's footprint; style_mask (K, 1, Hs, Ws) the
     exemplar's head, turned like ``style``; background (3,) the render's background colour.
+    Parts (optional, with the regions): content_parts (K, R, S, S) and style_parts (K, R, Hs, Ws), the masks of
+    ``regions.REGIONS`` (``regions.part_masks``) of the content views and of the turned exemplars.
     """
 
     content: Tensor
@@ -76,6 +82,13 @@ class ViewInputs:
     content_mask: Optional[Tensor] = None
     style_mask: Optional[Tensor] = None
     background: Optional[tuple] = None
+    content_parts: Optional[Tensor] = None
+    style_parts: Optional[Tensor] = None
+
+    @property
+    def has_parts(self):
+        """Whether the head regions and the part masks of both sides are all given."""
+        return self.has_regions and self.content_parts is not None and self.style_parts is not None
 
     @property
     def has_regions(self) -> bool:
@@ -172,11 +185,16 @@ class ScaleProblem:
         self.content_weight = settings.content_weight * 2 ** self.level
         self.color_weight = 1.0 / max(self.content_weight, 1.0)
         regions = settings.regions and inputs.has_regions
+        parts = regions and settings.parts and inputs.has_parts
         self.content_mask = _resize(inputs.content_mask, (self.size, self.size)) if regions else None
+        self.content_parts = _resize(inputs.content_parts, (self.size, self.size)) if parts else None
         with torch.no_grad():
             style = _resize(inputs.style, _style_size(inputs.style, self.size))
             options = (settings.style_samples, generator, settings.covariance, settings.search_rank)
-            if regions:
+            if parts:
+                style_parts = _resize(inputs.style_parts, style.shape[-2:])
+                target = part_style_targets(self.strotss, network(style), style.shape[-2:], style_parts, *options)
+            elif regions:
                 head = shared_mask(inputs.style_mask, style.shape[-2:])
                 target = head_style_target(self.strotss, network(style), style.shape[-2:], head, *options)
             else:
@@ -218,12 +236,18 @@ class DeformableStyleTransfer:
         s, k = self.settings, self.views
         unwarped, warped, field, inverse = self.render(problem.level)
         strotss = problem.strotss
-        positions = self.result_positions(problem, inverse)
+        sampled = self.result_positions(problem, inverse)
+        positions = sampled if problem.content_parts is None else sampled.positions
         columns = strotss.network_hypercolumns(self.network, torch.cat([warped, unwarped]), positions)
-        style = strotss.style_loss(columns, problem.target, problem.color_weight).sum()
+        if problem.content_parts is None:
+            style = strotss.style_loss(columns, problem.target, problem.color_weight).sum()
+        else:
+            style = part_style_loss(strotss, columns, sampled, problem.target, problem.color_weight).sum()
         content = warped.new_zeros(())
         if problem.content_features is not None:
-            content_columns = strotss.hypercolumns(problem.content_features, positions, (problem.size,) * 2)
+            unwarped_positions = positions if positions.dim() == 2 else positions[k:]
+            content_columns = strotss.hypercolumns(problem.content_features, unwarped_positions,
+                                                   (problem.size,) * 2)
             content = strotss.content_loss([c[k:] for c in columns], content_columns).sum()
         moved = self.inputs.landmarks + self.displacements
         warp = (moved - self.inputs.targets).norm(dim=-1).mean(1).sum()
@@ -235,11 +259,15 @@ class DeformableStyleTransfer:
 
     def result_positions(self, problem: ScaleProblem, inverse: Tensor) -> Tensor:
         """Where the outputs are sampled this iteration: (N, 2) pixel (x, y); with head regions only inside the
-        content's footprint both unwarped and warped by the current warp (``render``'s inverse field)."""
+        content's footprint both unwarped and warped by the current warp (``render``'s inverse field); with parts
+        a ``PartSamples`` for the 2K outputs (warped, then unwarped), each sampled in its own parts."""
         size, count = problem.size, self.settings.result_samples
         if problem.content_mask is None:
             return problem.strotss.sample_positions(size, size, count, self.generator)
         with torch.no_grad():
+            if problem.content_parts is not None:
+                warped = self.warp.warp_images(problem.content_parts, inverse.detach())
+                return part_samples(torch.cat([warped, problem.content_parts]), count, self.generator)
             warped = self.warp.warp_images(problem.content_mask, inverse.detach())
             return positions_in(shared_mask(torch.cat([problem.content_mask, warped]), (size, size)), count,
                                 self.generator)

@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from synthetic import tiny_network
-from test_stylize import quick_settings
+from tests.synthetic import quick_settings, tiny_network
 
 from utils.io.landmarks import load_landmarks
 from utils.style import strotss_fast

@@ -34,7 +34,6 @@ views | render of the final mesh; and <mesh>_<style>_turned.png: the input (top)
 each angle. Prints tables; asserts nothing.
 """
 import argparse
-import json
 import os
 import random
 import shutil
@@ -43,11 +42,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from models.features import load_feature_network
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
+from utils.io.files import save_json
 from utils.io.images import save_image
 from utils.io.layout import ContentFolder, model_landmarks, style_landmarks
 from utils.io.mesh import load_mesh, to_pytorch3d
@@ -270,7 +271,7 @@ def face_distance(first, second):
     encoder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
     descriptors = []
     for image in (first, second):
-        array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+        array = np.ascontiguousarray((image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
         boxes = detector(array, 1)
         if not boxes:
             return float("nan")
@@ -415,12 +416,11 @@ def main():
             sheet = args.results / name / f"{mesh.stem}_{style.stem}.png"
             rows[label] = measure_pair(mesh, style, network, judge, settings, all_round, args.work, sheet)
             print(f"  {label}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[label].items()), flush=True)
+            summary[network.name] = rows
+            save_json(args.results / f"quality_{'_'.join(args.networks)}.json",
+                      dict(settings=settings.as_dict(), all_round=all_round.as_dict(), results=summary))
         print_rows(network.name, rows)
         print_part_rows(rows)
-        summary[network.name] = rows
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"quality_{'_'.join(args.networks)}.json").write_text(
-        json.dumps(dict(settings=settings.as_dict(), all_round=all_round.as_dict(), results=summary), indent=1))
     print(f"\nload at the end: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f}; sheets in {args.results}")
 
 

@@ -226,7 +226,10 @@ def part_style_targets(strotss, features, image_size, masks, samples, generator,
     targets = {r: masked_style_target(strotss, features, image_size, found.positions[:, part], *options)
                for r, part in found.slices()}
     if len(targets) < len(REGIONS):
-        head = part_samples(masks.sum(1, keepdim=True).clamp(max=1), samples, generator, minimum=1)
+        head = masks.sum(1, keepdim=True).clamp(max=1)
+        if not head.flatten(1).amax(1).gt(0.5).all():  # no head at all: the whole image, as ``positions_in``
+            head = torch.ones_like(head)
+        head = part_samples(head, samples, generator, minimum=1)
         whole = masked_style_target(strotss, features, image_size, head.positions, *options)
         targets = {r: targets.get(r, whole) for r in range(len(REGIONS))}
     return PartTargets([targets[r] for r in range(len(REGIONS))],

@@ -20,7 +20,7 @@ from utils.geometry.smoothing import taubin_smooth
 from utils.io.mesh import Mesh, load_mesh, save_obj
 
 
-def script(*args, cwd=ROOT, timeout=120):
+def script(*args, cwd=ROOT, timeout=600):  # a guard against hangs, generous for a loaded machine
     """Run ``python <args>`` from the project root; returns the CompletedProcess (text stdout/stderr)."""
     return subprocess.run([sys.executable, "-X", "faulthandler", *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=dict(os.environ, PYTHONPATH=str(ROOT)))

@@ -34,7 +34,7 @@ class FeatureNetwork(nn.Module):
     ``to_device`` places it; on the CPU it then runs channels-last (oneDNN's fast layout: about 1.3x at 512 px).
     """
 
-    def __init__(self, stages: Sequence[nn.Module], name: str, reason: str):
+    def __init__(self, stages: Sequence[nn.Module], name: str, reason: str) -> None:
         super().__init__()
         self.stages = nn.ModuleList(stages)
         self.name = name

@@ -93,7 +93,7 @@ class _WinogradConvolution(torch.autograd.Function):
 class WinogradConv2d(nn.Module):
     """A frozen 3x3 / stride 1 / padding 1 ``nn.Conv2d`` (kept as ``conv``) run in Winograd form."""
 
-    def __init__(self, conv: nn.Conv2d):
+    def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         self.conv = conv
         weight = conv.weight.detach()

@@ -13,7 +13,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from tqdm import tqdm
 
@@ -28,7 +28,8 @@ DONE, SKIPPED, BUSY, FAILED = "done", "skipped", "busy", "failed"  # what an att
 Pair = tuple  # (content name, style name)
 
 
-def select_pairs(contents, styles, mode="all", styles_per_content=1, seed=0):
+def select_pairs(contents: Sequence[str], styles: Sequence[str], mode: str = "all", styles_per_content: int = 1,
+                 seed: int = 0) -> list[Pair]:
     """Pairs of names to run.
 
     mode "all": every content with every style; "random": RRPS's way, each content with ``styles_per_content``
@@ -44,24 +45,24 @@ def select_pairs(contents, styles, mode="all", styles_per_content=1, seed=0):
     return [(content, style) for content in contents for style in sorted(rng.sample(list(styles), count))]
 
 
-def is_complete(folder):
+def is_complete(folder: str | Path) -> bool:
     """True when the pair folder carries its completion marker."""
     return (Path(folder) / COMPLETE_MARKER).is_file()
 
 
-def mark_complete(folder, info):
+def mark_complete(folder: str | Path, info: dict[str, Any]) -> None:
     """Write the completion marker (last file of a pair) with a small summary dict."""
     save_json(Path(folder) / COMPLETE_MARKER, dict(info, finished=time.strftime("%Y-%m-%d %H:%M:%S")))
 
 
-def clear_marker(folder):
+def clear_marker(folder: str | Path) -> None:
     """Remove the completion marker before a pair is (re)done, so a crash mid-pair leaves it incomplete."""
     marker = Path(folder) / COMPLETE_MARKER
     if marker.is_file():
         marker.unlink()
 
 
-def failure_reason(err):
+def failure_reason(err: BaseException) -> str:
     """One line for an unexpected error in a pair: its type, message and the file:line it was raised at."""
     where = traceback.extract_tb(err.__traceback__)[-1]
     return f"{type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})"
@@ -82,7 +83,8 @@ class Outcome:
     notes: list = field(default_factory=list)
 
 
-def attempt_pair(pair: Pair, folder, run_pair: Callable[[Pair], dict], force: bool = False) -> Outcome:
+def attempt_pair(pair: Pair, folder: str | Path, run_pair: Callable[[Pair], dict],
+                 force: bool = False) -> Outcome:
     """Run ``run_pair(pair)`` with ``folder`` locked, unless the folder is complete (and not ``force``d) or busy.
 
     Under the lock: the temporary files of interrupted writers are removed, the marker is cleared, the pair runs,
@@ -110,7 +112,7 @@ def attempt_pair(pair: Pair, folder, run_pair: Callable[[Pair], dict], force: bo
     return Outcome(DONE, info=info, notes=notes)
 
 
-def say_outcome(pair: Pair, folder, outcome: Outcome, log: Callable[[str], None]):
+def say_outcome(pair: Pair, folder: str | Path, outcome: Outcome, log: Callable[[str], None]) -> None:
     """Say a pair's outcome (the same lines on every executor): its notes, then one line."""
     name = " x ".join(pair)
     said = {DONE: f"{name}: done in {outcome.info.get('seconds')} s",
@@ -131,14 +133,14 @@ class BatchSummary:
     failed: dict = field(default_factory=dict)
     busy: list = field(default_factory=list)
 
-    def add(self, pair: Pair, outcome: Outcome):
+    def add(self, pair: Pair, outcome: Outcome) -> None:
         """Record one pair's outcome."""
         if outcome.status == FAILED:
             self.failed[tuple(pair)] = outcome.reason
         else:
             getattr(self, outcome.status).append(" x ".join(pair))
 
-    def lines(self):
+    def lines(self) -> list[str]:
         """Human-readable summary lines."""
         text = [f"done {len(self.done)}, skipped {len(self.skipped)} (already complete), failed {len(self.failed)}"]
         if self.busy:
@@ -147,8 +149,8 @@ class BatchSummary:
         return text
 
 
-def run_batch(pairs: Iterable[Pair], folder_of: Callable, run_pair: Callable[[Pair], dict], force: bool = False,
-              log: Callable[[str], None] = tqdm.write) -> BatchSummary:
+def run_batch(pairs: Iterable[Pair], folder_of: Callable[[Pair], str | Path], run_pair: Callable[[Pair], dict],
+              force: bool = False, log: Callable[[str], None] = tqdm.write) -> BatchSummary:
     """Attempt every pair here, one after another (``attempt_pair``); one failure does not stop the rest.
 
     pairs: list of (content, style); folder_of(pair) -> Path of its output folder; run_pair writes every output

@@ -10,6 +10,8 @@ paths as the driver, so every node must mount the project folder at the same pat
 the outstanding tasks: each is interrupted like the local loop is, so its temporary files are removed and its
 pair stays unmarked.
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import re
@@ -18,12 +20,18 @@ import sys
 import tempfile
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from utils.batch import DONE, FAILED, SKIPPED, BatchSummary, Outcome, attempt_pair, is_complete, say_outcome
 from utils.errors import InputError
+
+if TYPE_CHECKING:
+    from utils.batch import Pair
 
 try:
     import ray
@@ -41,14 +49,14 @@ TOKEN_HELP = ("copy the head node's ~/.ray/auth_token (`ray get-auth-token` on t
               "~/.ray/auth_token here, or set RAY_AUTH_TOKEN (the token) or RAY_AUTH_TOKEN_PATH (its file)")
 
 
-def require_ray():
+def require_ray() -> ModuleType:
     """The ray module, or an InputError that says how to install it."""
     if ray is None:
         raise InputError("--executor ray needs the 'ray' package: .venv/bin/python -m pip install ray==2.60.0")
     return ray
 
 
-def start_local_ray(num_cpus=None):
+def start_local_ray(num_cpus: int | None = None) -> None:
     """Start a Ray on this machine (no dashboard, no usage statistics, a small object store); num_cpus: all if None.
 
     Always a new Ray of this process's own: "local" keeps Ray from joining the cluster named by a leftover
@@ -60,13 +68,13 @@ def start_local_ray(num_cpus=None):
              object_store_memory=LOCAL_OBJECT_STORE_BYTES, configure_logging=False)
 
 
-def host_and_port(address):
+def host_and_port(address: str) -> tuple[str, int] | None:
     """(host, port) of a "host:port" address (an optional scheme:// and IPv6 brackets allowed), None for others."""
     match = re.fullmatch(r"(?:\w+://)?\[?([^\[\]]+?)\]?:(\d+)", address.strip())
     return (match[1], int(match[2])) if match else None
 
 
-def check_answers(address):
+def check_answers(address: str) -> None:
     """An InputError in one line when nothing accepts a connection at ``address`` ("host:port"; others pass)."""
     parsed = host_and_port(address)
     if parsed is None:
@@ -84,7 +92,7 @@ def check_answers(address):
     raise InputError(f"no Ray cluster at {address} ({why}); check --ray-address, or start one with `ray start --head`")
 
 
-def use_token_if_found():
+def use_token_if_found() -> bool:
     """Token authentication for this driver when RAY_AUTH_MODE is unset and a token is where Ray looks for one
     (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token). Returns True when a token is used.
 
@@ -104,7 +112,7 @@ def use_token_if_found():
 
 
 @contextlib.contextmanager
-def captured_stderr():
+def captured_stderr() -> Iterator[Callable[[], str]]:
     """Ray's own lines on stderr (its C++ part writes there directly) kept aside; yields a function that returns
     them. They are passed on when the block ends normally, and left for the caller to sum up when it raises."""
     sys.stderr.flush()
@@ -125,7 +133,7 @@ def captured_stderr():
 
 
 @contextlib.contextmanager
-def environment(values):
+def environment(values: Mapping[str, str]) -> Iterator[None]:
     """``values`` in os.environ for the block, except where the user has set them; then as before."""
     added = {name: value for name, value in values.items() if name not in os.environ}
     os.environ.update(added)
@@ -136,7 +144,7 @@ def environment(values):
             os.environ.pop(name, None)
 
 
-def join_cluster(address):
+def join_cluster(address: str) -> None:
     """Join the running Ray cluster at ``address``, or raise an InputError in one line within a minute."""
     try:
         token = use_token_if_found()
@@ -154,7 +162,7 @@ def join_cluster(address):
         raise InputError(f"Ray's token for {address}: {err.message}; {TOKEN_HELP}") from None
 
 
-def connect(address=None):
+def connect(address: str | None = None) -> bool:
     """Join the Ray at ``address`` or, without one, start a local one. Returns True when the caller must stop it.
 
     A Ray this process already runs (e.g. a test's) is used as it is and left running.
@@ -193,7 +201,9 @@ def _attempt(batch, factory_ref, workdir, threads, pair, folder, force):
                         lambda pair: _runner(batch, factory_ref, workdir, threads)(pair), force)
 
 
-def submit(todo, folder_of, make_runner, force, cpus_per_task, use_gpu):
+def submit(todo: Sequence[Pair], folder_of: Callable[[Pair], str | Path],
+           make_runner: Callable[[], Callable[[Pair], dict]], force: bool, cpus_per_task: int,
+           use_gpu: bool) -> dict[ray.ObjectRef, Pair]:
     """One task per pair; returns {ObjectRef: pair}. A GPU per task when asked for and the cluster has GPUs."""
     gpus = 1 if use_gpu and ray.cluster_resources().get("GPU", 0) > 0 else 0
     task = ray.remote(_attempt).options(num_cpus=cpus_per_task, num_gpus=gpus)
@@ -203,7 +213,7 @@ def submit(todo, folder_of, make_runner, force, cpus_per_task, use_gpu):
             for pair in todo}
 
 
-def cancel(outstanding):
+def cancel(outstanding: Iterable[ray.ObjectRef]) -> None:
     """Ctrl-C: interrupt every outstanding task, give them time to remove their temporary files, then kill them."""
     refs = list(outstanding)
     for ref in refs:
@@ -213,7 +223,8 @@ def cancel(outstanding):
         ray.cancel(ref, force=True)
 
 
-def collect(outstanding, folder_of, log, bar):
+def collect(outstanding: dict[ray.ObjectRef, Pair], folder_of: Callable[[Pair], str | Path],
+            log: Callable[[str], None], bar: tqdm) -> dict[Pair, Outcome]:
     """Each task's outcome as it arrives, said at once; returns {pair: Outcome}."""
     outcomes, counts = {}, Counter()
     while outstanding:
@@ -231,8 +242,10 @@ def collect(outstanding, folder_of, log, bar):
     return outcomes
 
 
-def run_batch_ray(pairs, folder_of, make_runner, force=False, log=tqdm.write, address=None, cpus_per_task=1,
-                  use_gpu=True):
+def run_batch_ray(pairs: Iterable[Pair], folder_of: Callable[[Pair], str | Path],
+                  make_runner: Callable[[], Callable[[Pair], dict]], force: bool = False,
+                  log: Callable[[str], None] = tqdm.write, address: str | None = None, cpus_per_task: int = 1,
+                  use_gpu: bool = True) -> BatchSummary:
     """Attempt every pair whose folder is not complete as a Ray task; returns a ``BatchSummary`` like ``run_batch``.
 
     make_runner() -> run_pair(pair) is sent to the workers (it must pickle; each worker calls it once) and

@@ -19,14 +19,14 @@ from utils.acquisition.face import SYMMETRIC_PAIRS
 from utils.geometry.fill import edge_weights, harmonic_fill
 
 
-def sample_image(image, pixels):
+def sample_image(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """Bilinear RGB colours (N, 3) float32 in [0, 1] of a uint8 image (H, W, 3) at pixels (N, 2) (x, y)."""
     maps = pixels.astype(np.float32).reshape(1, -1, 2)
     colors = cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return colors.reshape(-1, 3).astype(np.float32) / 255.0
 
 
-def extend_beyond(image, region, band):
+def extend_beyond(image: np.ndarray, region: np.ndarray, band: int) -> np.ndarray:
     """The photo with the colours inside ``region`` (H, W) bool spread ``band`` pixels past its outline.
 
     Sampling near the outline then never picks up the background. Pixels of the region closer than
@@ -38,7 +38,7 @@ def extend_beyond(image, region, band):
     return cv2.inpaint(image, ring, 3, cv2.INPAINT_TELEA)
 
 
-def vertex_normals(points, faces):
+def vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """(V, 3) unit area-weighted vertex normals of a mesh (points (V, 3), faces (F, 3))."""
     corners = points[faces]
     face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
@@ -48,14 +48,14 @@ def vertex_normals(points, faces):
     return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
-def symmetry_plane(face_points):
+def symmetry_plane(face_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(centre (3,), unit normal (3,)) of the face's left-right symmetry plane from MediaPipe points (478, 3)."""
     right, left = (face_points[[pair[k] for pair in SYMMETRIC_PAIRS]] for k in (0, 1))
     normal = (left - right).mean(0)
     return (left + right).mean(0) / 2, normal / np.linalg.norm(normal)
 
 
-def blur_within(image, region, blur):
+def blur_within(image: np.ndarray, region: np.ndarray, blur: float) -> np.ndarray:
     """uint8 (H, W, 3) ``image`` blurred by ``blur`` pixels (Gaussian sigma) using only the pixels of ``region``
     (H, W) bool: near the head's outline a plain blur mixes in the background (a grey or pink cast on the fill)."""
     weight = cv2.GaussianBlur(region.astype(np.float32), (0, 0), blur)[..., None]
@@ -63,7 +63,7 @@ def blur_within(image, region, blur):
     return np.clip(inside / np.maximum(weight, 1e-6) + 0.5, 0, 255).astype(np.uint8)
 
 
-def hair_above(blurred, region, points, inset):
+def hair_above(blurred: np.ndarray, region: np.ndarray, points: np.ndarray, inset: float) -> np.ndarray:
     """(V, 3) float32 colours of ``blurred`` (uint8 (H, W, 3), ``blur_within``'s) at the top of ``region`` (H, W)
     bool in each vertex's column, ``inset`` pixels inside it: the hair or hat above the vertex. points: (V, 3)
     pixel x, y, depth."""
@@ -73,8 +73,10 @@ def hair_above(blurred, region, points, inset):
     return sample_image(blurred, np.column_stack([points[:, 0], rows]))
 
 
-def head_colors(image, blurred, points, faces, is_back, face_points, on_face, back_share, back_colors,
-                facing=(0.25, 0.65), mirror_tolerance=3.0):
+def head_colors(image: np.ndarray, blurred: np.ndarray, points: np.ndarray, faces: np.ndarray, is_back: np.ndarray,
+                face_points: np.ndarray, on_face: np.ndarray, back_share: np.ndarray,
+                back_colors: tuple[np.ndarray, np.ndarray], facing: tuple[float, float] = (0.25, 0.65),
+                mirror_tolerance: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     """(V, 3) float32 colours in [0, 1] of a head mesh built in photo pixels, and (V,) bool: taken from the photo.
 
     image: uint8 (H, W, 3) RGB (best after ``extend_beyond``); blurred: it blurred within the head (``blur_within``),
@@ -112,7 +114,8 @@ def head_colors(image, blurred, points, faces, is_back, face_points, on_face, ba
     return (share * sharp + (1 - share) * filled).astype(np.float32), known
 
 
-def mirror_sources(points, seen, face_points, tolerance):
+def mirror_sources(points: np.ndarray, seen: np.ndarray, face_points: np.ndarray,
+                   tolerance: float) -> tuple[np.ndarray, np.ndarray]:
     """Unseen vertices whose mirror image across the face's symmetry plane lands on a seen one.
 
     Returns (mirror (M,) int64 indices of those unseen vertices, source (M,) int64 the seen vertices).

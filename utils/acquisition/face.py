@@ -8,7 +8,9 @@ import contextlib
 import io
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -25,7 +27,7 @@ SYMMETRIC_PAIRS = ((33, 263), (133, 362), (61, 291), (234, 454), (127, 356), (58
 CHIN, FOREHEAD, NOSE_TIP = 152, 10, 1
 
 
-def mediapipe_or_error():
+def mediapipe_or_error() -> ModuleType:
     """The ``mediapipe`` module, or ``InputError`` saying how to install it."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logs: errors only
     try:
@@ -48,16 +50,16 @@ class Face:
     oval: np.ndarray
     faces_found: int
 
-    def box(self):
+    def box(self) -> tuple[float, float, float, float]:
         """(left, top, right, bottom) pixel box of the points."""
         return (*self.points[:, :2].min(0), *self.points[:, :2].max(0))
 
-    def height(self):
+    def height(self) -> float:
         """Forehead-to-chin distance in pixels."""
         return float(np.linalg.norm(self.points[CHIN, :2] - self.points[FOREHEAD, :2]))
 
 
-def find_face(image, what):
+def find_face(image: np.ndarray, what: str) -> Face:
     """The largest face MediaPipe finds in a uint8 (H, W, 3) RGB photo, as a ``Face``.
 
     what: the photo's name for messages. No face raises ``InputError``.
@@ -77,7 +79,7 @@ def find_face(image, what):
                 faces_found=len(candidates))
 
 
-def sees_a_face(image) -> bool:
+def sees_a_face(image: np.ndarray) -> bool:
     """Whether ``find_face`` finds a face in a uint8 (H, W, 3) RGB image (True when MediaPipe is not installed:
     then nothing can say there is none)."""
     try:
@@ -100,7 +102,8 @@ def _face_meshes(mp, image):
     return [np.array([(p.x * width, p.y * height, -p.z * width) for p in face.landmark]) for face in found]
 
 
-def portrait_crop(image, face, around=(2.0, 1.2, 2.0, 1.6), min_share=0.5):
+def portrait_crop(image: np.ndarray, face: Face, around: Sequence[float] = (2.0, 1.2, 2.0, 1.6),
+                  min_share: float = 0.5) -> tuple[np.ndarray, np.ndarray, Face]:
     """(the photo cropped to the head and shoulders of ``face``, its (x, y) offset (2,) in the photo, ``face``
     moved into it) when that crop is under ``min_share`` of the photo's area; else the photo, (0, 0), ``face``.
 
@@ -115,7 +118,7 @@ def portrait_crop(image, face, around=(2.0, 1.2, 2.0, 1.6), min_share=0.5):
     return np.ascontiguousarray(image[y0:y1, x0:x1]), np.array([x0, y0], dtype=np.float64), moved
 
 
-def person_mask(image):
+def person_mask(image: np.ndarray) -> np.ndarray:
     """MediaPipe's selfie segmentation of a uint8 (H, W, 3) RGB photo: (H, W) float32 in [0, 1], 1 on people."""
     mp = mediapipe_or_error()
     with _quiet(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
@@ -123,7 +126,8 @@ def person_mask(image):
     return np.asarray(mask, dtype=np.float32)
 
 
-def without_plain_background(image, mask, border=0.03, spread=0.05, tolerance=0.1, flatness=0.03, window=5):
+def without_plain_background(image: np.ndarray, mask: np.ndarray, border: float = 0.03, spread: float = 0.05,
+                             tolerance: float = 0.1, flatness: float = 0.03, window: int = 5) -> np.ndarray:
     """The person mask (H, W) float32 with the photo's plain background taken out of it.
 
     The selfie segmentation paints a neck under the chin of a head with none (a render on white) and
@@ -153,7 +157,7 @@ def without_plain_background(image, mask, border=0.03, spread=0.05, tolerance=0.
     return np.where(background, 0.0, mask).astype(np.float32)
 
 
-def face_landmarks(image, face, what):
+def face_landmarks(image: np.ndarray, face: Face, what: str) -> np.ndarray:
     """dlib's 68 landmarks (68, 2) pixel (x, y) of ``face`` in a uint8 RGB photo.
 
     dlib runs on a crop around the MediaPipe face, so that with several people it models the same face:
@@ -171,7 +175,8 @@ def face_landmarks(image, face, what):
     return points + np.array([x0, y0])
 
 
-def grown_box(box, margins, shape):
+def grown_box(box: Sequence[float], margins: Sequence[float],
+              shape: Sequence[int]) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) int pixel bounds of ``box`` (left, top, right, bottom) grown by ``margins`` (left, top, right,
     bottom) pixels and clipped to an image of ``shape`` (H, W, ...): image[y0:y1, x0:x1] is the crop."""
     left, top, right, bottom = box

@@ -13,6 +13,7 @@ All geometry here is in photo pixels: (x, y) as in the photo, z toward the viewe
    ``follow_face_direction`` turns it to the face's direction.
 """
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -28,6 +29,9 @@ from utils.geometry.smoothing import border_edges
 from utils.errors import InputError
 
 import torch
+
+if TYPE_CHECKING:
+    from utils.acquisition.face import Face
 
 GRID_JITTER = 0.1  # grid steps
 FACE_MESH_POINTS = 468  # MediaPipe's face surface; the refined points after them are the irises
@@ -52,7 +56,7 @@ class HeadShape:
     mask_threshold: float = 0.5  # the person mask's level taken as the outline
 
 
-def head_region(mask, face, shape):
+def head_region(mask: np.ndarray, face: "Face", shape: HeadShape) -> np.ndarray:
     """(H, W) bool: the person mask (``person_mask``) around ``face`` cut to a head and neck.
 
     Below the chin only a neck-wide band about the face's axis is kept, down to ``neck_length`` face
@@ -82,7 +86,7 @@ def head_region(mask, face, shape):
     return labels == keep
 
 
-def grid_sheet(region, target_vertices):
+def grid_sheet(region: np.ndarray, target_vertices: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A regular triangle grid over a (H, W) bool region.
 
     Returns (pixels (V, 2) float64 (x, y), faces (F, 3) int64 wound counter-clockwise seen from +z with
@@ -114,7 +118,8 @@ def grid_sheet(region, target_vertices):
     return smooth_outline(pixels, faces, rim), faces, rim
 
 
-def inflation(pixels, faces, cut=None, samples_per_edge=4):
+def inflation(pixels: np.ndarray, faces: np.ndarray, cut: np.ndarray | None = None,
+              samples_per_edge: int = 4) -> np.ndarray:
     """(V,) height of the sheet's outline inflated into a round body at pixels (V, 2): sqrt(d (2 D - d)).
 
     d: distance to the sheet's outline (its rim edges, finely sampled), D: its largest value (a disc becomes
@@ -133,7 +138,7 @@ def inflation(pixels, faces, cut=None, samples_per_edge=4):
     return np.sqrt(np.clip(d * (2 * d_max - d), 0.0, None))
 
 
-def flat_bottom(pixels, faces, rim, min_width):
+def flat_bottom(pixels: np.ndarray, faces: np.ndarray, rim: np.ndarray, min_width: float) -> np.ndarray:
     """(V,) bool: the rim vertices of the sheet's straight bottom edge, where the neck or bust was cut (or the
     photo ends), when that edge is at least ``min_width`` pixels wide; all False otherwise.
 
@@ -146,7 +151,7 @@ def flat_bottom(pixels, faces, rim, min_width):
     return bottom
 
 
-def smooth_outline(pixels, faces, rim, rounds=4):
+def smooth_outline(pixels: np.ndarray, faces: np.ndarray, rim: np.ndarray, rounds: int = 4) -> np.ndarray:
     """(V, 2) pixels with the rim vertices moved toward the mean of their outline neighbours (a smooth outline).
 
     Each round moves a rim vertex halfway to the mean of the rim vertices it shares an outline edge with.
@@ -164,12 +169,13 @@ def smooth_outline(pixels, faces, rim, rounds=4):
     return smoothed
 
 
-def face_interior(face, pixels):
+def face_interior(face: "Face", pixels: np.ndarray) -> np.ndarray:
     """(V,) bool: the pixels (V, 2) inside the face's outline (MediaPipe's face oval)."""
     return PolygonPath(face.points[face.oval, :2]).contains_points(pixels)
 
 
-def front_depth(face, pixels, faces, rim, base):
+def front_depth(face: "Face", pixels: np.ndarray, faces: np.ndarray, rim: np.ndarray,
+                base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(V,) depth of the front sheet: the face's MediaPipe depth inside its outline, ``base`` elsewhere.
 
     base: (V,) the inflated silhouette's front. The face is shifted in depth so its outline sits on the
@@ -195,7 +201,7 @@ def front_depth(face, pixels, faces, rim, base):
     return base + residual, inside
 
 
-def biharmonic_fill(values, known, faces):
+def biharmonic_fill(values: np.ndarray, known: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """(V,) values: the known ones kept, the others minimising the squared graph Laplacian (smooth, C1-like).
 
     values: (V,); known: (V,) bool; faces: (F, 3). Solves (L^2)_uu x_u = -(L^2)_uk x_k with L the
@@ -213,7 +219,8 @@ def biharmonic_fill(values, known, faces):
     return filled
 
 
-def close_head(pixels, faces, rim, front, back, cut=None):
+def close_head(pixels: np.ndarray, faces: np.ndarray, rim: np.ndarray, front: np.ndarray, back: np.ndarray,
+               cut: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Glue a front sheet and a back sheet along the rim into one closed mesh.
 
     pixels: (V, 2); faces: (F, 3) the front sheet's; rim: (V,) bool; front, back: (V,) depths (equal on the
@@ -241,7 +248,8 @@ def close_head(pixels, faces, rim, front, back, cut=None):
     return points, np.concatenate([faces, back_faces, cap]), is_back, back_of
 
 
-def follow_face_direction(points, is_back, normal, max_turn=30.0):
+def follow_face_direction(points: np.ndarray, is_back: np.ndarray, normal: np.ndarray,
+                          max_turn: float = 30.0) -> np.ndarray:
     """(V, 3) points with the back sheet sheared so that the head extends behind the face along the face's own
     direction, not straight away from the camera (a face turned from the camera has its head turned too).
 

@@ -12,7 +12,7 @@ from utils.errors import InputError
 from utils.io.images import read_image_array, to_uint8_array
 
 
-def load_photo(path, min_side=128, max_side=1024):
+def load_photo(path: str | Path, min_side: int = 128, max_side: int = 1024) -> tuple[np.ndarray, float]:
     """A photo file as (uint8 (H, W, 3) RGB, scale): downscaled so its longer side is at most ``max_side``.
 
     scale: the factor applied (1.0 when the photo was small enough). A photo whose shorter side is

@@ -54,7 +54,7 @@ class AcquiredHead:
     to_photo: tuple
 
 
-def acquire_head(image, what="photo", settings=None):
+def acquire_head(image: np.ndarray, what: str = "photo", settings: AcquireSettings | None = None) -> AcquiredHead:
     """A closed coloured head mesh from a uint8 (H, W, 3) RGB portrait; ``what`` names it in messages."""
     settings = settings or AcquireSettings()
     image, crop_offset, face = portrait_crop(image, find_face(image, what))
@@ -79,7 +79,8 @@ def acquire_head(image, what="photo", settings=None):
     return AcquiredHead(mesh, landmark_vertices, notes, seen, on_face, (scale, offset + crop_offset))
 
 
-def acquire_file(photo_path, out_dir, settings=None):
+def acquire_file(photo_path: str | Path, out_dir: str | Path,
+                 settings: AcquireSettings | None = None) -> AcquiredHead:
     """Acquire ``photo_path`` into ``out_dir``/<stem>.obj and <stem>.landmarks.txt; returns the AcquiredHead.
 
     Both files are written atomically, the landmarks last (their presence marks a finished mesh).
@@ -96,7 +97,7 @@ def acquire_file(photo_path, out_dir, settings=None):
     return head
 
 
-def output_paths(photo_path, out_dir):
+def output_paths(photo_path: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
     """(mesh path, landmark-vertex path) for a photo: <out_dir>/<stem>.obj and <stem>.landmarks.txt."""
     stem = Path(photo_path).stem
     return model_mesh(out_dir, stem), model_landmarks(out_dir, stem)
@@ -129,7 +130,7 @@ def _colours(image, region, face, points, faces, is_back, on_face, back_height, 
                        back_share=np.clip(back_height / BACK_BLEND, 0.0, 1.0), back_colors=(hair, above_jaw))
 
 
-def edge_notes(region, what):
+def edge_notes(region: np.ndarray, what: str) -> list[str]:
     """One-line notes for a head region (H, W) bool cut by the photo's top, left or right edge (its bottom may be)."""
     cut = [side for side, line in (("top", region[0]), ("left", region[:, 0]), ("right", region[:, -1])) if line.any()]
     if not cut:

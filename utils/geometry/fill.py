@@ -14,7 +14,8 @@ import torch
 COTANGENT_FLOOR = 1e-3
 
 
-def harmonic_fill(values, known, weight_matrix, default=0.0):
+def harmonic_fill(values: torch.Tensor, known: torch.Tensor, weight_matrix: scipy.sparse.spmatrix,
+                  default: float = 0.0) -> torch.Tensor:
     """Fill the unknown rows of a per-vertex field by harmonic interpolation over the mesh.
 
     values: (V, C) tensor, rows where ``known`` is False are ignored (may be NaN); known: (V,) bool;
@@ -37,7 +38,8 @@ def harmonic_fill(values, known, weight_matrix, default=0.0):
     return torch.from_numpy(filled).to(dtype=values.dtype, device=values.device)
 
 
-def edge_weights(faces, verts=None, weights="uniform"):
+def edge_weights(faces: torch.Tensor, verts: torch.Tensor | None = None,
+                 weights: str = "uniform") -> scipy.sparse.csr_matrix:
     """(V, V) scipy sparse symmetric matrix of positive edge weights.
 
     faces: (F, 3) int64; verts: (V, 3), needed for ``weights="cotangent"``; weights: "uniform" (1 per edge,

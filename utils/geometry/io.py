@@ -1,13 +1,13 @@
 """Files of the reconstruction step: what ``reconstruct_mesh`` returns, written into the pair's folder."""
 from utils.io.files import save_json
 from utils.io.images import save_image
-from utils.io.layout import PairFolder
+from utils.io.layout import PairFolder, PathLike
 from utils.io.mesh import save_obj
 from utils.geometry.reconstruct import Reconstruction
 from utils.report.plots import save_loss_curves
 
 
-def save_reconstruction(folder, reconstruction: Reconstruction) -> None:
+def save_reconstruction(folder: PathLike, reconstruction: Reconstruction) -> None:
     """Write a ``Reconstruction`` into ``folder`` (a ``PairFolder`` or its path), each file atomically:
     intermediate/recon_<iter>_<k>.png (the checkpoint renders), intermediate/recon_loss.png (after a refinement),
     then mesh.obj and metrics.json."""

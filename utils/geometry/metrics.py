@@ -5,22 +5,30 @@ mesh (pixels it covers), eroded by one pixel: the background does not inflate
 them, and silhouette pixels, which flip between mesh and background under
 sub-pixel motion, do not dominate them.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import kornia.metrics
 import torch
 import torch.nn.functional as F
 
 from utils.rendering.cameras import project
 
+if TYPE_CHECKING:
+    from utils.io.mesh import Mesh
+
 SSIM_WINDOW = 11
 
 
-def footprint_interior(zbuf):
+def footprint_interior(zbuf: torch.Tensor) -> torch.Tensor:
     """(K, S, S) bool: pixels the mesh covers whose eight neighbours it covers too. zbuf: (K, S, S), -1 off the mesh."""
     covered = (zbuf >= 0).to(torch.float32)[:, None]
     return (-F.max_pool2d(-covered, kernel_size=3, stride=1, padding=1))[:, 0] > 0.5
 
 
-def reprojection_errors(verts, P, verts2d_target, visible):
+def reprojection_errors(verts: torch.Tensor, P: torch.Tensor, verts2d_target: torch.Tensor,
+                        visible: torch.Tensor) -> dict[str, list[float]]:
     """Pixel distance between the projections of ``verts`` and the targets, per view, visible vertices only.
 
     verts: (V, 3); P: (K, 3, 4); verts2d_target: (V, K, 2) pixel (x, y); visible: (V, K) bool.
@@ -39,7 +47,7 @@ def reprojection_errors(verts, P, verts2d_target, visible):
             for name, value in (("mean", mean), ("median", median), ("max", worst))}
 
 
-def masked_psnr(renders, targets, footprint):
+def masked_psnr(renders: torch.Tensor, targets: torch.Tensor, footprint: torch.Tensor) -> torch.Tensor:
     """(K,) PSNR in dB of each render against its target over the footprint pixels.
 
     renders, targets: (K, 3, S, S) in [0, 1]; footprint: (K, S, S) bool.
@@ -49,27 +57,29 @@ def masked_psnr(renders, targets, footprint):
     return 10 * torch.log10(1.0 / mse.clamp(min=1e-12))
 
 
-def masked_ssim(renders, targets, footprint):
+def masked_ssim(renders: torch.Tensor, targets: torch.Tensor, footprint: torch.Tensor) -> torch.Tensor:
     """(K,) mean SSIM (kornia, 11-px Gaussian window) of each render against its target over the footprint."""
     ssim_map = kornia.metrics.ssim(renders, targets, SSIM_WINDOW).mean(1)  # (K, S, S)
     weight = footprint.to(ssim_map.dtype)
     return (ssim_map * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)
 
 
-def flipped_face_share(verts_before, verts_after, faces):
+def flipped_face_share(verts_before: torch.Tensor, verts_after: torch.Tensor, faces: torch.Tensor) -> float:
     """Share (float in [0, 1]) of faces whose normal points against its direction in the input mesh."""
     before, after = _face_normals(verts_before, faces), _face_normals(verts_after, faces)
     return float(((before * after).sum(1) < 0).double().mean())
 
 
-def displacement_stats(verts_before, verts_after):
+def displacement_stats(verts_before: torch.Tensor, verts_after: torch.Tensor) -> dict[str, float]:
     """Mean and max vertex displacement relative to the input's bounding-box diagonal."""
     diagonal = (verts_before.amax(0) - verts_before.amin(0)).norm()
     relative = (verts_after - verts_before).norm(dim=1) / diagonal
     return {"mean": float(relative.mean()), "max": float(relative.max())}
 
 
-def reconstruction_metrics(mesh_in, mesh_out, P, verts2d_target, visible, renders, targets, footprint):
+def reconstruction_metrics(mesh_in: Mesh, mesh_out: Mesh, P: torch.Tensor, verts2d_target: torch.Tensor,
+                           visible: torch.Tensor, renders: torch.Tensor, targets: torch.Tensor,
+                           footprint: torch.Tensor) -> dict[str, Any]:
     """All figures as a JSON-ready dict; per-view lists are in view order.
 
     mesh_in, mesh_out: ``utils.io.mesh.Mesh`` with the same faces; P: (K, 3, 4);

@@ -16,12 +16,13 @@ The topology of the input mesh is kept: same vertices, same faces.
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pytorch3d.loss import mesh_edge_loss, mesh_laplacian_smoothing, mesh_normal_consistency
-from pytorch3d.renderer import TexturesVertex
+from pytorch3d.renderer import CamerasBase, TexturesVertex
 from pytorch3d.structures import Meshes
 from tqdm import tqdm
 
@@ -34,6 +35,9 @@ from utils.io.mesh import Mesh
 from utils.geometry.metrics import footprint_interior, reconstruction_metrics
 from utils.rendering.render import rasterize_views, render_views
 from utils.geometry.triangulate import backproject, triangulate
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 
 @dataclass
@@ -81,7 +85,8 @@ class Reconstruction:
     checkpoints: List[Tuple[int, torch.Tensor]] = field(default_factory=list)
 
 
-def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, visible,
+def reconstruct_mesh(mesh: Mesh, cameras: CamerasBase, P: torch.Tensor, image_size: int, stylized: torch.Tensor,
+                     verts2d_warped: torch.Tensor | np.ndarray, visible: torch.Tensor | np.ndarray,
                      settings: Optional[ReconstructionSettings] = None) -> Reconstruction:
     """The stylized mesh: triangulation, colour initialisation and (optionally) refinement.
 
@@ -122,7 +127,8 @@ def reconstruct_mesh(mesh, cameras, P, image_size, stylized, verts2d_warped, vis
     return Reconstruction(result, metrics, history, checkpoints)
 
 
-def triangulated_verts(verts_in, P, warped, visible, weight_matrix):
+def triangulated_verts(verts_in: torch.Tensor, P: torch.Tensor, warped: torch.Tensor, visible: torch.Tensor,
+                       weight_matrix: "scipy.sparse.spmatrix") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """New vertex positions from the warped projections, the input's topology kept.
 
     Vertices seen in two or more views are triangulated (DLT); the displacement of the others is filled in
@@ -145,7 +151,9 @@ def triangulated_verts(verts_in, P, warped, visible, weight_matrix):
     return verts, triangulated, single_view
 
 
-def initial_colors(verts, faces, cameras, stylized, warped, visible, weight_matrix, backend="auto"):
+def initial_colors(verts: torch.Tensor, faces: torch.Tensor, cameras: CamerasBase, stylized: torch.Tensor,
+                   warped: torch.Tensor, visible: torch.Tensor, weight_matrix: "scipy.sparse.spmatrix",
+                   backend: str = "auto") -> torch.Tensor:
     """(V, 3) vertex colours sampled from the stylized views at the warped projections.
 
     Each view that sees a vertex contributes with weight |cos(normal, direction to the camera)| (absolute,
@@ -169,7 +177,7 @@ def initial_colors(verts, faces, cameras, stylized, warped, visible, weight_matr
     return harmonic_fill(colors, total > 1e-6, weight_matrix, default=0.5).clamp(0, 1)
 
 
-def sample_views(images, pixels):
+def sample_views(images: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     """Bilinear samples of K images at V pixel positions each.
 
     images: (K, C, S, S); pixels: (V, K, 2) pixel (x, y), origin at the top-left pixel centre.
@@ -182,7 +190,10 @@ def sample_views(images, pixels):
     return samples[..., 0].permute(2, 0, 1)
 
 
-def refine(verts_start, colors_start, faces, cameras, P, stylized, warped, visible, settings):
+def refine(verts_start: torch.Tensor, colors_start: torch.Tensor, faces: torch.Tensor, cameras: CamerasBase,
+           P: torch.Tensor, stylized: torch.Tensor, warped: torch.Tensor, visible: torch.Tensor,
+           settings: ReconstructionSettings
+           ) -> tuple[torch.Tensor, torch.Tensor, dict[str, list[float]], list[tuple[int, torch.Tensor]]]:
     """Adam (cosine-decayed step) on per-vertex offsets and colours; see ``RefinementObjective`` for the loss.
 
     verts_start, colors_start: (V, 3); stylized: (K, 3, S, S); warped: (V, K, 2); visible: (V, K) bool.
@@ -230,7 +241,9 @@ class RefinementObjective:
     The mesh topology (edges, Laplacian) is computed once and shared by every evaluation.
     """
 
-    def __init__(self, verts_start, faces, cameras, P, targets, warped, visible, settings):
+    def __init__(self, verts_start: torch.Tensor, faces: torch.Tensor, cameras: CamerasBase, P: torch.Tensor,
+                 targets: torch.Tensor, warped: torch.Tensor, visible: torch.Tensor,
+                 settings: ReconstructionSettings) -> None:
         self.start, self.faces, self.cameras, self.P = verts_start, faces, cameras, P
         self.targets, self.warped, self.visible, self.settings = targets, warped, visible, settings
         self.scale = float((verts_start.amax(0) - verts_start.amin(0)).norm())
@@ -240,11 +253,11 @@ class RefinementObjective:
             warnings.simplefilter("ignore", UserWarning)
             self.topology.laplacian_packed()
 
-    def verts(self, offsets):
+    def verts(self, offsets: torch.Tensor) -> torch.Tensor:
         """(V, 3) vertex positions for the offsets (V, 3)."""
         return self.start + self.scale * offsets
 
-    def __call__(self, offsets, colors):
+    def __call__(self, offsets: torch.Tensor, colors: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Returns ({term: weighted scalar tensor}, renders (K, 3, R, R))."""
         settings, verts = self.settings, self.verts(offsets)
         renders, zbuf = render_views(_meshes(verts, self.faces, colors), self.cameras, self.targets.shape[-1],

@@ -24,7 +24,7 @@ class TaubinSettings:
     steps: int = 20  # lambda/mu pairs, as MeshLab's step count
 
 
-def border_edges(faces):
+def border_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each face's three edges and which of them lie on the mesh's border (belong to that face only).
 
     faces: (F, 3) int array. Returns (edges: (3F, 2) int, directed as in their face; on_border: (3F,) bool).
@@ -34,7 +34,7 @@ def border_edges(faces):
     return edges, uses[edge_id.ravel()] == 1
 
 
-def umbrella_operator(faces, num_verts):
+def umbrella_operator(faces: np.ndarray, num_verts: int) -> tuple[sp.csr_matrix, np.ndarray]:
     """Row-normalised averaging operator W (V, V) following MeshLab's border rule, and a mask of referenced vertices.
 
     faces: (F, 3) int array. Returns (W: scipy CSR, referenced: (V,) bool).
@@ -57,7 +57,8 @@ def umbrella_operator(faces, num_verts):
     return normalised.tocsr(), referenced
 
 
-def taubin_smooth(verts, faces, lambd=TaubinSettings.lambd, mu=TaubinSettings.mu, steps=TaubinSettings.steps):
+def taubin_smooth(verts: torch.Tensor, faces: torch.Tensor, lambd: float = TaubinSettings.lambd,
+                  mu: float = TaubinSettings.mu, steps: int = TaubinSettings.steps) -> torch.Tensor:
     """Taubin smoothing: ``steps`` pairs of a lambda step and a mu step, as MeshLab's filter.
 
     verts: (V, 3) tensor; faces: (F, 3) tensor. Returns the smoothed (V, 3) tensor (same dtype and device).

@@ -15,7 +15,8 @@ import torch
 REWEIGHT_ROUNDS = 3
 
 
-def triangulate(points2d, P, mask, min_views=2):
+def triangulate(points2d: torch.Tensor, P: torch.Tensor, mask: torch.Tensor,
+                min_views: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """Triangulate V points from their pixel positions in K views.
 
     points2d: (V, K, 2) pixel (x, y); P: (K, 3, 4) world-to-pixel; mask: (V, K) bool, the views to use.
@@ -76,7 +77,7 @@ def _depths(points, P):
     return torch.einsum("kj,vj->vk", P[:, 2, :], homogeneous)
 
 
-def backproject(pixels, depth, P):
+def backproject(pixels: torch.Tensor, depth: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
     """World points at a given view depth along the rays through pixels: the inverse of ``project`` for one view.
 
     pixels: (N, 2) pixel (x, y); depth: (N,) view depth (third homogeneous coordinate); P: (N, 3, 4), each

@@ -4,6 +4,8 @@ Temporary names carry the writer's process id and a number unique within the pro
 so two threads writing one file at once never share one; a name left by a process that was killed (SIGKILL, power
 loss) is removed by ``sweep_temporaries`` on the next run of the step that writes there.
 """
+from __future__ import annotations
+
 import contextlib
 import errno
 import itertools
@@ -11,11 +13,16 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from utils.errors import UNWRITABLE, InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 TEMP_MARK = ".tmp-"
@@ -24,7 +31,7 @@ _TEMP_NUMBERS = itertools.count()  # next() on it is atomic: each atomic_path of
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
     The temporary name keeps the suffix (``mesh.tmp-123-0.obj``) so that writers
@@ -61,7 +68,8 @@ def _process_alive(pid):
     return True
 
 
-def sweep_temporaries(folder, recursive=True, log=None):
+def sweep_temporaries(folder: str | Path, recursive: bool = True,
+                      log: Callable[[str], None] | None = None) -> list[Path]:
     """Remove the temporary files under ``folder`` left by writers that died (their pid is gone) or that are older
     than ``STALE_AFTER``; a live writer's files stay. ``log``: called with one line when any were removed.
 
@@ -86,7 +94,7 @@ def sweep_temporaries(folder, recursive=True, log=None):
     return removed
 
 
-def check_writable(folder, flag):
+def check_writable(folder: str | Path, flag: str | None) -> None:
     """InputError (one line, naming the folder and what to do) unless files can be created in ``folder``: called
     before any work starts, not after it. Nothing is left behind: a folder not made yet is checked through its
     nearest existing parent. flag: the option that chooses the folder, or None when none does."""
@@ -104,7 +112,7 @@ def check_writable(folder, flag):
         raise InputError(f"{folder}: cannot write there ({reason}); {fix}") from None
 
 
-def is_stale(target, sources):
+def is_stale(target: str | Path, sources: Iterable[str | Path]) -> bool:
     """True when ``target`` is missing or older than any existing file in ``sources``."""
     target = Path(target)
     if not target.is_file():
@@ -113,18 +121,18 @@ def is_stale(target, sources):
     return target.stat().st_mtime < newest
 
 
-def save_text(path, text):
+def save_text(path: str | Path, text: str) -> None:
     """Write a string to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
-def save_json(path, obj):
+def save_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     save_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def save_npy(path, array):
+def save_npy(path: str | Path, array: np.ndarray | torch.Tensor) -> None:
     """Write a numpy array (or tensor) to ``path`` (.npy) atomically."""
     if hasattr(array, "detach"):
         array = array.detach().cpu().numpy()
@@ -133,7 +141,7 @@ def save_npy(path, array):
             np.save(f, np.asarray(array))
 
 
-def load_json(path):
+def load_json(path: str | Path) -> Any:
     """Read JSON from ``path``; a missing or malformed file is an ``InputError``."""
     path = Path(path)
     if not path.is_file():

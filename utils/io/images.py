@@ -14,7 +14,7 @@ EXIF_ORIENTATION = 0x0112  # the EXIF tag a phone writes instead of turning the 
 TURNED = (5, 6, 7, 8)  # orientations that swap width and height
 
 
-def exif_orientation(path) -> int:
+def exif_orientation(path: str | Path) -> int:
     """The EXIF orientation (1-8) of an image file; 1 when it has none or cannot be read."""
     try:
         with Image.open(path) as image:
@@ -39,7 +39,7 @@ def upright(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def read_image_array(path):
+def read_image_array(path: str | Path) -> np.ndarray:
     """Read an image file as an RGB float32 array (H, W, 3) in [0, 1].
 
     Grayscale is replicated to three channels, alpha is composited over white,
@@ -81,7 +81,7 @@ def _check_complete_jpeg(path):
         ImageFile.LOAD_TRUNCATED_IMAGES = truncated_allowed
 
 
-def read_image_downscaled(path, max_side):
+def read_image_downscaled(path: str | Path, max_side: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """An image file read at most ``max_side`` pixels a side, without decoding it whole when it is larger
     (JPEG is decoded at 1/2, 1/4 or 1/8 size directly), so memory stays bounded for very large files.
 
@@ -115,17 +115,17 @@ def read_image_downscaled(path, max_side):
     return small, np.array([small.shape[1] / width, small.shape[0] / height]), (height, width)
 
 
-def to_file_pixels(points, scale):
+def to_file_pixels(points: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Pixel (x, y) points (..., 2) on a copy scaled by ``scale`` (2,) -> the same points on the original."""
     return (np.asarray(points, dtype=np.float64) + 0.5) / scale - 0.5
 
 
-def to_copy_pixels(points, scale):
+def to_copy_pixels(points: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Pixel (x, y) points (..., 2) on an original -> the same points on its copy scaled by ``scale`` (2,)."""
     return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
 
 
-def image_size(path):
+def image_size(path: str | Path) -> tuple[int, int]:
     """(height, width) of an image file as ``read_image_array`` gives it (upright), read from its header (nothing
     decoded); ``read_image_array``'s one-line error when it is not a readable image."""
     try:
@@ -136,7 +136,7 @@ def image_size(path):
         return read_image_array(path).shape[:2]
 
 
-def composite_over_white(image):
+def composite_over_white(image: np.ndarray) -> np.ndarray:
     """A float array (H, W, C) in [0, 1] -> (H, W, 3): alpha (the last channel when C is 2 or 4) composited over
     white, then gray (C of 1 or 2) replicated to three channels. The colour channels keep their order."""
     if image.shape[2] in (2, 4):
@@ -145,13 +145,13 @@ def composite_over_white(image):
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
 
 
-def load_image(path, device="cpu"):
+def load_image(path: str | Path, device: str | torch.device = "cpu") -> torch.Tensor:
     """Load an image file as a float tensor (3, H, W) in [0, 1], RGB."""
     array = read_image_array(path)
     return torch.from_numpy(array).permute(2, 0, 1).contiguous().to(device)
 
 
-def to_uint8_array(image):
+def to_uint8_array(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """Tensor (3, H, W) or array (H, W, 3) in [0, 1] -> uint8 array (H, W, 3), RGB."""
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu()
@@ -166,7 +166,7 @@ def to_uint8_array(image):
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def save_image(path, image):
+def save_image(path: str | Path, image: torch.Tensor | np.ndarray) -> None:
     """Write a tensor (3, H, W) or array (H, W, 3) in [0, 1] to ``path`` atomically."""
     rgb = to_uint8_array(image)
     with atomic_path(path) as tmp:
@@ -174,13 +174,13 @@ def save_image(path, image):
             raise InputError(f"{path}: could not write the image (check the folder is writable)")
 
 
-def pixel_to_grid(points, width, height):
+def pixel_to_grid(points: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """Pixel (x, y) (..., 2) -> grid_sample's normalised coordinates (align_corners=False)."""
     scale = points.new_tensor([2.0 / width, 2.0 / height])
     return (points + 0.5) * scale - 1.0
 
 
-def list_images(folder):
+def list_images(folder: str | Path) -> list[Path]:
     """Sorted image files directly inside ``folder`` (temporary files excluded)."""
     folder = Path(folder)
     return sorted(p for p in folder.iterdir()

@@ -5,14 +5,20 @@ the top-left pixel centre. Files come as "x y" (dlib, this project), "x, y" and
 "row, col" (Face-of-Art, comma separated, row first); ``load_landmarks``
 converts them at the file boundary and ``save_landmarks`` always writes "x y".
 """
+from __future__ import annotations
+
 import re
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from utils.errors import InputError, InputWarning
 from utils.io.files import save_text
+
+if TYPE_CHECKING:
+    import torch
 
 LANDMARK_COUNT = 68
 JAW_LEFT, JAW_RIGHT = 0, 16  # the jaw's ends: in (x, y) order they differ mostly horizontally
@@ -27,7 +33,8 @@ FORMAT_HINT = f'{LANDMARK_COUNT} lines "x y" (pixel coordinates, origin at the t
 _SEPARATORS = re.compile(r"[,;\s]+")
 
 
-def load_landmarks(path, order="auto", image_size=None):
+def load_landmarks(path: str | Path, order: str = "auto",
+                   image_size: int | tuple[int, int] | None = None) -> np.ndarray:
     """Read a 68-point landmark file and return a (68, 2) float64 array of pixel (x, y).
 
     order: "xy" (columns are x, y), "rowcol" (columns are row, col, Face-of-Art)
@@ -55,7 +62,7 @@ def load_landmarks(path, order="auto", image_size=None):
     return points
 
 
-def save_landmarks(path, points):
+def save_landmarks(path: str | Path, points: np.ndarray | torch.Tensor) -> None:
     """Write (68, 2) pixel (x, y) points (array or tensor) to ``path`` as 68 lines "x y", atomically."""
     if hasattr(points, "detach"):
         points = points.detach().cpu().numpy()
@@ -65,7 +72,7 @@ def save_landmarks(path, points):
     save_text(path, "".join(f"{x:.3f} {y:.3f}\n" for x, y in points))
 
 
-def landmark_error(predicted, reference):
+def landmark_error(predicted: np.ndarray, reference: np.ndarray) -> float:
     """Mean point distance between two (68, 2) landmark sets over the outer-eye-corner distance of ``reference``."""
     predicted, reference = np.asarray(predicted, np.float64), np.asarray(reference, np.float64)
     interocular = np.linalg.norm(reference[OUTER_EYE_CORNERS[1]] - reference[OUTER_EYE_CORNERS[0]])
@@ -112,7 +119,7 @@ def _parse_point(path, line_number, line, fields):
     return point
 
 
-def check_not_degenerate(path, points):
+def check_not_degenerate(path: str | Path, points: np.ndarray) -> None:
     """InputError when the points cannot be a face's: (nearly) all in one place, or many of them repeated.
 
     Such points make the landmark alignment divide by zero and the optimisation's loss non-finite.
@@ -179,7 +186,7 @@ def _check_inside(path, points, line_numbers, image_size):
                          f"expected {FORMAT_HINT} (a row, col file is read as such when comma separated, \"row, col\")")
 
 
-def load_landmark_vertices(path, vertex_count):
+def load_landmark_vertices(path: str | Path, vertex_count: int) -> np.ndarray:
     """A mesh's landmark vertices: 68 integer vertex indices, one per line -> int64 array (68,)."""
     path = Path(path)
     hint = f"expected {LANDMARK_COUNT} lines, each one vertex index in [0, {vertex_count})"
@@ -194,6 +201,6 @@ def load_landmark_vertices(path, vertex_count):
     return indices
 
 
-def project_landmark_vertices(verts2d, indices):
+def project_landmark_vertices(verts2d: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Landmarks of every view from known landmark vertices: verts2d (V, K, 2), indices (68,) -> (K, 68, 2)."""
     return np.asarray(verts2d, dtype=np.float64)[np.asarray(indices)].transpose(1, 0, 2)

@@ -6,6 +6,7 @@ and means nothing once no process holds it.
 """
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 try:
@@ -17,7 +18,7 @@ LOCK_NAME = ".lock"
 
 
 @contextlib.contextmanager
-def folder_lock(folder):
+def folder_lock(folder: str | Path) -> Iterator[bool]:
     """Try to lock ``folder`` (created when missing) without waiting.
 
     Yields True while this process holds the lock, False when another process holds it (nothing is locked then).

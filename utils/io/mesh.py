@@ -6,7 +6,7 @@ triangle fans in place), so an output mesh matches its input vertex for vertex.
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
@@ -14,6 +14,9 @@ import torch
 from utils.errors import InputError
 from utils.io.files import TEMP_MARK, atomic_path
 from utils.io.images import read_image_array
+
+if TYPE_CHECKING:
+    from pytorch3d.structures import Meshes
 
 MESH_SUFFIXES = (".obj", ".ply")
 BINARY_PROBE = 8192  # bytes looked at to tell a binary file from a text OBJ
@@ -36,11 +39,11 @@ class Mesh:
     faces_uvs: Optional[torch.Tensor] = None
     texture: Optional[torch.Tensor] = None
 
-    def with_verts(self, verts):
+    def with_verts(self, verts: torch.Tensor) -> "Mesh":
         """The same mesh (faces, colours, texture) with new vertex positions (V, 3)."""
         return replace(self, verts=verts)
 
-    def vertex_colors(self):
+    def vertex_colors(self) -> torch.Tensor:
         """(V, 3) colours: the stored ones, sampled from the texture, or mid-grey."""
         if self.colors is not None:
             return self.colors
@@ -48,12 +51,12 @@ class Mesh:
             return _sample_texture_at_vertices(self)
         return torch.full_like(self.verts, 0.7)
 
-    def bbox_diagonal(self):
+    def bbox_diagonal(self) -> float:
         """Length of the bounding-box diagonal (float)."""
         return float((self.verts.max(0).values - self.verts.min(0).values).norm())
 
 
-def load_mesh(path):
+def load_mesh(path: str | Path) -> Mesh:
     """Load a .obj or .ply file as a ``Mesh``; bad files raise ``InputError`` naming the file."""
     path = Path(path)
     if not path.is_file():
@@ -69,7 +72,7 @@ def load_mesh(path):
     return mesh
 
 
-def save_obj(path, mesh):
+def save_obj(path: str | Path, mesh: Mesh) -> None:
     """Write ``mesh`` as .obj with vertex colours ("v x y z r g b", colours in [0, 1]), atomically.
 
     MeshLab, Blender (4.x importer) and trimesh read this form. A textured mesh
@@ -86,7 +89,7 @@ def save_obj(path, mesh):
             np.savetxt(f, faces, fmt="f %d %d %d")
 
 
-def list_meshes(folder):
+def list_meshes(folder: str | Path) -> list[Path]:
     """Sorted mesh files (.obj, .ply) directly inside ``folder``."""
     folder = Path(folder)
     return sorted(p for p in folder.iterdir()
@@ -315,7 +318,7 @@ def _sample_texture_at_vertices(mesh):
     return torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], torch.full_like(sums, 0.7))
 
 
-def to_pytorch3d(mesh, device="cpu"):
+def to_pytorch3d(mesh: Mesh, device: str | torch.device = "cpu") -> "Meshes":
     """A PyTorch3D ``Meshes`` (batch of one) with TexturesUV or TexturesVertex."""
     from pytorch3d.renderer import TexturesUV, TexturesVertex
     from pytorch3d.structures import Meshes

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, Collection, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -49,7 +50,7 @@ class EditorItem:
     flags: list
 
     @property
-    def overlay(self):
+    def overlay(self) -> Path:
         """The overlay picture correspondences.py draws (the report shows it)."""
         return landmark_overlay(self.landmarks)
 
@@ -66,12 +67,12 @@ def _read_checks(landmark_path):
     return recorded if isinstance(recorded, dict) else {}
 
 
-def load_checks(landmark_path):
+def load_checks(landmark_path: str | Path) -> list[str]:
     """The check-by-eye messages recorded for a landmark file ([] when none)."""
     return list(_read_checks(landmark_path).get(Path(landmark_path).name, []))
 
 
-def record_checks(landmark_path, messages):
+def record_checks(landmark_path: str | Path, messages: Sequence[str]) -> None:
     """Record (or, with no messages, clear) the check-by-eye messages of a freshly written landmark file."""
     recorded = _read_checks(landmark_path)
     if messages:
@@ -83,7 +84,7 @@ def record_checks(landmark_path, messages):
 
 # ---- what can be edited -----------------------------------------------------------------------------------
 
-def find_items(content_root, style_root, only=()):
+def find_items(content_root: str | Path, style_root: str | Path, only: Collection[str] = ()) -> list[EditorItem]:
     """EditorItems for every style image and content view with a landmark file, flagged ones first.
 
     only: names of style images (stems) or content meshes (folder names) to keep; empty: all.
@@ -109,7 +110,7 @@ def find_items(content_root, style_root, only=()):
 
 # ---- saving -----------------------------------------------------------------------------------------------
 
-def parse_points(body, image_size):
+def parse_points(body: bytes | str, image_size: Sequence[int]) -> np.ndarray:
     """The (68, 2) points of a save request's JSON body {"points": [[x, y], ...]}; InputError saying what is
     wrong otherwise. image_size: (height, width); points must lie within the image's pixel area."""
     try:
@@ -143,7 +144,7 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def save_item(item, points, output_root, max_side):
+def save_item(item: EditorItem, points: np.ndarray, output_root: str | Path, max_side: int | None) -> list[Path]:
     """Write the edited points: landmark file (atomic), overlay, flag cleared, affected pairs made incomplete.
 
     The overlay is drawn on the image read at most ``max_side`` pixels a side (a huge image is not decoded whole).
@@ -163,7 +164,7 @@ def save_item(item, points, output_root, max_side):
     return pairs
 
 
-def upright_file(path):
+def upright_file(path: Path) -> tuple[bytes, str]:
     """(bytes, content type) of an image file as the page must show it: the file itself, or, when it carries an
     EXIF orientation, its pixels turned upright as PNG (the landmarks are in upright pixels; a browser that
     ignored the tag would show them on a sideways picture)."""
@@ -185,10 +186,10 @@ class EditorHandler(BaseHTTPRequestHandler):
     output_root = Path("output")
     max_side = None  # overlays are drawn on the image read at most this many pixels a side
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         self._answer(self._get)
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         self._answer(self._post)
 
     def _answer(self, handle):
@@ -280,11 +281,13 @@ class EditorHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format, *args):  # noqa: A002  (the base class's name) quiet: errors go to the page
+    def log_message(self, format: str,  # noqa: A002  (the base class's name) quiet: errors go to the page
+                    *args: Any) -> None:
         pass
 
 
-def make_server(items, output_root, max_side, port=0):
+def make_server(items: Sequence[EditorItem], output_root: str | Path, max_side: int | None,
+                port: int = 0) -> ThreadingHTTPServer:
     """An HTTP server on 127.0.0.1 (``port``; 0: a free one) for these items; call serve_forever() on it.
 
     max_side: overlays are redrawn on the image read at most this many pixels a side (correspondences.py's)."""
@@ -293,7 +296,7 @@ def make_server(items, output_root, max_side, port=0):
     return ThreadingHTTPServer(("127.0.0.1", port), handler)
 
 
-def serve(items, output_root, max_side, port=0):
+def serve(items: Sequence[EditorItem], output_root: str | Path, max_side: int | None, port: int = 0) -> None:
     """Serve the editor until Ctrl-C, printing its address; the socket is closed on the way out (``make_server``)."""
     if not items:
         raise InputError("no image with a landmark file to edit; run correspondences.py first")

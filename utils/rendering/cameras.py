@@ -4,7 +4,11 @@ Pixel convention everywhere: (x, y), x to the right, y down, origin at the
 centre of the top-left pixel. Images are square (``image_size`` pixels a side).
 PyTorch3D's NDC has +x to the left and +y up; the conversion lives here only.
 """
+from __future__ import annotations
+
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 from pytorch3d.renderer import FoVPerspectiveCameras, look_at_view_transform
@@ -12,8 +16,11 @@ from pytorch3d.renderer import FoVPerspectiveCameras, look_at_view_transform
 from utils.errors import InputError
 from utils.io.files import load_json, save_json
 
+if TYPE_CHECKING:
+    from pytorch3d.renderer import CamerasBase
 
-def frame_mesh(verts, fov_degrees, margin=1.1):
+
+def frame_mesh(verts: torch.Tensor, fov_degrees: float, margin: float = 1.1) -> tuple[torch.Tensor, float]:
     """Look-at point and camera distance so the mesh's bounding box fills the frame, seen from the front.
 
     verts: (V, 3). Returns (at (3,) tensor: bounding-box centre, distance: float). The larger of the box's
@@ -27,7 +34,9 @@ def frame_mesh(verts, fov_degrees, margin=1.1):
     return at, distance
 
 
-def make_cameras(azimuths, elevations, distance, fov, at, device="cpu", znear=None, zfar=None):
+def make_cameras(azimuths: Sequence[float], elevations: Sequence[float], distance: float, fov: float,
+                 at: torch.Tensor | Sequence[float], device: str | torch.device = "cpu", znear: float | None = None,
+                 zfar: float | None = None) -> FoVPerspectiveCameras:
     """A batch of K ``FoVPerspectiveCameras`` looking at ``at`` from the given angles (degrees).
 
     azimuths, elevations: sequences of K floats; distance, fov: floats; at: (3,).
@@ -42,7 +51,8 @@ def make_cameras(azimuths, elevations, distance, fov, at, device="cpu", znear=No
     return FoVPerspectiveCameras(R=R, T=T, fov=fov, znear=znear, zfar=zfar, device=device)
 
 
-def ndc_to_pixel_matrix(image_size, dtype=torch.float32, device="cpu"):
+def ndc_to_pixel_matrix(image_size: int, dtype: torch.dtype = torch.float32,
+                        device: str | torch.device = "cpu") -> torch.Tensor:
     """(3, 3) affine map from homogeneous PyTorch3D NDC (x, y, w) to pixel (x, y, w)."""
     half = image_size / 2.0
     return torch.tensor([[-half, 0.0, half - 0.5],
@@ -50,14 +60,14 @@ def ndc_to_pixel_matrix(image_size, dtype=torch.float32, device="cpu"):
                          [0.0, 0.0, 1.0]], dtype=dtype, device=device)
 
 
-def world_to_pixel(cameras, image_size):
+def world_to_pixel(cameras: CamerasBase, image_size: int) -> torch.Tensor:
     """(K, 3, 4) matrices P with [x w, y w, w] = P [X, Y, Z, 1] in pixels, w the view depth."""
     full = cameras.get_full_projection_transform().get_matrix()  # (K, 4, 4), row-vector convention
     rows = full.transpose(1, 2)[:, [0, 1, 3], :]  # ndc x, ndc y, w rows
     return ndc_to_pixel_matrix(image_size, full.dtype, full.device) @ rows
 
 
-def project(points, P):
+def project(points: torch.Tensor, P: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Project world points into K views.
 
     points: (V, 3); P: (K, 3, 4). Returns (pixels (V, K, 2) as (x, y), depth (V, K)).
@@ -68,7 +78,9 @@ def project(points, P):
     return projected[..., :2] / depth.unsqueeze(-1), depth
 
 
-def save_cameras(path, cameras, image_size, azimuths, elevations, distance, fov, at, extra=None):
+def save_cameras(path: str | Path, cameras: FoVPerspectiveCameras, image_size: int, azimuths: Sequence[float],
+                 elevations: Sequence[float], distance: float, fov: float, at: Sequence[float],
+                 extra: Mapping[str, Any] | None = None) -> None:
     """Write cameras.json: the image size and, per view, the angles, R, T and P (3x4 world-to-pixel).
 
     ``extra``: more top-level entries to store (a dict), e.g. what was rendered and how.
@@ -86,7 +98,8 @@ def save_cameras(path, cameras, image_size, azimuths, elevations, distance, fov,
                      "views": views, **(extra or {})})
 
 
-def load_cameras(path, device="cpu"):
+def load_cameras(path: str | Path,
+                 device: str | torch.device = "cpu") -> tuple[FoVPerspectiveCameras, torch.Tensor, int, list[dict]]:
     """Read cameras.json. Returns (cameras: K FoVPerspectiveCameras, P: (K, 3, 4), image_size: int, views: list)."""
     data = load_json(path)
     try:

@@ -1,7 +1,9 @@
 """Step 2 of the method: render a mesh into content views, with cameras, vertex projections and visibility."""
+from __future__ import annotations
+
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Container, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -13,6 +15,11 @@ from utils.io.images import read_image_array, save_image, to_uint8_array
 from utils.io.layout import CAMERAS_MESH_KEY, ContentFolder
 from utils.io.mesh import load_mesh, to_pytorch3d
 from utils.rendering.render import render_views, vertex_visibility
+
+if TYPE_CHECKING:
+    from pytorch3d.renderer import CamerasBase, FoVPerspectiveCameras
+
+    from utils.io.mesh import Mesh
 
 
 @dataclass
@@ -37,7 +44,7 @@ class RenderSettings:
             raise ValueError(f"give one elevation per azimuth ({len(self.azimuths)})")
 
 
-def is_up_to_date(mesh_path, content_dir, settings):
+def is_up_to_date(mesh_path: str | Path, content_dir: str | Path, settings: RenderSettings) -> bool:
     """True when every output exists, is newer than the mesh, and was rendered with the same settings."""
     outputs = ContentFolder(content_dir).outputs(len(settings.azimuths))
     if not all(path.is_file() for path in outputs):
@@ -51,7 +58,9 @@ def is_up_to_date(mesh_path, content_dir, settings):
     return isinstance(stored, dict) and stored.get("render_settings") == _as_json(settings)
 
 
-def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto", log=print):
+def render_content(mesh_path: str | Path, content_dir: str | Path, settings: RenderSettings,
+                   device: str | torch.device = "cpu", backend: str = "auto",
+                   log: Callable[[str], None] = print) -> torch.Tensor:
     """Render one mesh into ``content_dir``: view_<k>.png, verts2d.npy (V, K, 2), visible.npy (V, K), cameras.json.
 
     landmarks_<k>.txt (perhaps corrected by hand) is kept when view k comes out identical (pixels and camera),
@@ -81,7 +90,7 @@ def render_content(mesh_path, content_dir, settings, device="cpu", backend="auto
     return visible.float().mean(0)
 
 
-def check_views_see_the_mesh(mesh_path, visible, settings):
+def check_views_see_the_mesh(mesh_path: str | Path, visible: torch.Tensor, settings: RenderSettings) -> None:
     """InputError naming the mesh when a view sees none of its vertices (visible: (V, K) bool)."""
     for k, seen in enumerate(visible.any(0).tolist()):
         if not seen:
@@ -89,7 +98,8 @@ def check_views_see_the_mesh(mesh_path, visible, settings):
                              f"elevation {settings.elevations[k]:g}); check --look-at, --distance and the mesh")
 
 
-def view_cameras(mesh, settings, device="cpu"):
+def view_cameras(mesh: Mesh, settings: RenderSettings,
+                 device: str | torch.device = "cpu") -> tuple[FoVPerspectiveCameras, torch.Tensor, float]:
     """The K cameras of ``settings`` (a ``RenderSettings``) around ``mesh``, framing its bounding box unless
     ``settings`` fixes the look-at point or the distance. Returns (cameras, at (3,) tensor, distance)."""
     at, distance = frame_mesh(mesh.verts, settings.fov, settings.margin)
@@ -99,7 +109,8 @@ def view_cameras(mesh, settings, device="cpu"):
     return cameras, at, distance
 
 
-def observe_mesh(mesh, cameras, settings, backend="auto"):
+def observe_mesh(mesh: Mesh, cameras: CamerasBase, settings: RenderSettings,
+                 backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What K cameras see of ``mesh`` (V vertices): renders, vertex projections and visibility, with the image
     size, light, background and depth tolerance of ``settings`` (a ``RenderSettings``).
 
@@ -114,14 +125,14 @@ def observe_mesh(mesh, cameras, settings, backend="auto"):
     return images, pixels, visible
 
 
-def remove_stale_views(folder, num_views):
+def remove_stale_views(folder: ContentFolder, num_views: int) -> None:
     """Before a render: delete view_<k>.png left from an earlier render with more views (folder: ContentFolder)."""
     for k, path in folder.views().items():
         if k >= num_views:
             path.unlink()
 
 
-def unchanged_views(folder, images, P):
+def unchanged_views(folder: ContentFolder, images: torch.Tensor, P: torch.Tensor) -> set[int]:
     """Indices k whose stored view_<k>.png has the new render's exact pixels and whose stored camera matrix
     is the new one: the views their landmark files were made for.
 
@@ -148,7 +159,7 @@ def unchanged_views(folder, images, P):
     return same
 
 
-def set_aside_landmarks(folder, keep):
+def set_aside_landmarks(folder: ContentFolder | str | Path, keep: Container[int]) -> list[str]:
     """(folder: a ContentFolder or a path) Move landmarks_<k>.txt aside for every k not in ``keep``, to landmarks_<k>.txt.old or, when that is taken
     (a hand edit moved aside by an earlier render), the first free landmarks_<k>.txt.old.<n>: nothing moved aside
     before is overwritten. A file equal to one already aside is removed instead. Returns "<name> -> <new name>"

@@ -25,10 +25,18 @@ in front of the clipping plane (``z_clip_value``; by default ``znear / 2`` with
 perspective correction, as PyTorch3D) are dropped whole, where PyTorch3D would
 clip them to the visible part.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
 import torch
 from pytorch3d.renderer import MeshRasterizer
 from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.renderer.utils import parse_image_size
+
+if TYPE_CHECKING:
+    from pytorch3d.renderer import CamerasBase, RasterizationSettings
+    from pytorch3d.structures import Meshes
 
 K_EPSILON = 1e-8  # PyTorch3D's kEpsilon: zero-area threshold and barycentric denominator offset
 DEFAULT_MAX_PAIRS = 2_000_000  # candidate (face, pixel) pairs enumerated at once
@@ -45,11 +53,12 @@ class FastMeshRasterizer(MeshRasterizer):
     holds at most about twice that, and never less than one image row of one face).
     """
 
-    def __init__(self, cameras=None, raster_settings=None, max_pairs_per_chunk=DEFAULT_MAX_PAIRS):
+    def __init__(self, cameras: CamerasBase | None = None, raster_settings: RasterizationSettings | None = None,
+                 max_pairs_per_chunk: int = DEFAULT_MAX_PAIRS) -> None:
         super().__init__(cameras=cameras, raster_settings=raster_settings)
         self.max_pairs_per_chunk = int(max_pairs_per_chunk)
 
-    def forward(self, meshes_world, **kwargs):
+    def forward(self, meshes_world: Meshes, **kwargs: Any) -> Fragments:
         """Rasterize N meshes (with 1 or N cameras). Returns ``Fragments`` with (N, H, W, 1[, 3]) tensors."""
         settings = kwargs.get("raster_settings", self.raster_settings)
         cameras = kwargs.get("cameras", self.cameras)
@@ -68,7 +77,7 @@ class FastMeshRasterizer(MeshRasterizer):
         return fragments_for_faces(corners, pix_to_face, image_size, perspective_correct)
 
 
-def resolve_backend(backend, device):
+def resolve_backend(backend: str, device: torch.device | None) -> str:
     """The rasterizer "auto" means on ``device`` (a torch.device or None): "pytorch3d" on CUDA, else "fast"; any
     other backend is returned as it is."""
     if backend != "auto":
@@ -76,7 +85,8 @@ def resolve_backend(backend, device):
     return "pytorch3d" if device is not None and device.type == "cuda" else "fast"
 
 
-def make_rasterizer(cameras, raster_settings, backend="auto"):
+def make_rasterizer(cameras: CamerasBase | None, raster_settings: RasterizationSettings | None,
+                    backend: str = "auto") -> MeshRasterizer:
     """A mesh rasterizer: "fast" -> ``FastMeshRasterizer``, "pytorch3d" -> PyTorch3D's ``MeshRasterizer``.
 
     "auto" picks the fast one on CPU and PyTorch3D's (binned CUDA kernel) on CUDA, where the fast one's
@@ -110,7 +120,7 @@ def _z_clip_value(settings, cameras, perspective_correct):
     return None if znear is None else znear / 2
 
 
-def face_corners(verts, faces):
+def face_corners(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """(3, 3, F) face corner coordinates indexed [coordinate (x, y, z), corner, face], with autograd.
 
     verts: (V, 3); faces: (F, 3) int64. Faces last keeps every per-face operation contiguous.
@@ -118,7 +128,8 @@ def face_corners(verts, faces):
     return verts.T.index_select(1, faces.T.reshape(-1)).view(3, 3, len(faces))
 
 
-def pixel_centres_ndc(size, other_size, dtype=torch.float32, device="cpu"):
+def pixel_centres_ndc(size: int, other_size: int, dtype: torch.dtype = torch.float32,
+                      device: str | torch.device = "cpu") -> torch.Tensor:
     """(size,) NDC coordinate of each pixel centre along an axis, index 0 at the +1 side (PyTorch3D's flip).
 
     For non-square images the shorter side spans [-1, 1] and the longer one proportionally more.
@@ -149,7 +160,7 @@ def _corner_edges(px, py, x, y):
     return _edge(px, py, start_x, start_y, torch.roll(x, -2, 0), torch.roll(y, -2, 0))
 
 
-def drawable_faces(corners, cull_backfaces, z_clip):
+def drawable_faces(corners: torch.Tensor, cull_backfaces: bool, z_clip: float | None) -> torch.Tensor:
     """(F,) bool: finite faces with non-zero screen area, not culled, entirely in front of the clip depth.
 
     corners: (3, 3, F) NDC x, y and view z of each face's corners.
@@ -248,8 +259,9 @@ def _packed_keys(depth, face):
     return (depth_bits << 32) | face
 
 
-def nearest_faces(corners, face_to_mesh, drawable, num_meshes, image_size, perspective_correct,
-                  max_pairs=DEFAULT_MAX_PAIRS):
+def nearest_faces(corners: torch.Tensor, face_to_mesh: torch.Tensor, drawable: torch.Tensor, num_meshes: int,
+                  image_size: Sequence[int], perspective_correct: bool,
+                  max_pairs: int = DEFAULT_MAX_PAIRS) -> torch.Tensor:
     """Index of the nearest face covering each pixel centre, or -1 (not differentiable).
 
     corners: (3, 3, F) packed NDC x, y, view z; face_to_mesh: (F,) int64; drawable: (F,) bool.
@@ -292,7 +304,8 @@ def _squared_edge_distance(px, py, x, y):
     return (off_x * off_x + off_y * off_y).amin(dim=0)
 
 
-def fragments_for_faces(corners, pix_to_face, image_size, perspective_correct):
+def fragments_for_faces(corners: torch.Tensor, pix_to_face: torch.Tensor, image_size: Sequence[int],
+                        perspective_correct: bool) -> Fragments:
     """Differentiable bary_coords, zbuf and dists for the chosen faces, as PyTorch3D ``Fragments``.
 
     corners: (3, 3, F) packed NDC x, y, view z (with autograd); pix_to_face: (N, H, W) int64.

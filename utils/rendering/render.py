@@ -3,7 +3,10 @@
 The rasterizer is a swappable piece (``utils.rendering.raster.make_rasterizer``): the
 project's fast rasterizer on CPU, PyTorch3D's own on CUDA.
 """
+from __future__ import annotations
+
 import dataclasses
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from pytorch3d.renderer import BlendParams, DirectionalLights, HardPhongShader, RasterizationSettings
@@ -11,11 +14,16 @@ from pytorch3d.renderer.blending import hard_rgb_blend
 
 from utils.rendering.raster import make_rasterizer
 
+if TYPE_CHECKING:
+    from pytorch3d.renderer import CamerasBase
+    from pytorch3d.renderer.mesh.rasterizer import Fragments
+    from pytorch3d.structures import Meshes
+
 
 UNIT_RANGE = (1e-2, 1e4)  # camera distances rasterized as they are; others are rescaled to 1 (see _unit_scale)
 
 
-def rasterize_views(meshes, cameras, image_size, backend="auto"):
+def rasterize_views(meshes: Meshes, cameras: CamerasBase, image_size: int, backend: str = "auto") -> Fragments:
     """Rasterize a ``Meshes`` of batch 1 in each of the K cameras; returns PyTorch3D ``Fragments`` (K, S, S, 1).
 
     A scene at any scale: it is rasterized rescaled to a unit camera distance and its depths scaled back.
@@ -51,7 +59,9 @@ def _scaled_cameras(cameras, scale):
     return scaled
 
 
-def render_views(meshes, cameras, image_size, backend="auto", light=None, background=(1.0, 1.0, 1.0)):
+def render_views(meshes: Meshes, cameras: CamerasBase, image_size: int, backend: str = "auto",
+                 light: float | None = None,
+                 background: Sequence[float] = (1.0, 1.0, 1.0)) -> tuple[torch.Tensor, torch.Tensor]:
     """Render a ``Meshes`` of batch 1 (vertex colours or UV texture) from K cameras.
 
     light=None renders the colours unlit (what the content views and the reconstruction use);
@@ -72,7 +82,7 @@ def render_views(meshes, cameras, image_size, backend="auto", light=None, backgr
     return rgba[..., :3].permute(0, 3, 1, 2).clamp(0, 1), fragments.zbuf[..., 0]
 
 
-def headlights(cameras, diffuse):
+def headlights(cameras: CamerasBase, diffuse: float) -> DirectionalLights:
     """One directional light per view shining from the camera, ``diffuse`` share diffuse, the rest ambient."""
     centres = cameras.get_camera_center()  # (K, 3)
     direction = torch.nn.functional.normalize(centres, dim=1)
@@ -83,7 +93,8 @@ def headlights(cameras, diffuse):
                              specular_color=torch.zeros(count, 3, device=centres.device))
 
 
-def vertex_visibility(pixels, depth, zbuf, tolerance):
+def vertex_visibility(pixels: torch.Tensor, depth: torch.Tensor, zbuf: torch.Tensor,
+                      tolerance: float) -> torch.Tensor:
     """Depth test of every vertex in every view.
 
     pixels: (V, K, 2) pixel (x, y); depth: (V, K) view depth; zbuf: (K, S, S) with -1 on the background;

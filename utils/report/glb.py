@@ -6,10 +6,13 @@ missing or older than their mesh; each holds the mesh's colours with an unlit ma
 refuse to fetch a file:// .glb from a page opened from a folder, so each .glb also gets a small classic
 script (``<mesh>.glb.js``, the file as base64) that the page loads with a <script> tag instead.
 """
+from __future__ import annotations
+
 import base64
 import json
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import trimesh
@@ -18,6 +21,11 @@ from utils.errors import InputError
 from utils.io.files import atomic_path, is_stale, save_text
 from utils.io.layout import PairFolder
 from utils.io.mesh import load_mesh
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from utils.io.mesh import Mesh
 
 SCRIPT_CALLBACK = "rrpsGlbLoaded"  # the page's function that each <mesh>.glb.js calls with its base64 data
 GENERATOR = "rrps report glb 2: unlit, linear COLOR_0"  # change it when the layout changes: older files are rewritten
@@ -30,7 +38,7 @@ FLOAT, UNSIGNED_SHORT, UNSIGNED_INT = 5126, 5123, 5125  # glTF component types
 ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963  # glTF buffer view targets
 
 
-def save_glb(path, mesh):
+def save_glb(path: str | Path, mesh: Mesh) -> None:
     """Write a ``utils.io.mesh.Mesh`` as glTF binary, atomically: positions, normals, per-vertex colours and one
     unlit, double-sided material, so that a glTF viewer shows the mesh's own colours as the project's unlit
     renders do.
@@ -52,7 +60,7 @@ def save_glb(path, mesh):
         Path(tmp).write_bytes(data)
 
 
-def srgb_to_linear(values):
+def srgb_to_linear(values: ArrayLike) -> np.ndarray:
     """sRGB-encoded values in [0, 1] -> linear light (the sRGB transfer function), any shape."""
     values = np.asarray(values, dtype=np.float64)
     return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
@@ -94,7 +102,7 @@ def _glb_bytes(tree, arrays):
     return header + b"".join(struct.pack("<I", len(chunk)) + kind + chunk for chunk, kind in chunks)
 
 
-def glb_tree(path):
+def glb_tree(path: str | Path) -> dict[str, Any]:
     """The glTF JSON of a .glb file as a dict; {} when the file is missing or not a .glb."""
     try:
         with open(path, "rb") as file:
@@ -112,13 +120,13 @@ def _written_as_now(glb):
     return glb_tree(glb).get("asset", {}).get("generator") == GENERATOR
 
 
-def save_glb_script(script_path, glb_path, key):
+def save_glb_script(script_path: str | Path, glb_path: str | Path, key: str) -> None:
     """Write ``script_path``: one line calling ``SCRIPT_CALLBACK(key, base64 of the .glb)``, atomically."""
     encoded = base64.b64encode(Path(glb_path).read_bytes()).decode("ascii")
     save_text(script_path, f"{SCRIPT_CALLBACK}({json.dumps(key)}, \"{encoded}\");\n")
 
 
-def update_glbs(folder, input_mesh):
+def update_glbs(folder: PairFolder | str | Path, input_mesh: str | Path | None) -> list[str]:
     """Write the pair folder's .glb files (and their .glb.js scripts) that are missing or older than their mesh.
 
     folder: the pair's output folder; input_mesh: path of the content mesh (``ContentFolder.mesh``) or None.
@@ -142,19 +150,19 @@ def update_glbs(folder, input_mesh):
     return notes
 
 
-def glb_paths(folder):
+def glb_paths(folder: PairFolder | str | Path) -> dict[str, Path]:
     """{mesh: .glb path} of a pair folder output/<name>/<style>/: "input" (in output/<name>/, shared by the pairs
     of that mesh), "stylized" and "smoothed" (``PairFolder.glb``)."""
     pair = PairFolder(folder)
     return {"input": pair.input_glb, "stylized": pair.glb(), "smoothed": pair.glb(smooth=True)}
 
 
-def glb_key(glb_path):
+def glb_key(glb_path: str | Path) -> str:
     """The name a .glb's script announces itself with (its last three path parts), as the page asks for it."""
     glb_path = Path(glb_path)
     return f"{glb_path.parent.parent.name}/{glb_path.parent.name}/{glb_path.name}"
 
 
-def glb_script_path(glb_path):
+def glb_script_path(glb_path: str | Path) -> Path:
     """mesh.glb -> mesh.glb.js beside it."""
     return Path(glb_path).with_name(Path(glb_path).name + ".js")

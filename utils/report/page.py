@@ -8,6 +8,8 @@ viewer.js, turns each pair's meshes (.glb, see ``glb``) in a 3D viewer (model-vi
 scrolls into view; the turntable pictures stay as the fallback.
 Anything missing is shown as missing; the page is built for incomplete and failed pairs too.
 """
+from __future__ import annotations
+
 import html
 import json
 import math
@@ -17,7 +19,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -31,6 +33,9 @@ from utils.io.images import list_images
 from utils.io.layout import ASSETS_DIR, OVERVIEW_NAME, REPORT_NAME, ContentFolder, PairFolder, pair_folders
 from utils.report.glb import glb_key, glb_paths, glb_script_path, update_glbs
 from utils.report.pictures import TurntableSettings, landmark_overlay, update_turntables, write_overview
+
+if TYPE_CHECKING:
+    import torch
 
 FOLDED_OVER = 4  # a nested dict of metrics or parameters with more leaves than this is shown collapsed
 VIEWER_FILES = (Path(__file__).with_name("viewer.js"), Path(__file__).parent / "vendor" / "model-viewer-umd.min.js")
@@ -54,7 +59,8 @@ class Pair:
 
 # ---- finding the pairs ------------------------------------------------------------------------------------
 
-def find_pairs(output_root, content_root, style_root, failures=None):
+def find_pairs(output_root: str | Path, content_root: str | Path, style_root: str | Path,
+               failures: Mapping[tuple[str, str], str] | None = None) -> list[Pair]:
     """Every pair folder output_root/<name>/<style>/, plus the pairs in ``failures`` that have none.
 
     failures: {(content, style): reason} for pairs a batch reported as failed (None: none known).
@@ -72,7 +78,7 @@ def find_pairs(output_root, content_root, style_root, failures=None):
     return pairs
 
 
-def pair_status(folder, failed=False):
+def pair_status(folder: PairFolder | str | Path, failed: bool = False) -> str:
     """"complete" (completion marker written), "failed" (reported so), "done" (mesh.obj written) or "incomplete".
     folder: a ``PairFolder`` or its path."""
     if is_complete(folder):
@@ -82,7 +88,7 @@ def pair_status(folder, failed=False):
     return "done" if PairFolder(folder).mesh().is_file() else "incomplete"
 
 
-def view_indices(pair):
+def view_indices(pair: Pair) -> list[int]:
     """The view numbers k seen in the content views or the stylized outputs ([0] when there are none)."""
     return sorted(set(pair.content_dir.views()) | set(pair.folder.view_indices())) or [0]
 
@@ -99,7 +105,8 @@ def _esc(text):
     return html.escape(str(text), quote=True)
 
 
-def figure_html(path, caption, index_dir, link=None, note=""):
+def figure_html(path: str | Path | None, caption: str, index_dir: str | Path, link: str | Path | None = None,
+                note: str = "") -> str:
     """A captioned picture linking to ``link`` (default: itself), or a "missing" box naming the file."""
     caption_html = f"<figcaption>{_esc(caption)}</figcaption>"
     if path is None or not Path(path).is_file():
@@ -110,7 +117,7 @@ def figure_html(path, caption, index_dir, link=None, note=""):
             f'loading="lazy"></a>{caption_html}</figure>')
 
 
-def format_value(value):
+def format_value(value: Any) -> str:
     """A metric as text: floats to 4 significant digits, lists joined, anything else as JSON."""
     if isinstance(value, bool) or value is None:
         return str(value)
@@ -121,7 +128,7 @@ def format_value(value):
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def flatten(data, prefix=""):
+def flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     """Nested dict -> [(dotted key, value)] in file order."""
     rows = []
     for key, value in data.items():
@@ -130,7 +137,7 @@ def flatten(data, prefix=""):
     return rows
 
 
-def table_html(data):
+def table_html(data: Mapping[str, Any]) -> str:
     """A two-column table of a dict's leaves; entries that are dicts with more than ``FOLDED_OVER`` leaves
     (settings, say) go in collapsed sections."""
     nested = {key: value for key, value in data.items()
@@ -143,7 +150,7 @@ def table_html(data):
     return (f'<table class="kv">{rows}</table>' if rows else "") + sections
 
 
-def read_json_or_note(path):
+def read_json_or_note(path: str | Path) -> tuple[dict, str]:
     """(dict, "") for a readable JSON object at ``path``, else ({}, a note saying what is wrong)."""
     if not Path(path).is_file():
         return {}, f"{Path(path).name}: missing"
@@ -154,7 +161,7 @@ def read_json_or_note(path):
     return (data, "") if isinstance(data, dict) else ({}, f"{Path(path).name}: not a JSON object")
 
 
-def summary_metrics(metrics):
+def summary_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The top-level figures of a metrics dict that are numbers or lists of numbers (lists: their mean)."""
     figures = {}
     for key, value in metrics.items():
@@ -165,7 +172,7 @@ def summary_metrics(metrics):
     return figures
 
 
-def summary_html(pairs, metrics_by_pair, index_dir):
+def summary_html(pairs: Sequence[Pair], metrics_by_pair: Sequence[Mapping[str, float]], index_dir: str | Path) -> str:
     """The table at the top: one row per pair with its state, a thumbnail and the headline figures."""
     columns = list(dict.fromkeys(key for figures in metrics_by_pair for key in figures))
     head = "".join(f"<th>{_esc(key)}</th>" for key in ["content", "style", "state", "stylized"] + columns)
@@ -187,7 +194,7 @@ def _anchor(pair):
     return urllib.parse.quote(f"{pair.content}--{pair.style}")
 
 
-def pair_html(pair, index_dir, assets_dir, settings):
+def pair_html(pair: Pair, index_dir: str | Path, assets_dir: Path, settings: TurntableSettings | None) -> str:
     """One pair's section: inputs, stylized views, turntables, metrics, links to the files."""
     views = view_indices(pair)
     folder = pair.folder
@@ -223,7 +230,7 @@ def pair_html(pair, index_dir, assets_dir, settings):
 </section>"""
 
 
-def viewer_html(pair, index_dir):
+def viewer_html(pair: Pair, index_dir: str | Path) -> str:
     """The pair's 3D viewer: an empty box that viewer.js fills with its meshes when it scrolls into view."""
     meshes = []
     for name, glb in glb_paths(pair.folder).items():
@@ -237,7 +244,7 @@ def viewer_html(pair, index_dir):
             f'<p class="viewer-note">the 3D view loads when it comes into view</p></div>')  # = viewer.js's NOTE
 
 
-def copy_viewer_files(assets_dir):
+def copy_viewer_files(assets_dir: str | Path) -> None:
     """Copy viewer.js and the model-viewer library into the report's assets folder (when missing or older)."""
     for source in VIEWER_FILES:
         target = Path(assets_dir) / source.name
@@ -319,7 +326,8 @@ table.summary img.thumb { width: 48px; height: 48px; display: block; }
 """
 
 
-def page_html(pairs, index_dir, assets_dir, settings, title, viewer=True):
+def page_html(pairs: Sequence[Pair], index_dir: str | Path, assets_dir: Path, settings: TurntableSettings | None,
+              title: str, viewer: bool = True) -> str:
     """The whole page: summary table, then one section per content mesh with its pairs (and the 3D viewer's
     script when ``viewer``)."""
     metrics = [summary_metrics(read_json_or_note(pair.folder.metrics)[0]) for pair in pairs]
@@ -343,9 +351,11 @@ def page_html(pairs, index_dir, assets_dir, settings, title, viewer=True):
 """
 
 
-def write_report(output_root=layout.OUTPUT_DIR, content_root=layout.CONTENT_DIR, style_root=layout.STYLE_DIR,
-                 turntable=TurntableSettings(), failures=None, device="auto", backend="auto",
-                 title="RRPS 3D portrait stylization", models_root=layout.MODELS_DIR, viewer=True):
+def write_report(output_root: str | Path = layout.OUTPUT_DIR, content_root: str | Path = layout.CONTENT_DIR,
+                 style_root: str | Path = layout.STYLE_DIR, turntable: TurntableSettings | None = TurntableSettings(),
+                 failures: Mapping[tuple[str, str], str] | None = None, device: str | torch.device = "auto",
+                 backend: str = "auto", title: str = "RRPS 3D portrait stylization",
+                 models_root: str | Path = layout.MODELS_DIR, viewer: bool = True) -> Path:
     """Write output_root/index.html for every pair folder in ``output_root``; returns its path.
 
     turntable: ``TurntableSettings`` to render the missing or stale turntable strips, or None to only show the
@@ -372,7 +382,7 @@ def write_report(output_root=layout.OUTPUT_DIR, content_root=layout.CONTENT_DIR,
     return index
 
 
-def write_pair_overview(pair, path):
+def write_pair_overview(pair: Pair, path: str | Path) -> None:
     """``pictures.write_overview`` of a pair: content view 0, the style exemplar and the stylized views in a row,
     the turntables of the mesh before and after smoothing below."""
     folder = pair.folder

@@ -44,8 +44,9 @@ class TurntableSettings:
 
 # ---- turntables -------------------------------------------------------------------------------------------
 
-def render_turntable(mesh_path, strip_path, settings: TurntableSettings, device="cpu", backend="auto",
-                     gif_path=None) -> None:
+def render_turntable(mesh_path: str | Path, strip_path: str | Path, settings: TurntableSettings,
+                     device: str | torch.device = "cpu", backend: str = "auto",
+                     gif_path: str | Path | None = None) -> None:
     """Render ``mesh_path`` from the settings' K azimuths in one batch and save the views side by side.
 
     Writes strip_path (PNG, 3 x S x K*S) and, when settings.gif and ``gif_path`` is given, the animated GIF there.
@@ -68,7 +69,7 @@ def is_full_circle(settings: TurntableSettings) -> bool:
     return azimuths[-1] - azimuths[0] + step >= 359.0
 
 
-def save_gif(path, images: torch.Tensor, frame_ms: int, loop_forward: bool) -> None:
+def save_gif(path: str | Path, images: torch.Tensor, frame_ms: int, loop_forward: bool) -> None:
     """Animated GIF of K frames (K, 3, S, S) in [0, 1]; an arc plays forth and back, a full circle forward."""
     frames = [Image.fromarray(to_uint8_array(image)) for image in images]
     if not loop_forward:
@@ -77,7 +78,8 @@ def save_gif(path, images: torch.Tensor, frame_ms: int, loop_forward: bool) -> N
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
 
 
-def update_turntables(folder, settings: TurntableSettings, device="cpu", backend="auto") -> List[str]:
+def update_turntables(folder: PairFolder | str | Path, settings: TurntableSettings, device: str | torch.device = "cpu",
+                      backend: str = "auto") -> List[str]:
     """Render the turntables of a pair's meshes (``PairFolder.turntable``, of mesh.obj and mesh_smooth.obj) that
     are missing or older than their mesh. folder: a ``PairFolder`` or its path.
 
@@ -97,7 +99,8 @@ def update_turntables(folder, settings: TurntableSettings, device="cpu", backend
 
 # ---- landmark overlays ------------------------------------------------------------------------------------
 
-def landmark_overlay(image_path, landmarks_path, drawn_path, given_path=None) -> Tuple[Optional[Path], str]:
+def landmark_overlay(image_path: str | Path | None, landmarks_path: str | Path, drawn_path: str | Path,
+                     given_path: str | Path | None = None) -> Tuple[Optional[Path], str]:
     """The picture of an image with its landmarks: ``given_path`` when that exists, else ``drawn_path``, drawn
     (again) when older than the image or the landmarks. Returns (path or None, note: why there is none)."""
     if given_path is not None and Path(given_path).is_file():
@@ -125,7 +128,7 @@ def _resized(image, points, size):
 
 # ---- the overview -----------------------------------------------------------------------------------------
 
-def write_overview(row_paths: Sequence[Optional[Path]], strip_paths: Sequence[Path], path,
+def write_overview(row_paths: Sequence[Optional[Path]], strip_paths: Sequence[Path], path: str | Path,
                    height: int = OVERVIEW_HEIGHT) -> None:
     """One picture of a pair: the pictures of ``row_paths`` (content view, style exemplar, stylized views) in a
     row, the turntable strips of ``strip_paths`` below.

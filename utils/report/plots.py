@@ -1,4 +1,9 @@
 """Pictures for people to look at: keypoint overlays and loss curves (matplotlib, no display)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -8,10 +13,15 @@ import numpy as np  # noqa: E402
 from utils.io.files import atomic_path  # noqa: E402
 from utils.io.images import to_uint8_array  # noqa: E402
 
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike
+
 POINT_COLORS = ("#00e5ff", "#ff3d00", "#76ff03", "#ffea00", "#d500f9")
 
 
-def save_keypoint_overlay(path, image, point_sets, show_indices=True, title=None):
+def save_keypoint_overlay(path: str | Path, image: torch.Tensor | np.ndarray, point_sets: Mapping[str, ArrayLike],
+                          show_indices: bool = True, title: str | None = None) -> None:
     """Draw named sets of points over an image and save it as PNG.
 
     image: tensor (3, H, W) or array (H, W, 3) in [0, 1];
@@ -40,7 +50,7 @@ def save_keypoint_overlay(path, image, point_sets, show_indices=True, title=None
     plt.close(fig)
 
 
-def save_loss_curves(path, history, title=None):
+def save_loss_curves(path: str | Path, history: Mapping[str, Sequence[float]], title: str | None = None) -> None:
     """Plot loss curves: history is {name: list of floats per iteration}; log scale where positive."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for name, values in history.items():

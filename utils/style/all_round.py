@@ -16,10 +16,12 @@ colours with barycentric weights: differentiable in the colours and cheap; the f
 A head with a back (``acquire.py``) is turned all round; a relief (RRPS's 2.5D heads) only as far as its
 surface faces the camera.
 """
+from __future__ import annotations
+
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import List
+from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +33,12 @@ from utils.rendering.cameras import make_cameras
 from utils.rendering.render import rasterize_views
 from utils.style.regions import head_style_target, positions_in
 from utils.style.stylize import _resize, _style_size, strotss_for
+
+if TYPE_CHECKING:
+    import numpy as np
+    from pytorch3d.renderer import CamerasBase, FoVPerspectiveCameras
+
+    from utils.style.strotss import FeatureNetwork
 
 COVARIANCE, SEARCH_RANK = "layers", 256  # the CPU profile's style statistics (utils/style/stylize.py)
 MIN_BACK_SHARE = 0.1  # an exemplar whose hair is under this share of its head styles the back like the front
@@ -59,7 +67,7 @@ class AllRoundSettings:
     smoothing: int = 2  # the colour change is averaged over this many rings of neighbours (less speckle)
     seed: int = 0
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
         return asdict(self)
 
 
@@ -67,7 +75,7 @@ class NeighbourAverage:
     """Each vertex's value replaced by the mean over itself and its edge neighbours (an edge shared by two faces
     counts once): ``average(values)`` for (V, C) values, differentiable. faces: (F, 3); num_verts: V."""
 
-    def __init__(self, faces, num_verts):
+    def __init__(self, faces: torch.Tensor, num_verts: int) -> None:
         edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
         loops = torch.arange(num_verts, device=faces.device)[:, None].expand(-1, 2)
         pairs = torch.unique(torch.cat([edges, edges.flip(1), loops]), dim=0)  # (E, 2): to, from
@@ -75,7 +83,7 @@ class NeighbourAverage:
         self.count = torch.zeros(num_verts, device=faces.device).index_add_(
             0, self.to, torch.ones(len(pairs), device=faces.device))[:, None]
 
-    def __call__(self, values):
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(values).index_add(0, self.to, values[self.source]) / self.count
 
 
@@ -86,7 +94,8 @@ class FixedViews:
     mask: (R, S, S) bool, the footprint; facing: (R,) share of the footprint whose face turns to the camera.
     """
 
-    def __init__(self, verts, faces, cameras, size, backend="auto"):
+    def __init__(self, verts: torch.Tensor, faces: torch.Tensor, cameras: CamerasBase, size: int,
+                 backend: str = "auto") -> None:
         with torch.no_grad():
             fragments = rasterize_views(Meshes(verts=[verts], faces=[faces]), cameras, size, backend)
         face = fragments.pix_to_face[..., 0]  # (R, S, S), packed over the R copies of the mesh
@@ -108,7 +117,8 @@ class FixedViews:
         outward = front.float().mean() >= 0.5
         self.facing = (share if outward else pixels - share) / pixels.clamp(min=1)
 
-    def render(self, colors, views=None, background=(1.0, 1.0, 1.0)):
+    def render(self, colors: torch.Tensor, views: Iterable[int] | None = None,
+               background: Sequence[float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
         """Images of the given views (list of indices; None: all): colors (V, 3) -> (len(views), 3, S, S)."""
         views = list(range(self.count)) if views is None else list(views)
         pixels = (colors[self.corners] * self.bary[..., None]).sum(1)  # (N, 3)
@@ -118,7 +128,8 @@ class FixedViews:
         return images[views].permute(0, 3, 1, 2)
 
 
-def vertex_confidence(verts, faces, cameras, visible):
+def vertex_confidence(verts: torch.Tensor, faces: torch.Tensor, cameras: CamerasBase,
+                      visible: torch.Tensor) -> torch.Tensor:
     """How squarely the best content view sees each vertex: (V,) |cos(normal, direction to the camera)|, 0 where
     no view sees it. verts: (V, 3); faces: (F, 3); cameras: K cameras; visible: (V, K) bool."""
     normals = Meshes(verts=[verts], faces=[faces]).verts_normals_packed()
@@ -126,7 +137,8 @@ def vertex_confidence(verts, faces, cameras, visible):
     return ((normals[:, None] * to_camera).sum(-1).abs() * visible).amax(1)
 
 
-def mapped_colors(source, target, weight, ridge=1e-2):
+def mapped_colors(source: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                  ridge: float = 1e-2) -> torch.Tensor:
     """``source`` colours (V, 3) mapped to the palette of ``target`` (V, 3) by the affine map fitted by weighted
     least squares (weights (V,), ridge towards the identity), clamped to [0, 1]."""
     design = torch.cat([source, torch.ones_like(source[:, :1])], 1)  # (V, 4)
@@ -137,7 +149,8 @@ def mapped_colors(source, target, weight, ridge=1e-2):
     return (design @ torch.linalg.solve(gram, rhs)).clamp(0, 1)
 
 
-def starting_colors(mesh_in, mesh_out, cameras, visible):
+def starting_colors(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase,
+                    visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 1 of the pass: (V, 3) colours, reconstructed where the content views see a vertex squarely, the
     input's own colours mapped to the stylized palette elsewhere; and the confidence (V,) in [0, 1]."""
     device = visible.device
@@ -149,7 +162,8 @@ def starting_colors(mesh_in, mesh_out, cameras, visible):
     return trust[:, None] * styled + (1 - trust[:, None]) * mapped, trust
 
 
-def view_cameras_around(views_json, azimuths, elevation, device="cpu"):
+def view_cameras_around(views_json: Sequence[Mapping[str, Any]], azimuths: Sequence[float], elevation: float,
+                        device: str | torch.device = "cpu") -> FoVPerspectiveCameras:
     """Cameras at ``azimuths`` (degrees, relative to the content's front) with the content cameras' distance,
     field of view and look-at point (``views_json``: cameras.json's views). Returns R cameras."""
     first = views_json[0]
@@ -176,8 +190,10 @@ class AllRoundStyle:
     """The pass's loss over vertex colours: STROTSS style loss of renders around the head + anchor to the
     stylized content views. ``run()`` returns an ``AllRoundResult``."""
 
-    def __init__(self, start, around, anchor, stylized, style_image, style_mask, network, settings, background,
-                 faces=None, back_mask=None, back_views=()):
+    def __init__(self, start: torch.Tensor, around: FixedViews, anchor: FixedViews, stylized: torch.Tensor,
+                 style_image: torch.Tensor, style_mask: torch.Tensor, network: FeatureNetwork,
+                 settings: AllRoundSettings, background: Sequence[float], faces: torch.Tensor | None = None,
+                 back_mask: torch.Tensor | None = None, back_views: Iterable[int] = ()) -> None:
         self.start, self.around, self.anchor = start, around, anchor
         self.average = NeighbourAverage(faces, len(start)) if faces is not None and settings.smoothing else None
         self.network, self.settings, self.background = network, settings, background
@@ -200,7 +216,7 @@ class AllRoundStyle:
             self.back_target = target(back_mask) if use_back else self.target
         self.back_views = set(back_views)
 
-    def style_term(self, colors, views):
+    def style_term(self, colors: torch.Tensor, views: Sequence[int]) -> torch.Tensor:
         """Mean STROTSS style loss of the renders of ``views``, each sampled inside its own footprint."""
         images = self.around.render(colors, views, self.background)
         losses = []
@@ -211,24 +227,24 @@ class AllRoundStyle:
             losses.append(self.strotss.style_loss(columns, target).sum())
         return torch.stack(losses).mean()
 
-    def anchor_term(self, colors):
+    def anchor_term(self, colors: torch.Tensor) -> torch.Tensor:
         """Mean absolute difference between renders from the content cameras and the stylized views."""
         renders = self.anchor.render(colors, background=self.background)
         return ((renders - self.stylized).abs() * self.anchor_mask).sum() / (3 * self.anchor_mask.sum()).clamp(min=1)
 
-    def losses(self, colors, views):
+    def losses(self, colors: torch.Tensor, views: Sequence[int]) -> dict[str, torch.Tensor]:
         """{"style", "anchor", "total"}: scalar tensors for colours (V, 3) and the style views (indices)."""
         style, anchor = self.style_term(colors, views), self.anchor_term(colors)
         return dict(style=style, anchor=anchor,
                     total=self.settings.style_weight * style + self.settings.anchor_weight * anchor)
 
-    def colors(self, change):
+    def colors(self, change: torch.Tensor) -> torch.Tensor:
         """The colours (V, 3) for a change (V, 3) from the start, averaged over ``smoothing`` rings."""
         for _ in range(self.settings.smoothing if self.average is not None else 0):
             change = self.average(change)
         return (self.start + change).clamp(0, 1)
 
-    def run(self, progress=True):
+    def run(self, progress: bool = True) -> AllRoundResult:
         """Adam on the colour change, ``views_per_iteration`` style views (seeded draw, each in turn) per step."""
         settings, start_time = self.settings, time.time()
         change = torch.zeros_like(self.start, requires_grad=True)
@@ -254,8 +270,11 @@ class AllRoundStyle:
         return AllRoundResult(colors, self.start, [], renders, history, time.time() - start_time)
 
 
-def style_all_round(mesh_in, mesh_out, cameras, views_json, stylized, visible, style_image, style_mask, network,
-                    settings, background=(1.0, 1.0, 1.0), backend="auto", progress=True, back_mask=None):
+def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_json: Sequence[Mapping[str, Any]],
+                    stylized: torch.Tensor, visible: torch.Tensor | np.ndarray, style_image: torch.Tensor | np.ndarray,
+                    style_mask: torch.Tensor | np.ndarray, network: FeatureNetwork, settings: AllRoundSettings,
+                    background: Sequence[float] = (1.0, 1.0, 1.0), backend: str = "auto", progress: bool = True,
+                    back_mask: torch.Tensor | np.ndarray | None = None) -> tuple[Mesh, AllRoundResult]:
     """Step 4c: ``mesh_out`` (the reconstructed stylized mesh) with its colours styled all round.
 
     mesh_in: the input ``Mesh`` (its colours: the start where the stylized views do not reach); mesh_out: the

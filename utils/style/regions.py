@@ -13,6 +13,8 @@ Parts (STROTSS's spatial guidance): both heads are cut into the same ``REGIONS``
 counterpart, its skin tones on the skin. A part the exemplar lacks (fewer than ``MIN_STYLE_SAMPLES``) is matched
 to the exemplar's whole head instead.
 """
+from __future__ import annotations
+
 from typing import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
 
-from utils.style.strotss import Layers, StrotssLosses, StyleTarget, sample_positions
+from utils.style.strotss import FeatureNetwork, Layers, StrotssLosses, StyleTarget, sample_positions
 
 BACKGROUND_TOLERANCE = 0.02  # colour distance (RGB in [0, 1]) under which a pixel is the render's background
 GROW_SIDES = 0.25  # the exemplar's head: hull widened by this share of the face width on each side,
@@ -49,7 +51,7 @@ def content_footprint(images: Tensor, background: Sequence[float]) -> Tensor:
     return torch.from_numpy(filled).float().unsqueeze(1).to(images.device)
 
 
-def face_frame(landmarks):
+def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The face's own frame from 68 landmarks (68, 2) pixel (x, y): (centre (2,), axes (2, 2) whose rows are
     the unit "across" (outer eye corners) and "down" directions, the points in that frame (68, 2)).
     Pixel = centre + local @ axes."""
@@ -62,7 +64,7 @@ def face_frame(landmarks):
     return centre, axes, (points - centre) @ axes.T
 
 
-def head_polygon(landmarks):
+def head_polygon(landmarks: np.ndarray) -> np.ndarray:
     """The exemplar's head outline from its 68 landmarks (68, 2) pixel (x, y): (N, 2) convex hull points."""
     centre, axes, local = face_frame(landmarks)
     width = np.ptp(local[:17, 0])
@@ -101,7 +103,7 @@ def _grown_hull(local, growth=FEATURE_GROWTH):
     return middle + growth * (hull - middle)
 
 
-def part_polygons(landmarks):
+def part_polygons(landmarks: np.ndarray) -> dict[str, list[np.ndarray]]:
     """The face's parts as polygons in pixel (x, y), from 68 landmarks (68, 2): {name: list of (N, 2)} for
     "skin" (the face's outline: jaw and raised brows), "eyes" (each eye with its brow), "nose", "lips" and
     "neck" (below the jaw and beside it, down to far outside the image; not convex)."""
@@ -120,7 +122,7 @@ def part_polygons(landmarks):
     return {name: [centre + polygon @ axes for polygon in polygons] for name, polygons in local_parts.items()}
 
 
-def part_labels(landmarks, head):
+def part_labels(landmarks: np.ndarray, head: np.ndarray) -> Tensor:
     """Each head pixel's part: landmarks (68, 2) pixel (x, y), head (H, W) mask (> 0.5 inside) -> (H, W) int64,
     the index in ``REGIONS``, -1 outside the head.
 
@@ -136,13 +138,13 @@ def part_labels(landmarks, head):
     return torch.from_numpy(labels).long()
 
 
-def part_masks(landmarks, head):
+def part_masks(landmarks: np.ndarray, head: np.ndarray) -> Tensor:
     """``part_labels`` as masks: (R, H, W) float32, one per ``REGIONS``; they sum to the head (one part a pixel)."""
     labels = part_labels(landmarks, head)
     return (labels == torch.arange(len(REGIONS)).view(-1, 1, 1)).float()
 
 
-def labels_of(masks):
+def labels_of(masks: Tensor) -> Tensor:
     """Part masks (B, R, H, W) (soft after resizing or warping) -> (B, H, W) int64: each pixel's strongest part,
     -1 where the parts together cover less than half of it."""
     labels = masks.argmax(1)
@@ -158,13 +160,14 @@ class PartSamples:
     positions: torch.Tensor
     counts: tuple
 
-    def slices(self):
+    def slices(self) -> list[tuple[int, slice]]:
         """(part index, slice along N) of every part that has samples."""
         starts = np.cumsum([0, *self.counts])
         return [(r, slice(int(starts[r]), int(starts[r + 1]))) for r, count in enumerate(self.counts) if count]
 
 
-def part_samples(masks, count, generator, minimum=MIN_RESULT_SAMPLES):
+def part_samples(masks: Tensor, count: int, generator: torch.Generator,
+                 minimum: int = MIN_RESULT_SAMPLES) -> PartSamples:
     """About ``count`` of STROTSS's jittered-grid positions per image, shared among the parts in proportion to
     their areas, and the same number of each part in every image (B items): masks (B, R, H, W) -> ``PartSamples``.
 
@@ -182,7 +185,8 @@ def part_samples(masks, count, generator, minimum=MIN_RESULT_SAMPLES):
     return PartSamples(torch.stack(positions).to(masks.device), counts)
 
 
-def masked_style_target(strotss, features, image_size, positions, generator, covariance, search_rank):
+def masked_style_target(strotss: StrotssLosses, features: Layers, image_size: Sequence[int], positions: Tensor,
+                        generator: torch.Generator, covariance: str, search_rank: int) -> StyleTarget:
     """``strotss.style_target`` of style features (B, C_l, H_l, W_l) from the samples at positions (N, 2) or
     (B, N, 2) only (``strotss``: the module of the device, ``utils.style.stylize.strotss_for``).
 
@@ -204,13 +208,14 @@ class PartTargets:
     fallback: tuple
     weights: tuple
 
-    def repeat(self, times):
+    def repeat(self, times: int) -> PartTargets:
         """The same targets repeated along the batch: (B, ...) -> (times * B, ...)."""
         return PartTargets([target.repeat(times) for target in self.targets], self.fallback, self.weights)
 
 
-def part_style_targets(strotss, features, image_size, masks, samples, generator, covariance="full", search_rank=0,
-                       weights=REGION_WEIGHTS, minimum=MIN_STYLE_SAMPLES):
+def part_style_targets(strotss: StrotssLosses, features: Layers, image_size: Sequence[int], masks: Tensor,
+                       samples: int, generator: torch.Generator, covariance: str = "full", search_rank: int = 0,
+                       weights: Sequence[float] = REGION_WEIGHTS, minimum: int = MIN_STYLE_SAMPLES) -> PartTargets:
     """The style targets of each part of the exemplar: features (B, C_l, H_l, W_l) of B exemplar images of
     ``image_size`` (H, W), their part masks (B, R, H, W) (``part_masks``); about ``samples`` samples shared among
     the parts. A part with fewer than ``minimum`` samples in some image takes the whole head's target.
@@ -236,7 +241,8 @@ def part_style_targets(strotss, features, image_size, masks, samples, generator,
                        tuple(count == 0 for count in found.counts), tuple(weights))
 
 
-def part_style_loss(strotss, columns, samples, targets, color_weight=1.0):
+def part_style_loss(strotss: StrotssLosses, columns: Sequence[Tensor], samples: PartSamples, targets: PartTargets,
+                    color_weight: float = 1.0) -> Tensor:
     """STROTSS's style loss part by part: each part's result samples against its own target, weighted by the
     part's weight times its samples (so with equal weights every sample counts as much as without parts).
 
@@ -250,7 +256,9 @@ def part_style_loss(strotss, columns, samples, targets, color_weight=1.0):
     return total / norm if norm else columns[0].new_zeros(len(columns[0]))
 
 
-def guided_style_loss(strotss, network, images, masks, targets, count, generator, color_weight=1.0):
+def guided_style_loss(strotss: StrotssLosses, network: FeatureNetwork, images: Tensor, masks: Tensor,
+                      targets: PartTargets, count: int, generator: torch.Generator,
+                      color_weight: float = 1.0) -> Tensor:
     """The part-guided style loss of images (B, 3, H, W) whose parts are masks (B, R, H, W), against
     ``PartTargets`` of B items, from about ``count`` samples per image: (B,)."""
     samples = part_samples(masks, count, generator)
@@ -258,7 +266,7 @@ def guided_style_loss(strotss, network, images, masks, targets, count, generator
     return part_style_loss(strotss, columns, samples, targets, color_weight)
 
 
-def shared_mask(masks, size):
+def shared_mask(masks: Tensor, size: int | Sequence[int]) -> Tensor:
     """Pixels inside every view's mask: (K, 1, H, W) -> (size, size) bool (positions are shared by the views)."""
     resized = F.interpolate(masks.float(), size=size, mode="bilinear", align_corners=False)
     return resized.amin(0)[0] > 0.5

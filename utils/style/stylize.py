@@ -86,7 +86,7 @@ class ViewInputs:
     style_parts: Optional[Tensor] = None
 
     @property
-    def has_parts(self):
+    def has_parts(self) -> bool:
         """Whether the head regions and the part masks of both sides are all given."""
         return self.has_regions and self.content_parts is not None and self.style_parts is not None
 
@@ -119,7 +119,7 @@ class ConsistencyTerm:
     verts2d: (V, K, 2), visible: (V, K) bool. Only vertices visible in at least two views are tracked.
     """
 
-    def __init__(self, verts2d: Tensor, visible: Tensor):
+    def __init__(self, verts2d: Tensor, visible: Tensor) -> None:
         shared = visible.sum(1) >= 2
         self.points = verts2d[shared].transpose(0, 1).contiguous()  # (K, P, 2)
         pairs = torch.tensor(list(itertools.combinations(range(visible.shape[1]), 2)), dtype=torch.long,
@@ -178,7 +178,7 @@ class ScaleProblem:
     the STROTSS module for the device (``strotss_for``)."""
 
     def __init__(self, inputs: ViewInputs, network: FeatureNetwork, settings: StylizeSettings, scale: int,
-                 generator: torch.Generator):
+                 generator: torch.Generator) -> None:
         self.strotss = strotss_for(inputs.content.device)
         self.level = settings.scales - 1 - scale
         self.size = settings.image_size // 2 ** self.level
@@ -207,7 +207,8 @@ class ScaleProblem:
 class DeformableStyleTransfer:
     """The joint optimisation of K views; ``run()`` returns a ``StylizeResult``."""
 
-    def __init__(self, inputs: ViewInputs, network: FeatureNetwork, settings: StylizeSettings, progress: bool = True):
+    def __init__(self, inputs: ViewInputs, network: FeatureNetwork, settings: StylizeSettings,
+                 progress: bool = True) -> None:
         self.inputs, self.network, self.settings, self.progress = inputs, network, settings, progress
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.views = inputs.landmarks.shape[0]

@@ -95,7 +95,7 @@ class LandmarkWarp:
     """
 
     def __init__(self, landmarks: Tensor, image_size: int, border_per_side: int = 16, field_size: int = 128,
-                 tracked_points: Optional[Tensor] = None):
+                 tracked_points: Optional[Tensor] = None) -> None:
         views = landmarks.shape[0]
         self.landmarks = landmarks
         self.image_size = image_size

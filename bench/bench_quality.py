@@ -34,6 +34,8 @@ views | render of the final mesh; and <mesh>_<style>_turned.png: the input (top)
 each angle. Prints tables; asserts nothing.
 """
 import argparse
+import hashlib
+import json
 import os
 import random
 import shutil
@@ -48,7 +50,7 @@ import torch.nn.functional as F
 
 from models.features import load_feature_network
 from utils.geometry.reconstruct import ReconstructionSettings, reconstruct_mesh
-from utils.io.files import save_json
+from utils.io.files import atomic_path, save_json
 from utils.io.images import save_image
 from utils.io.layout import ContentFolder, model_landmarks, style_landmarks
 from utils.io.mesh import load_mesh, to_pytorch3d
@@ -206,6 +208,22 @@ def view_consistency(images, verts2d, visible):
     return float((colours[0] - colours[1]).abs().mean())
 
 
+def stylized_views(inputs, network, settings, cache):
+    """Step 4a (``stylize_views``) with its (wall, CPU / threads) seconds, kept in ``cache``-<settings digest>.pt
+    so that a rerun with other 3D-pass or reconstruction settings starts from the same views."""
+    digest = hashlib.sha256(json.dumps([settings.as_dict(), network.name], sort_keys=True).encode()).hexdigest()
+    path = cache.with_name(f"{cache.name}-{digest[:12]}.pt")
+    if path.is_file():
+        return torch.load(path, weights_only=False)
+    start, cpu_start = time.time(), time.process_time()
+    result = stylize_views(inputs, network, settings, progress=False)
+    kept = result, time.time() - start, (time.process_time() - cpu_start) / torch.get_num_threads()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        torch.save(kept, temporary)
+    return kept
+
+
 def stylized_mesh(folder, mesh_path, result, content, style, network, all_round):
     """Steps 4b and 4c as run.py does them: the reconstructed mesh (refined) and the same with its colours
     styled all round (``all_round``: AllRoundSettings). Returns (mesh in, reconstruction, final mesh, metrics)."""
@@ -259,9 +277,9 @@ def sides_over_front(taken):
     return (taken[-60] + taken[60]) / 2 / front if front > 0 else float("nan")
 
 
-def face_distance(first, second):
-    """Distance of dlib's 128-d face descriptors of two images (3, H, W) in [0, 1] (same person below 0.6);
-    NaN when dlib finds no face in one of them."""
+def face_distance(first, second, first_landmarks, second_landmarks):
+    """Distance of dlib's 128-d face descriptors of two images (3, H, W) in [0, 1] (same person below 0.6); where
+    dlib's detector finds no face (a painted one), the box of the image's landmarks (68, 2) pixel (x, y)."""
     import dlib
     import face_recognition_models
 
@@ -270,11 +288,12 @@ def face_distance(first, second):
     predictor, detector, _ = dlib_models()
     encoder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
     descriptors = []
-    for image in (first, second):
+    for image, landmarks in ((first, first_landmarks), (second, second_landmarks)):
         array = np.ascontiguousarray((image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
         boxes = detector(array, 1)
         if not boxes:
-            return float("nan")
+            (left, top), (right, bottom) = landmarks.min(0).values.tolist(), landmarks.max(0).values.tolist()
+            boxes = [dlib.rectangle(round(left), round(top), round(right), round(bottom))]
         descriptors.append(torch.tensor(list(encoder.compute_face_descriptor(array, predictor(array, boxes[0])))))
     return float((descriptors[0] - descriptors[1]).norm())
 
@@ -305,9 +324,7 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
     content = load_content_views(folder)
     style = load_style(work / "style" / style_path.name)
     inputs = prepare_inputs(content, style)
-    start, cpu_start = time.time(), time.process_time()
-    result = stylize_views(inputs, network, settings, progress=False)
-    seconds, cpu_seconds = time.time() - start, (time.process_time() - cpu_start) / torch.get_num_threads()
+    result, seconds, cpu_seconds = stylized_views(inputs, network, settings, work / "views" / sheet.stem)
     stylized_mask = content_footprint(result.stylized, content.background)
     exemplar = lab_pixels(inputs.style, inputs.style_mask)
     before = sliced_wasserstein(lab_pixels(content.images, inputs.content_mask), exemplar)
@@ -343,7 +360,8 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
                reconstruction_s=recon_metrics["reconstruction_s"], all_round_s=recon_metrics.get("all_round_s", 0.0),
                reprojection_median=max(recon_metrics["reprojection_px_median"]),
                flipped=recon_metrics["flipped_face_share"],
-               identity=face_distance(content.images[middle], result.stylized[middle]), closed=float(closed),
+               identity=face_distance(content.images[middle], result.stylized[middle], content.landmarks[middle],
+                                      result.landmarks_warped[middle]), closed=float(closed),
                sides_over_front=sides_over_front(taken))
     row.update({f"taken_{angle}": value for angle, value in taken.items()})
     return row

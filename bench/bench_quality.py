@@ -405,6 +405,8 @@ def main():
     parser.add_argument("--held-out", action="store_true",
                         help=f"styles not tuned on (drawn with --style-seed + 1, none of the dev heads'), and by "
                              f"default the heads not tuned on ({' '.join(HELD_OUT_HEADS)})")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="measure only these of the heads (their styles drawn as with all of them)")
     parser.add_argument("--style-seed", type=int, default=0, help="seed of the styles drawn for the heads")
     parser.add_argument("--networks", nargs="+", default=["vgg16-hed"])
     parser.add_argument("--work", type=Path, default=WORK, help="renders and landmarks, kept between runs")
@@ -421,7 +423,8 @@ def main():
     heads = args.heads or (HELD_OUT_HEADS if args.held_out else DEV_HEADS)
     seed = args.style_seed + 1 if args.held_out else args.style_seed
     avoid = DEV_HEADS if args.held_out else ()
-    pairs = [(head_mesh(head, args.work), style) for head, style in head_pairs(heads, seed, avoid)]
+    pairs = [(head_mesh(head, args.work), style) for head, style in head_pairs(heads, seed, avoid)
+             if args.only is None or head in args.only]
     prepare_work(pairs, args.work)
     summary = {}
     for name in args.networks:

@@ -5,8 +5,8 @@ angle) would keep the input's colours or take stretched copies of the front. Her
 colours are optimised through the rasterizer, as FaceRefiner does in texture space:
 
 1. start: where the stylized views see a vertex squarely its reconstructed colour; elsewhere the input's own
-   colour, mapped to the stylized palette by an affine colour map fitted where both are known (so ears,
-   hairline and collar keep their shapes instead of smeared front colours);
+   colour with its histogram matched to the exemplar's head (so ears, hairline and collar keep their shapes
+   instead of smeared front colours, and the back starts in the painting's palette);
 2. optimise (Adam) the colours so that renders from views around the head carry the exemplar's style
    (the STROTSS loss of step 4a, sampled inside each render's footprint against the exemplar's head), while
    renders from the content cameras stay on the stylized views (L1 inside the footprint: the anchor).
@@ -137,29 +137,30 @@ def vertex_confidence(verts: torch.Tensor, faces: torch.Tensor, cameras: Cameras
     return ((normals[:, None] * to_camera).sum(-1).abs() * visible).amax(1)
 
 
-def mapped_colors(source: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-                  ridge: float = 1e-2) -> torch.Tensor:
-    """``source`` colours (V, 3) mapped to the palette of ``target`` (V, 3) by the affine map fitted by weighted
-    least squares (weights (V,), ridge towards the identity), clamped to [0, 1]."""
-    design = torch.cat([source, torch.ones_like(source[:, :1])], 1)  # (V, 4)
-    weighted = design * weight[:, None]
-    identity = torch.cat([torch.eye(3), torch.zeros(1, 3)]).to(source)
-    gram = weighted.T @ design + ridge * weight.sum() * torch.eye(4).to(source)
-    rhs = weighted.T @ target + ridge * weight.sum() * identity
-    return (design @ torch.linalg.solve(gram, rhs)).clamp(0, 1)
+def matched_colors(source: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """``source`` colours (N, 3) with each channel's histogram matched to the ``palette``'s (M, 3) (scikit-image's
+    match_histograms: equal source values keep equal colours, so a plain region stays plain)."""
+    from skimage.exposure import match_histograms
+
+    matched = match_histograms(source[:, None].double().cpu().numpy(), palette[:, None].double().cpu().numpy(),
+                               channel_axis=-1)
+    return torch.from_numpy(matched[:, 0]).to(source)
 
 
-def starting_colors(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase,
-                    visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step 1 of the pass: (V, 3) colours, reconstructed where the content views see a vertex squarely, the
-    input's own colours mapped to the stylized palette elsewhere; and the confidence (V,) in [0, 1]."""
+def starting_colors(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, visible: torch.Tensor,
+                    palette: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 1 of the pass: (V, 3) colours, reconstructed where the content views see a vertex squarely, elsewhere
+    the input's own colours histogram-matched to the exemplar's ``palette`` (M, 3) pixels; and the confidence (V,)
+    in [0, 1]. The match is made over the whole head, so that a near-plain back keeps its narrow range instead of
+    being stretched over the whole palette (on 4 dev heads it beat an affine map to the stylized views' palette:
+    sides/front 0.84 against 0.78, bench_quality)."""
     device = visible.device
     verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)
     confidence = vertex_confidence(verts, faces, cameras, visible)
     trust = ((confidence - CONFIDENT[0]) / (CONFIDENT[1] - CONFIDENT[0])).clamp(0, 1)
     styled = mesh_out.vertex_colors().to(device)
-    mapped = mapped_colors(mesh_in.vertex_colors().to(device), styled, trust ** 2)
-    return trust[:, None] * styled + (1 - trust[:, None]) * mapped, trust
+    matched = matched_colors(mesh_in.vertex_colors().to(device), palette.to(device))
+    return trust[:, None] * styled + (1 - trust[:, None]) * matched, trust
 
 
 def view_cameras_around(views_json: Sequence[Mapping[str, Any]], azimuths: Sequence[float], elevation: float,
@@ -287,7 +288,9 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
     """
     device = stylized.device
     verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)
-    start, _ = starting_colors(mesh_in, mesh_out, cameras, torch.as_tensor(visible, device=device))
+    style_image, style_mask = torch.as_tensor(style_image).float(), torch.as_tensor(style_mask)
+    palette = style_image[:, style_mask.bool()].T  # (M, 3): the exemplar's head
+    start, _ = starting_colors(mesh_in, mesh_out, cameras, torch.as_tensor(visible, device=device), palette)
     around_cameras = view_cameras_around(views_json, settings.azimuths, settings.elevation, device)
     around = FixedViews(verts, faces, around_cameras, settings.image_size, backend)
     keep = [r for r in range(around.count) if float(around.facing[r]) >= settings.min_facing]
@@ -296,9 +299,8 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
     anchor = FixedViews(verts, faces, cameras, settings.image_size, backend)
     azimuths = [settings.azimuths[r] for r in keep]
     back_views = [i for i, a in enumerate(azimuths) if abs((a + 180) % 360 - 180) >= settings.back_from]
-    problem = AllRoundStyle(start.to(device), around, anchor, stylized, torch.as_tensor(style_image).float(),
-                            torch.as_tensor(style_mask), network, settings, background, faces,
-                            None if back_mask is None else torch.as_tensor(back_mask), back_views)
+    problem = AllRoundStyle(start.to(device), around, anchor, stylized, style_image, style_mask, network, settings,
+                            background, faces, None if back_mask is None else torch.as_tensor(back_mask), back_views)
     result = problem.run(progress)
     result.azimuths = azimuths
     return Mesh(verts=mesh_out.verts, faces=mesh_out.faces, colors=result.colors.cpu()), result

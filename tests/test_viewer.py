@@ -4,8 +4,10 @@ the stylized view shows the colours of the project's unlit front render."""
 import math
 import os
 import struct
+import time
 
 import numpy as np
+import pytest
 import torch
 import trimesh
 from pytorch3d.utils import ico_sphere
@@ -175,6 +177,25 @@ def _painted_head():
     return Mesh(verts=verts, faces=sphere.faces_packed(), colors=colors)
 
 
+def wait_until_shown(page, view, timeout=60.0):
+    """Wait for a model-viewer element to load and show its model, scrolling it into view again every few seconds
+    (without that, 1 run in 3 of this file never started loading the model: loaded stayed false, no page error);
+    on a time-out, fail with what it had reached."""
+    deadline = time.monotonic() + timeout
+    while True:
+        view.scroll_into_view_if_needed()
+        try:
+            page.wait_for_function("view => view.loaded && view.modelIsVisible", arg=view.element_handle(),
+                                   timeout=5000)
+            return
+        except Exception as error:  # Playwright's TimeoutError
+            if time.monotonic() > deadline:
+                state = page.evaluate("view => ({loaded: view.loaded, visible: view.modelIsVisible})",
+                                      view.element_handle())
+                pytest.fail(f"model-viewer did not show its model within {timeout:.0f} s: {state}; "
+                            f"page errors: {page.errors}; {type(error).__name__}")
+
+
 @needs_browser
 def test_viewer_shows_the_colours_of_the_unlit_front_render(fake_run):
     root, failures = fake_run
@@ -191,8 +212,7 @@ def test_viewer_shows_the_colours_of_the_unlit_front_render(fake_run):
         page.locator('section[id="head--ink"] .viewer3d').scroll_into_view_if_needed()
         view = page.locator(f'section[id="head--ink"] model-viewer[alt="{VIEWER_CAPTIONS["stylized"]}"]')
         view.wait_for(timeout=60000)
-        page.wait_for_function("view => view.loaded && view.modelIsVisible", arg=view.element_handle(),
-                               timeout=60000)
+        wait_until_shown(page, view)
         # the rasterizer's front camera: azimuth 0 looks along -z, as model-viewer's orbit theta 0, phi 90 deg
         orbit = page.evaluate("""([view, at, distance, fov]) => {
             // pinned to whole pixels without its border, so that the screenshot is the canvas, unresampled

@@ -208,7 +208,7 @@ def view_consistency(images, verts2d, visible):
     return float((colours[0] - colours[1]).abs().mean())
 
 
-def stylized_views(inputs, network, settings, cache):
+def stylize_views_cached(inputs, network, settings, cache):
     """Step 4a (``stylize_views``) with its (wall, CPU / threads) seconds, kept in ``cache``-<settings digest>.pt
     so that a rerun with other 3D-pass or reconstruction settings starts from the same views."""
     digest = hashlib.sha256(json.dumps([settings.as_dict(), network.name], sort_keys=True).encode()).hexdigest()
@@ -324,7 +324,7 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
     content = load_content_views(folder)
     style = load_style(work / "style" / style_path.name)
     inputs = prepare_inputs(content, style)
-    result, seconds, cpu_seconds = stylized_views(inputs, network, settings, work / "views" / sheet.stem)
+    result, seconds, cpu_seconds = stylize_views_cached(inputs, network, settings, work / "views" / sheet.stem)
     stylized_mask = content_footprint(result.stylized, content.background)
     exemplar = lab_pixels(inputs.style, inputs.style_mask)
     before = sliced_wasserstein(lab_pixels(content.images, inputs.content_mask), exemplar)

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 COVARIANCE, SEARCH_RANK = "layers", 256  # the CPU profile's style statistics (utils/style/stylize.py)
 MIN_BACK_SHARE = 0.1  # an exemplar whose hair is under this share of its head styles the back like the front
 CONFIDENT = (0.35, 0.75)  # |cos| between a vertex's normal and the best content view: below, the input's own
-#                           colour (mapped) is the start; above, the reconstructed one; blended in between
+#                           colour (histogram-matched) is the start; above, the reconstructed one; blended in between
 
 
 @dataclass

@@ -9,6 +9,7 @@ import run
 from tests.synthetic import STYLE_SIZE, face_points, load_inputs, quick_settings, smooth_image, tiny_network
 from utils.style.style_view import apply_homography, rotate_exemplar, rotation_homography, fit_similarity
 from utils.io.images import save_image
+from utils.rendering.cameras import make_cameras, world_to_pixel
 from utils.style.stylize import ConsistencyTerm, stylize_views
 from utils.style.warp import LandmarkWarp
 
@@ -109,6 +110,19 @@ def test_consistency_weight_makes_views_agree(example):
                                       iterations=10)
     history = stylize_views(inputs, tiny_network(), only_consistency, progress=False).history["consistency"]
     assert history[-1] < 0.5 * history[0]
+
+
+def test_epipolar_weight_keeps_the_warped_vertices_on_each_others_epipolar_lines(example):
+    inputs = load_inputs(example)
+    inputs.projections = world_to_pixel(make_cameras(torch.tensor([-10.0, 10.0]), torch.zeros(2), 3.0, 15.0,
+                                                     torch.zeros(3)), STYLE_SIZE)
+    inputs.verts2d[:, 1, 1] += 1.5  # the second view's projections off the first's epipolar lines
+    only_epipolar = quick_settings(style_weight=0.0, warp_weight=0.0, tv_weight=0.0, consistency_weight=0.0,
+                                   epipolar_weight=1.0, iterations=10)
+    history = stylize_views(inputs, tiny_network(), only_epipolar, progress=False).history["epipolar"]
+    assert history[0] > 0.5 and history[-1] < 0.5 * history[0]
+    without = stylize_views(inputs, tiny_network(), quick_settings(epipolar_weight=0.0, iterations=2), progress=False)
+    assert set(without.history["epipolar"]) == {0.0}
 
 
 def test_same_seed_gives_the_same_output(example):

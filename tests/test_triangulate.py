@@ -1,11 +1,13 @@
-"""Triangulation reproduces exact projections; the harmonic fill moves unseen vertices with their neighbours."""
+"""Triangulation reproduces exact projections; the epipolar distance measures what no 3D point explains; the
+harmonic fill moves unseen vertices with their neighbours."""
 import pytest
 import torch
 from pytorch3d.utils import ico_sphere
 
 from utils.rendering.cameras import make_cameras, project, world_to_pixel
 from utils.geometry.fill import edge_weights, harmonic_fill
-from utils.geometry.triangulate import triangulate
+from utils.geometry.epipolar import fundamental_matrix, sampson_distance
+from utils.geometry.triangulate import consistent_projections, triangulate
 
 
 def _views(count, image_size=256):
@@ -38,6 +40,32 @@ def test_triangulation_uses_only_masked_views_and_needs_two():
     assert solved.tolist() == [True, False, True]
     assert torch.allclose(solved_points[0], points[0], atol=1e-6)
     assert bool(torch.isnan(solved_points[1]).all())
+
+
+def test_sampson_distance_is_zero_for_projections_and_measures_an_offset_across_the_epipolar_line():
+    points = torch.rand(200, 3, generator=torch.Generator().manual_seed(1)).double() - 0.5
+    P = _views(2)
+    pixels, _ = project(points, P.double())
+    fundamental = fundamental_matrix(P[0], P[1])
+    assert float(sampson_distance(fundamental, pixels[:, 0], pixels[:, 1]).max()) < 1e-6
+    line = fundamental @ torch.cat([pixels[:, 0], torch.ones(200, 1, dtype=torch.float64)], 1).T  # lines in view 2
+    across = (line[:2] / line[:2].norm(dim=0)).T  # (200, 2) unit normals of the epipolar lines
+    distance = sampson_distance(fundamental, pixels[:, 0], pixels[:, 1] + 2.0 * across)
+    # the nearest consistent pair moves both views: at most the 2 px offset, at least its share in a 4D distance
+    assert float(distance.max()) <= 2.0 + 1e-6 and float(distance.min()) >= 1.0
+    along = torch.stack([-across[:, 1], across[:, 0]], 1)
+    assert float(sampson_distance(fundamental, pixels[:, 0], pixels[:, 1] + 2.0 * along).max()) < 0.01
+
+
+def test_consistent_projections_are_explained_by_one_point_and_stay_near():
+    points = torch.rand(68, 3, generator=torch.Generator().manual_seed(2)).double() - 0.5
+    P = _views(3).double()
+    pixels, _ = project(points, P)
+    noisy = pixels.transpose(0, 1) + 0.8 * torch.randn(3, 68, 2, generator=torch.Generator().manual_seed(3)).double()
+    consistent = consistent_projections(noisy, P)
+    solved, _ = triangulate(consistent.transpose(0, 1), P, torch.ones(68, 3, dtype=torch.bool))
+    assert float((project(solved, P)[0] - consistent.transpose(0, 1)).norm(dim=-1).max()) < 1e-6
+    assert float((consistent - noisy).norm(dim=-1).mean()) < 1.0
 
 
 @pytest.mark.parametrize("weights", ["uniform", "cotangent"])

@@ -85,3 +85,15 @@ def backproject(pixels: torch.Tensor, depth: torch.Tensor, P: torch.Tensor) -> t
     """
     homogeneous = torch.cat([pixels, torch.ones_like(pixels[:, :1])], dim=1) * depth[:, None]  # (N, 3)
     return torch.linalg.solve(P[:, :, :3], homogeneous - P[:, :, 3])
+
+
+def consistent_projections(points2d: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    """The projections of the triangulated points: the nearest positions (to first order) that one 3D point per
+    row explains in every view. points2d: (K, L, 2) pixel (x, y) of L points in K views; P: (K, 3, 4).
+    Returns (K, L, 2); a point that cannot be triangulated keeps its positions."""
+    points, solved = triangulate(points2d.transpose(0, 1), P, torch.ones(points2d.shape[1::-1], dtype=torch.bool,
+                                                                         device=points2d.device))
+    homogeneous = torch.cat([points, torch.ones_like(points[:, :1])], dim=1).to(P.dtype)  # (L, 4)
+    projected = torch.einsum("kij,lj->kli", P.to(points2d.device), homogeneous)
+    pixels = (projected[..., :2] / projected[..., 2:]).to(points2d.dtype)
+    return torch.where(solved[None, :, None], pixels, points2d)

@@ -6,7 +6,7 @@ output/<name>/<style>/ (see ``save_result``).
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -16,6 +16,8 @@ from utils.io.files import load_json, save_json, save_npy
 from utils.io.images import load_image, read_image_array, save_image
 from utils.io.landmarks import load_landmarks
 from utils.io.layout import ContentFolder, PairFolder, style_landmarks
+from utils.geometry.triangulate import consistent_projections
+from utils.rendering.cameras import load_cameras
 from utils.rendering.content import RenderSettings
 from utils.report.plots import save_keypoint_overlay, save_loss_curves
 from utils.style.regions import content_footprint, head_mask, part_masks
@@ -31,7 +33,8 @@ DEFAULT_BACKGROUND = RenderSettings().background  # the render's background, whe
 @dataclass
 class ContentViews:
     """One mesh's K content views. images: (K, 3, S, S); landmarks: (K, 68, 2); verts2d: (V, K, 2);
-    visible: (V, K) bool; azimuths, fovs: lists of K floats (degrees); background: the render's colour (3,)."""
+    visible: (V, K) bool; azimuths, fovs: lists of K floats (degrees); background: the render's colour (3,);
+    projections: (K, 3, 4) world-to-pixel cameras (None where cameras.json lists no rotation and translation)."""
 
     name: str
     images: torch.Tensor
@@ -41,6 +44,7 @@ class ContentViews:
     azimuths: list
     fovs: list
     background: tuple = DEFAULT_BACKGROUND
+    projections: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -95,7 +99,8 @@ def load_content_views(folder: PathLike, device: Union[str, torch.device] = "cpu
                         torch.as_tensor(visible, dtype=torch.bool, device=device),
                         [float(v.get("azimuth", 0.0)) for v in views],
                         [float(v.get("fov", DEFAULT_FOV)) for v in views],
-                        tuple((cameras.get("render_settings") or {}).get("background") or DEFAULT_BACKGROUND))
+                        tuple((cameras.get("render_settings") or {}).get("background") or DEFAULT_BACKGROUND),
+                        load_cameras(folder.cameras, device)[1] if all("R" in v and "T" in v for v in views) else None)
 
 
 def load_style(path: PathLike) -> StyleExemplar:
@@ -112,7 +117,8 @@ def prepare_inputs(content: ContentViews, style: StyleExemplar,
     """The exemplar turned to each content view and its landmarks aligned to the view's: ``ViewInputs``, with
     the head regions (the content's footprint, the exemplar's head turned the same way) and both sides' parts
     (``regions.part_masks``: from the content landmarks in the footprint, from the turned exemplar's landmarks in
-    its turned head)."""
+    its turned head). With the cameras, the targets are made consistent across views: each landmark's targets are
+    the projections of the one point triangulated from them (``consistent_projections``)."""
     size = content.images.shape[-1]
     head = head_mask(style.landmarks, *style.image.shape[:2])
     footprint = content_footprint(content.images, content.background)
@@ -125,11 +131,16 @@ def prepare_inputs(content: ContentViews, style: StyleExemplar,
         style_parts.append(part_masks(points, heads[-1].numpy()))
         content_parts.append(part_masks(landmarks, inside))
         targets.append(aligned_targets(points, landmarks, size))
-    return ViewInputs(content.images, torch.stack(turned).float().to(device), content.landmarks,
-                      torch.tensor(np.stack(targets), dtype=torch.float32, device=device),
+    targets = torch.tensor(np.stack(targets), dtype=torch.float32, device=device)
+    landmarks = content.landmarks
+    if content.projections is not None and len(targets) > 1:
+        landmarks = consistent_projections(landmarks, content.projections.to(device))
+        targets = consistent_projections(targets, content.projections.to(device))
+    return ViewInputs(content.images, torch.stack(turned).float().to(device), landmarks, targets,
                       content.verts2d, content.visible, footprint,
                       torch.stack(heads).unsqueeze(1).float().to(device), content.background,
-                      torch.stack(content_parts).to(device), torch.stack(style_parts).to(device))
+                      torch.stack(content_parts).to(device), torch.stack(style_parts).to(device),
+                      None if content.projections is None else content.projections.to(device))
 
 
 def save_result(folder: PathLike, result: StylizeResult, inputs: ViewInputs, params: dict) -> None:

@@ -209,9 +209,14 @@ def view_consistency(images, verts2d, visible):
 
 
 def stylize_views_cached(inputs, network, settings, cache):
-    """Step 4a (``stylize_views``) with its (wall, CPU / threads) seconds, kept in ``cache``-<settings digest>.pt
-    so that a rerun with other 3D-pass or reconstruction settings starts from the same views."""
-    digest = hashlib.sha256(json.dumps([settings.as_dict(), network.name], sort_keys=True).encode()).hexdigest()
+    """Step 4a (``stylize_views``) with its (wall, CPU / threads) seconds, kept in ``cache``-<digest>.pt (of the
+    settings, the network and the inputs' tensors) so that a rerun with other 3D-pass or reconstruction settings
+    starts from the same views. A change to step 4a's code itself is not seen: delete the work folder's views/."""
+    digest = hashlib.sha256(json.dumps([settings.as_dict(), network.name], sort_keys=True).encode())
+    for value in vars(inputs).values():
+        if isinstance(value, torch.Tensor):
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    digest = digest.hexdigest()
     path = cache.with_name(f"{cache.name}-{digest[:12]}.pt")
     if path.is_file():
         return torch.load(path, weights_only=False)

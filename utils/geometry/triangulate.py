@@ -12,6 +12,8 @@ much faster on CPU than a batched SVD of small matrices).
 """
 import torch
 
+from utils.rendering.cameras import project
+
 REWEIGHT_ROUNDS = 3
 
 
@@ -91,9 +93,8 @@ def consistent_projections(points2d: torch.Tensor, P: torch.Tensor) -> torch.Ten
     """The projections of the triangulated points: the nearest positions (to first order) that one 3D point per
     row explains in every view. points2d: (K, L, 2) pixel (x, y) of L points in K views; P: (K, 3, 4).
     Returns (K, L, 2); a point that cannot be triangulated keeps its positions."""
-    points, solved = triangulate(points2d.transpose(0, 1), P, torch.ones(points2d.shape[1::-1], dtype=torch.bool,
-                                                                         device=points2d.device))
-    homogeneous = torch.cat([points, torch.ones_like(points[:, :1])], dim=1).to(P.dtype)  # (L, 4)
-    projected = torch.einsum("kij,lj->kli", P.to(points2d.device), homogeneous)
-    pixels = (projected[..., :2] / projected[..., 2:]).to(points2d.dtype)
-    return torch.where(solved[None, :, None], pixels, points2d)
+    per_point = points2d.transpose(0, 1)  # (L, K, 2)
+    points, solved = triangulate(per_point, P, torch.ones(per_point.shape[:2], dtype=torch.bool,
+                                                          device=points2d.device))
+    pixels = project(points.to(P.dtype), P.to(points2d.device))[0].to(points2d.dtype)  # (L, K, 2)
+    return torch.where(solved[:, None, None], pixels, per_point).transpose(0, 1)

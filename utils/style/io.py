@@ -117,8 +117,9 @@ def prepare_inputs(content: ContentViews, style: StyleExemplar,
     """The exemplar turned to each content view and its landmarks aligned to the view's: ``ViewInputs``, with
     the head regions (the content's footprint, the exemplar's head turned the same way) and both sides' parts
     (``regions.part_masks``: from the content landmarks in the footprint, from the turned exemplar's landmarks in
-    its turned head). With the cameras, the targets are made consistent across views: each landmark's targets are
-    the projections of the one point triangulated from them (``consistent_projections``)."""
+    its turned head). With the cameras, the content landmarks and the targets are made consistent across views:
+    each landmark's positions are the projections of the one point triangulated from them
+    (``consistent_projections``)."""
     size = content.images.shape[-1]
     head = head_mask(style.landmarks, *style.image.shape[:2])
     footprint = content_footprint(content.images, content.background)
@@ -133,14 +134,14 @@ def prepare_inputs(content: ContentViews, style: StyleExemplar,
         targets.append(aligned_targets(points, landmarks, size))
     targets = torch.tensor(np.stack(targets), dtype=torch.float32, device=device)
     landmarks = content.landmarks
-    if content.projections is not None and len(targets) > 1:
-        landmarks = consistent_projections(landmarks, content.projections.to(device))
-        targets = consistent_projections(targets, content.projections.to(device))
+    projections = None if content.projections is None else content.projections.to(device)
+    if projections is not None and len(targets) > 1:
+        landmarks = consistent_projections(landmarks, projections)
+        targets = consistent_projections(targets, projections)
     return ViewInputs(content.images, torch.stack(turned).float().to(device), landmarks, targets,
                       content.verts2d, content.visible, footprint,
                       torch.stack(heads).unsqueeze(1).float().to(device), content.background,
-                      torch.stack(content_parts).to(device), torch.stack(style_parts).to(device),
-                      None if content.projections is None else content.projections.to(device))
+                      torch.stack(content_parts).to(device), torch.stack(style_parts).to(device), projections)
 
 
 def save_result(folder: PathLike, result: StylizeResult, inputs: ViewInputs, params: dict) -> None:

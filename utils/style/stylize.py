@@ -4,12 +4,12 @@ Each view's output is a Laplacian pyramid (optimised from coarse to fine over ``
 thin-plate spline driven by that view's landmark displacements. Per view: STROTSS style loss on the warped
 and the unwarped output, STROTSS content loss, warp loss (displaced landmarks to their targets), total
 variation of the warp field. Across views: the colours of the warped outputs at the warped projections of
-every vertex seen in two views agree, and (with the cameras) those projections stay on each other's epipolar lines,
-so that step 4b can triangulate them without a residual. With head regions (utils/style/regions.py) the style loss samples the
-output only inside the content's (warped) footprint and the exemplar only inside its head, and the background
-outside the footprint is put back plain at the end. With parts as well, each part of the head (skin, eyes, nose,
-lips, hair, neck: ``regions.REGIONS``) takes its style only from the exemplar's same part, as STROTSS's spatial
-guidance does.
+every vertex seen in two views agree, and (with the cameras) those projections stay on each other's epipolar
+lines, so that step 4b can triangulate them without a residual. With head regions (utils/style/regions.py) the
+style loss samples the output only inside the content's (warped) footprint and the exemplar only inside its head,
+and the background outside the footprint is put back plain at the end. With parts as well, each part of the head
+(skin, eyes, nose, lips, hair, neck: ``regions.REGIONS``) takes its style only from the exemplar's same part, as
+STROTSS's spatial guidance does.
 """
 import itertools
 from dataclasses import asdict, dataclass, field
@@ -158,18 +158,17 @@ class EpipolarTerm:
     """
 
     def __init__(self, consistency: ConsistencyTerm, projections: Tensor) -> None:
-        self.consistency = consistency
-        self.fundamentals = [fundamental_matrix(projections[a], projections[b])
-                             for a, b in zip(consistency.first.tolist(), consistency.second.tolist())]
+        self.mask = consistency.mask  # (pairs, P)
+        self.pairs = [(fundamental_matrix(projections[a], projections[b]), a, b)
+                      for a, b in zip(consistency.first.tolist(), consistency.second.tolist())]
 
     def __call__(self, moved_points: Tensor) -> Tensor:
         """moved_points: (K, P, 2) full-resolution pixels -> a scalar."""
-        mask, first, second = self.consistency.mask, self.consistency.first, self.consistency.second
-        if mask.sum() == 0:
+        if self.mask.sum() == 0:
             return moved_points.new_zeros(())
         distances = torch.stack([sampson_distance(fundamental, moved_points[a], moved_points[b])
-                                 for fundamental, a, b in zip(self.fundamentals, first.tolist(), second.tolist())])
-        return (distances * mask).sum() / mask.sum()
+                                 for fundamental, a, b in self.pairs])
+        return (distances * self.mask).sum() / self.mask.sum()
 
 
 def _resize(images, size):

@@ -10,8 +10,8 @@ from utils.io.mesh import Mesh, to_pytorch3d
 from utils.rendering.cameras import frame_mesh, make_cameras
 from utils.rendering.content import RenderSettings, observe_mesh
 from utils.rendering.render import render_views
-from utils.style.all_round import (AllRoundSettings, AllRoundStyle, FixedViews, matched_colors, style_all_round,
-                                   view_cameras_around)
+from utils.style.all_round import (AllRoundSettings, AllRoundStyle, FixedViews, matched_colors, starting_colors,
+                                   style_all_round, view_cameras_around)
 
 SIZE = 64
 FOV = 20.0
@@ -91,6 +91,13 @@ def test_render_of_fixed_views_matches_the_renderer(closed_head):
     assert torch.equal(fixed.mask, zbuf >= 0)
     assert torch.allclose(fixed.render(mesh_in.colors), reference, atol=1e-5)
     assert bool((fixed.facing > 0.95).all())  # a closed ball faces every camera
+    # a ball is seen squarely in the middle of its footprint and at a grazing angle on its outline
+    squareness = fixed.squareness[0]
+    middle = squareness[zbuf[0] >= 0].max()
+    inside = torch.nn.functional.max_pool2d((~fixed.mask[:1]).float()[None], 3, 1, 1)[0, 0] == 0
+    outline = fixed.mask[0] & ~inside
+    assert float(middle) > 0.95 and float(squareness[outline].mean()) < 0.5
+    assert bool((squareness[~fixed.mask[0]] == 0).all())
 
 
 def test_render_gradient_matches_finite_differences(closed_head):
@@ -175,3 +182,20 @@ def test_matched_colors_take_the_palette_and_keep_plain_areas_plain():
     assert torch.allclose(matched.mean(0), palette.mean(0), atol=0.03)
     assert (matched >= palette.amin(0) - 1e-6).all() and (matched <= palette.amax(0) + 1e-6).all()
     assert torch.equal(matched[150:], matched[150:151].expand(50, 3))  # equal colours stay equal
+
+
+def test_the_colours_the_views_see_squarely_are_held(closed_head):
+    """hold_seen 1: where the content views see a vertex squarely (trust 1) the pass keeps its reconstructed colour
+    and styles the rest; hold_seen 0 lets it change them too."""
+    mesh_in, mesh_out, views, cameras, stylized, visible, image, mask = closed_head
+    palette = image[:, mask.bool()].T
+    _, trust = starting_colors(mesh_in, mesh_out, cameras, torch.as_tensor(visible), palette)
+    seen = trust >= 1
+    assert bool(seen.any()) and bool((~seen).any())
+    changes = {}
+    for hold in (1.0, 0.0):
+        _, result = style_all_round(mesh_in, mesh_out, cameras, views, stylized, visible, image, mask, tiny_network(),
+                                    quick_settings(iterations=3, hold_seen=hold), progress=False)
+        changes[hold] = (result.colors - result.start).abs().amax(1)
+    assert float(changes[1.0][seen].max()) == 0.0 and float(changes[1.0][~seen].max()) > 0.01
+    assert float(changes[0.0][seen].max()) > 0.01

@@ -199,3 +199,17 @@ def test_the_colours_the_views_see_squarely_are_held(closed_head):
         changes[hold] = (result.colors - result.start).abs().amax(1)
     assert float(changes[1.0][seen].max()) == 0.0 and float(changes[1.0][~seen].max()) > 0.01
     assert float(changes[0.0][seen].max()) > 0.01
+
+
+def test_ball_average_spreads_a_spike_only_within_its_radius():
+    from utils.style.all_round import BallAverage
+
+    grid = torch.stack(torch.meshgrid(torch.arange(9.0), torch.arange(9.0), indexing="ij"), -1).reshape(-1, 2)
+    verts = torch.cat([grid, torch.zeros(len(grid), 1)], 1)  # a flat 9 x 9 lattice, spacing 1
+    average = BallAverage(verts, 1.5)
+    assert torch.allclose(average(torch.full((81, 3), 0.3)), torch.full((81, 3), 0.3))  # plain stays plain
+    spike = torch.zeros(81, 1)
+    spike[40] = 9.0  # the middle vertex (4, 4)
+    spread = average(spike)[:, 0]
+    near = (verts - verts[40]).norm(dim=1) <= 1.5
+    assert torch.allclose(spread[near], torch.tensor(1.0)) and bool((spread[~near] == 0).all())

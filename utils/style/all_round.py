@@ -67,7 +67,9 @@ class AllRoundSettings:
     style_samples: int = 2048  # hypercolumns sampled from the exemplar's head (and from its hair)
     back_from: float = 120.0  # views turned this far or farther (degrees) take the exemplar's hair, not its face
     min_facing: float = 0.8  # views whose footprint is less front surface than this (a relief from behind) are dropped
-    smoothing: int = 2  # the colour change is averaged over this many rings of neighbours (less speckle)
+    smoothing: int = 2  # the colour change is averaged this far: edge lengths (isotropic) or rings (less speckle)
+    isotropic: bool = True  # one mean over a ball of ``smoothing`` median edge lengths, not graph rings: on the
+    #                         acquired grid (horizontal edges 2x the vertical) rings left one-column stripes
     hold_seen: float = 1.0  # 1: the colours the views see squarely stay as reconstructed (the pass styles the rest)
     seed: int = 0
 
@@ -91,6 +93,23 @@ class NeighbourAverage:
         return torch.zeros_like(values).index_add(0, self.to, values[self.source]) / self.count
 
 
+class BallAverage:
+    """Each vertex's value replaced by the mean over the vertices within ``radius`` of it (Euclidean, itself
+    included): ``average(values)`` for (V, C) values, differentiable. verts: (V, 3)."""
+
+    def __init__(self, verts: torch.Tensor, radius: float) -> None:
+        pairs = []
+        for first in range(0, len(verts), 2048):
+            near = (torch.cdist(verts[first:first + 2048], verts) <= radius).nonzero()
+            pairs.append(near + torch.tensor([first, 0], device=verts.device))
+        self.to, self.source = torch.cat(pairs).unbind(1)
+        self.count = torch.zeros(len(verts), device=verts.device).index_add_(
+            0, self.to, torch.ones(len(self.to), device=verts.device))[:, None]
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(values).index_add(0, self.to, values[self.source]) / self.count
+
+
 class FixedViews:
     """A mesh of fixed geometry rasterized once in R views; ``render(colors)`` is differentiable in the colours.
 
@@ -103,6 +122,7 @@ class FixedViews:
                  backend: str = "auto") -> None:
         with torch.no_grad():
             fragments = rasterize_views(Meshes(verts=[verts], faces=[faces]), cameras, size, backend)
+        self.verts = verts
         face = fragments.pix_to_face[..., 0]  # (R, S, S), packed over the R copies of the mesh
         self.mask = face >= 0
         self.size, self.count = size, len(cameras)
@@ -214,6 +234,12 @@ class AllRoundStyle:
         held = torch.zeros(len(start), device=start.device) if trust is None else trust.to(start.device)
         self.free = (1 - settings.hold_seen * held)[:, None]
         self.average = NeighbourAverage(faces, len(start)) if faces is not None and settings.smoothing else None
+        self.passes = settings.smoothing
+        if self.average is not None and settings.isotropic:
+            verts = around.verts
+            edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+            length = (verts[edges[:, 0]] - verts[edges[:, 1]]).norm(dim=1).median()
+            self.average, self.passes = BallAverage(verts, float(length) * settings.smoothing), 1
         self.network, self.settings, self.background = network, settings, background
         self.strotss = strotss_for(start.device)
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -260,7 +286,7 @@ class AllRoundStyle:
 
     def colors(self, change: torch.Tensor) -> torch.Tensor:
         """The colours (V, 3) for a change (V, 3) from the start, averaged over ``smoothing`` rings."""
-        for _ in range(self.settings.smoothing if self.average is not None else 0):
+        for _ in range(self.passes if self.average is not None else 0):
             change = self.average(change)
         return (self.start + self.free * change).clamp(0, 1)
 

@@ -77,37 +77,51 @@ class AllRoundSettings:
         return asdict(self)
 
 
-class NeighbourAverage:
-    """Each vertex's value replaced by the mean over itself and its edge neighbours (an edge shared by two faces
-    counts once): ``average(values)`` for (V, C) values, differentiable. faces: (F, 3); num_verts: V."""
+class PairAverage:
+    """Each vertex's value replaced by the mean over its (to, from) pairs: ``average(values)`` for (V, C) values,
+    differentiable. pairs: (E, 2) vertex indices, every vertex with at least one (itself); num_verts: V."""
+
+    def __init__(self, pairs: torch.Tensor, num_verts: int) -> None:
+        self.to, self.source = pairs.unbind(1)
+        self.count = torch.zeros(num_verts, device=pairs.device).index_add_(
+            0, self.to, torch.ones(len(pairs), device=pairs.device))[:, None]
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(values).index_add(0, self.to, values[self.source]) / self.count
+
+
+def face_edges(faces: torch.Tensor) -> torch.Tensor:
+    """The (3F, 2) vertex pairs of faces (F, 3)'s sides (an edge shared by two faces appears twice)."""
+    return torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+
+
+class NeighbourAverage(PairAverage):
+    """The mean over each vertex and its edge neighbours (an edge shared by two faces counts once). faces: (F, 3)."""
 
     def __init__(self, faces: torch.Tensor, num_verts: int) -> None:
-        edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+        edges = face_edges(faces)
         loops = torch.arange(num_verts, device=faces.device)[:, None].expand(-1, 2)
-        pairs = torch.unique(torch.cat([edges, edges.flip(1), loops]), dim=0)  # (E, 2): to, from
-        self.to, self.source = pairs.unbind(1)
-        self.count = torch.zeros(num_verts, device=faces.device).index_add_(
-            0, self.to, torch.ones(len(pairs), device=faces.device))[:, None]
-
-    def __call__(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(values).index_add(0, self.to, values[self.source]) / self.count
+        super().__init__(torch.unique(torch.cat([edges, edges.flip(1), loops]), dim=0), num_verts)
 
 
-class BallAverage:
-    """Each vertex's value replaced by the mean over the vertices within ``radius`` of it (Euclidean, itself
-    included): ``average(values)`` for (V, C) values, differentiable. verts: (V, 3)."""
+class BallAverage(PairAverage):
+    """The mean over the vertices within ``radius`` of each vertex (Euclidean, itself included). verts: (V, 3)."""
 
     def __init__(self, verts: torch.Tensor, radius: float) -> None:
-        pairs = []
-        for first in range(0, len(verts), 2048):
-            near = (torch.cdist(verts[first:first + 2048], verts) <= radius).nonzero()
-            pairs.append(near + torch.tensor([first, 0], device=verts.device))
-        self.to, self.source = torch.cat(pairs).unbind(1)
-        self.count = torch.zeros(len(verts), device=verts.device).index_add_(
-            0, self.to, torch.ones(len(self.to), device=verts.device))[:, None]
+        offset = torch.tensor([1, 0], device=verts.device)
+        pairs = [(torch.cdist(verts[first:first + 2048], verts) <= radius).nonzero() + first * offset
+                 for first in range(0, len(verts), 2048)]
+        super().__init__(torch.cat(pairs), len(verts))
 
-    def __call__(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(values).index_add(0, self.to, values[self.source]) / self.count
+
+def change_average(verts: torch.Tensor, faces: torch.Tensor, settings: AllRoundSettings) -> tuple[PairAverage, int]:
+    """How the pass averages its colour change: (average, times applied), a ball of ``smoothing`` median edge
+    lengths once (``isotropic``) or ``smoothing`` rings of neighbours."""
+    if settings.isotropic:
+        edges = face_edges(faces)
+        length = (verts[edges[:, 0]] - verts[edges[:, 1]]).norm(dim=1).median()
+        return BallAverage(verts, float(length) * settings.smoothing), 1
+    return NeighbourAverage(faces, len(verts)), settings.smoothing
 
 
 class FixedViews:
@@ -231,15 +245,10 @@ class AllRoundStyle:
                  trust: torch.Tensor | None = None) -> None:
         self.start, self.around, self.anchor = start, around, anchor
         # how free each vertex's colour is to change: (V, 1); trust (V,) is the start's confidence in the views
-        held = torch.zeros(len(start), device=start.device) if trust is None else trust.to(start.device)
+        held = torch.zeros_like(start[:, 0]) if trust is None else trust.to(start)
         self.free = (1 - settings.hold_seen * held)[:, None]
-        self.average = NeighbourAverage(faces, len(start)) if faces is not None and settings.smoothing else None
-        self.passes = settings.smoothing
-        if self.average is not None and settings.isotropic:
-            verts = around.verts
-            edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-            length = (verts[edges[:, 0]] - verts[edges[:, 1]]).norm(dim=1).median()
-            self.average, self.passes = BallAverage(verts, float(length) * settings.smoothing), 1
+        self.average, self.passes = (change_average(around.verts, faces, settings)
+                                     if faces is not None and settings.smoothing else (None, 0))
         self.network, self.settings, self.background = network, settings, background
         self.strotss = strotss_for(start.device)
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -285,8 +294,9 @@ class AllRoundStyle:
                     total=self.settings.style_weight * style + self.settings.anchor_weight * anchor)
 
     def colors(self, change: torch.Tensor) -> torch.Tensor:
-        """The colours (V, 3) for a change (V, 3) from the start, averaged over ``smoothing`` rings."""
-        for _ in range(self.passes if self.average is not None else 0):
+        """The colours (V, 3) for a change (V, 3) from the start, averaged as ``change_average`` says and scaled by
+        how free each vertex is (``hold_seen``)."""
+        for _ in range(self.passes):
             change = self.average(change)
         return (self.start + self.free * change).clamp(0, 1)
 

@@ -45,7 +45,7 @@ from utils.settings import add_flags, changed, from_flags
 from utils.style.profiles import CPU_PROFILE, GPU_PROFILE, PROFILE_NETWORKS, PROFILES, profile_for
 from utils.style.stylize import stylize_views
 from utils.style.all_round import AllRoundSettings, style_all_round
-from utils.style.regions import hair_mask, head_mask
+from utils.style.regions import exemplar_head, hair_mask
 from utils.style.io import load_content_views, load_style, prepare_inputs, save_all_round, save_result
 
 # ---- inputs and outputs
@@ -231,11 +231,11 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
     all_round = from_flags(args, AllRoundSettings(**ALL_ROUND), prefix="all-round-")
     if all_round.enabled:
         image = torch.from_numpy(style.image).permute(2, 0, 1).float()
-        mask = torch.from_numpy(head_mask(style.landmarks, *style.image.shape[:2]))
+        head = exemplar_head(style.image, style.landmarks)
         mesh_in = load_mesh(mesh_of(content_folder, MODELS_DIR))
         reconstruction.mesh, pass_result = style_all_round(
-            mesh_in, reconstruction.mesh, cameras, views, result.stylized, content.visible, image, mask, network,
-            all_round, background=content.background, back_mask=hair_mask(style.landmarks, *style.image.shape[:2]))
+            mesh_in, reconstruction.mesh, cameras, views, result.stylized, content.visible, image, head, network,
+            all_round, background=content.background, back_mask=hair_mask(style.landmarks, head))
         reconstruction.metrics["all_round"] = save_all_round(folder, pass_result, all_round)
     save_reconstruction(folder, reconstruction)
     return {"stylize_seconds": params["seconds"], "total_seconds": round(time.time() - start, 1)}

@@ -58,7 +58,7 @@ from utils.rendering.cameras import load_cameras
 from utils.rendering.render import render_views
 from utils.style.io import load_content_views, load_style, prepare_inputs
 from utils.style.profiles import CPU_PROFILE
-from utils.style.regions import REGIONS, content_footprint, hair_mask, head_mask, part_masks
+from utils.style.regions import REGIONS, content_footprint, exemplar_head, hair_mask, part_masks
 from utils.settings import add_flags, changed, from_flags
 from utils.style.stylize import stylize_views
 from utils.style.all_round import AllRoundSettings, style_all_round, view_cameras_around
@@ -242,10 +242,10 @@ def stylized_mesh(folder, mesh_path, result, content, style, network, all_round)
     final = recon
     if all_round.enabled:
         image = torch.from_numpy(style.image).permute(2, 0, 1).float()
-        mask = torch.from_numpy(head_mask(style.landmarks, *style.image.shape[:2]))
+        head = exemplar_head(style.image, style.landmarks)
         final, pass_result = style_all_round(mesh_in, recon, cameras, views, result.stylized, content.visible,
-                                             image, mask, network, all_round, progress=False,
-                                             back_mask=hair_mask(style.landmarks, *style.image.shape[:2]))
+                                             image, head, network, all_round, progress=False,
+                                             back_mask=hair_mask(style.landmarks, head))
         metrics["all_round_s"] = pass_result.seconds
     return mesh_in, recon, final, metrics
 

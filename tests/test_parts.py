@@ -3,14 +3,17 @@ landmarks, and each part of the output takes its style only from the exemplar's 
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 from tests.synthetic import quick_settings, tiny_network
 
 from utils.io.landmarks import load_landmarks
 from utils.style import strotss_fast
-from utils.style.regions import (REGIONS, head_mask, labels_of, part_masks, part_samples, part_style_targets,
+from utils.style.regions import (REGIONS, _grown_hull, exemplar_head, head_mask, labels_of, painted_background,
+                                 part_labels, part_masks, part_samples, part_style_targets,
                                  guided_style_loss)
 from utils.style.stylize import ViewInputs, stylize_views
 
@@ -122,3 +125,46 @@ def test_with_parts_hair_takes_the_hair_colour_and_skin_the_skin_colour(parts):
         assert distance(highlight, SKIN) < 0.1  # the white highlight on the nose turned skin
     else:  # every part takes from the whole head: hair and skin mix
         assert distance(hair, HAIR) > 0.3 and distance(skin, SKIN) > 0.3
+
+
+ROSE = (0.85, 0.1, 0.2)
+
+
+def painting_with_roses(size=160, hair_everywhere=False):
+    """A painted head (``landmarks``) on a sky, as the doll painting: hair in a halo round the face and a strand
+    hanging down to the right-hand frame, a rose beside the left cheek touching the left-hand frame. Returns the
+    image (H, W, 3) in [0, 1], its landmarks and the masks (H, W) bool of the hair, the rose and the sky."""
+    points = landmarks(size)
+    labels = part_labels(points, np.ones((size, size))).numpy()
+    face = (labels >= 0) & (labels != REGIONS.index("hair"))
+    ys, xs = np.mgrid[:size, :size]
+    halo = np.zeros((size, size), np.uint8)
+    for centre, growth in ((points, 1.5), (points - [0, 0.2 * size], 1.3)):  # round the face, and its crown
+        cv2.fillConvexPoly(halo, np.round(_grown_hull(centre, growth)).astype(np.int32), 1)
+    strand = (xs > points[:17, 0].max()) & (ys > points[36:48, 1].mean())
+    hair = (np.ones_like(face) if hair_everywhere else (halo > 0) | strand) & ~face
+    rose = (xs - 0.12 * size) ** 2 + (ys - points[3, 1]) ** 2 < (0.12 * size) ** 2
+    sky = ~hair & ~face & ~rose
+    image = np.empty((size, size, 3), np.float32)
+    for mask, colour in ((face, SKIN), (hair, HAIR), (rose, ROSE), (sky, SKY)):
+        image[mask] = colour
+    return image, points, hair & ~rose, rose & ~face, sky
+
+
+def test_the_paintings_background_beside_the_face_is_left_out_of_the_exemplars_head():
+    image, points, hair, rose, sky = painting_with_roses()
+    background = painted_background(image, points)
+    head = head_mask(points, *image.shape[:2]) > 0.5
+    assert rose[head].any() and sky[head].any()  # the grown head reaches them: without this they would be hair
+    rose, sky, hair = (ndimage.binary_erosion(mask, iterations=3) for mask in (rose, sky, hair))  # not blurred edges
+    assert background[rose & head].mean() > 0.95 and background[sky & head].mean() > 0.95
+    assert not background[hair & head].any()  # the strand down to the frame stays hair
+    assert not (exemplar_head(image, points) > 0.5)[rose].any()
+
+
+def test_a_painting_with_hair_out_to_its_frame_keeps_its_whole_head():
+    image, points, hair, _, _ = painting_with_roses(hair_everywhere=True)
+    image[~hair & (image == SKY).all(-1)] = HAIR  # no sky at all
+    background = painted_background(image, points)
+    rose = (image == np.float32(ROSE)).all(-1)
+    assert background[~rose].mean() < 0.01  # hair to the frame is hair; only the rose can go

@@ -336,7 +336,7 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
     mesh_in: the input ``Mesh`` (its colours: the start where the stylized views do not reach); mesh_out: the
     reconstruction (same vertices and faces); cameras: the K content cameras; views_json: cameras.json's views;
     stylized: (K, 3, S, S) the stylized views; visible: (V, K) bool; style_image: (3, H, W) the exemplar in
-    [0, 1]; style_mask: (H, W) its head (``utils.style.regions.head_mask``); network: step 4a's feature network;
+    [0, 1]; style_mask: (H, W) its head (``utils.style.regions.exemplar_head``); network: step 4a's feature network;
     back_mask: (H, W) the exemplar's hair (``utils.style.regions.hair_mask``), the style of views turned past
     ``settings.back_from`` (None: the head's).
     Returns (Mesh with the new colours, ``AllRoundResult``).

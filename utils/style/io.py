@@ -20,7 +20,7 @@ from utils.geometry.triangulate import consistent_projections
 from utils.rendering.cameras import load_cameras
 from utils.rendering.content import RenderSettings
 from utils.report.plots import save_keypoint_overlay, save_loss_curves
-from utils.style.regions import content_footprint, head_mask, part_masks
+from utils.style.regions import content_footprint, exemplar_head, part_masks
 from utils.style.stylize import StylizeResult, ViewInputs
 from utils.style.all_round import AllRoundResult, AllRoundSettings
 from utils.style.style_view import aligned_targets, rotate_exemplar
@@ -121,7 +121,7 @@ def prepare_inputs(content: ContentViews, style: StyleExemplar,
     each landmark's positions are the projections of the one point triangulated from them
     (``consistent_projections``)."""
     size = content.images.shape[-1]
-    head = head_mask(style.landmarks, *style.image.shape[:2])
+    head = exemplar_head(style.image, style.landmarks)
     footprint = content_footprint(content.images, content.background)
     turned, heads, style_parts, content_parts, targets = [], [], [], [], []
     views = zip(content.azimuths, content.fovs, content.landmarks.cpu().numpy(), footprint[:, 0].cpu().numpy())

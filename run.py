@@ -26,8 +26,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from models.features import NETWORK_CHOICES, load_feature_network
 from utils.batch import SELECTION_MODES, run_batch, select_pairs
 from utils.rendering.cameras import load_cameras
@@ -45,7 +43,6 @@ from utils.settings import add_flags, changed, from_flags
 from utils.style.profiles import CPU_PROFILE, GPU_PROFILE, PROFILE_NETWORKS, PROFILES, profile_for
 from utils.style.stylize import stylize_views
 from utils.style.all_round import AllRoundSettings, style_all_round
-from utils.style.regions import exemplar_head, hair_mask
 from utils.style.io import load_content_views, load_style, prepare_inputs, save_all_round, save_result
 
 # ---- inputs and outputs
@@ -230,12 +227,10 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
                                       result.stylized, result.verts2d_warped, content.visible, recon)
     all_round = from_flags(args, AllRoundSettings(**ALL_ROUND), prefix="all-round-")
     if all_round.enabled:
-        image = torch.from_numpy(style.image).permute(2, 0, 1).float()
-        head = exemplar_head(style.image, style.landmarks)
         mesh_in = load_mesh(mesh_of(content_folder, MODELS_DIR))
         reconstruction.mesh, pass_result = style_all_round(
-            mesh_in, reconstruction.mesh, cameras, views, result.stylized, content.visible, image, head, network,
-            all_round, background=content.background, back_mask=hair_mask(style.landmarks, head))
+            mesh_in, reconstruction.mesh, cameras, views, result.stylized, content.visible, style.channels_first,
+            style.head, network, all_round, background=content.background, back_mask=style.hair)
         reconstruction.metrics["all_round"] = save_all_round(folder, pass_result, all_round)
     save_reconstruction(folder, reconstruction)
     return {"stylize_seconds": params["seconds"], "total_seconds": round(time.time() - start, 1)}

@@ -58,7 +58,7 @@ from utils.rendering.cameras import load_cameras
 from utils.rendering.render import render_views
 from utils.style.io import load_content_views, load_style, prepare_inputs
 from utils.style.profiles import CPU_PROFILE
-from utils.style.regions import REGIONS, content_footprint, exemplar_head, hair_mask, part_masks
+from utils.style.regions import REGIONS, content_footprint, part_masks
 from utils.settings import add_flags, changed, from_flags
 from utils.style.stylize import stylize_views
 from utils.style.all_round import AllRoundSettings, style_all_round, view_cameras_around
@@ -241,11 +241,9 @@ def stylized_mesh(folder, mesh_path, result, content, style, network, all_round)
     metrics["reconstruction_s"] = time.time() - start
     final = recon
     if all_round.enabled:
-        image = torch.from_numpy(style.image).permute(2, 0, 1).float()
-        head = exemplar_head(style.image, style.landmarks)
         final, pass_result = style_all_round(mesh_in, recon, cameras, views, result.stylized, content.visible,
-                                             image, head, network, all_round, progress=False,
-                                             back_mask=hair_mask(style.landmarks, head))
+                                             style.channels_first, style.head, network, all_round,
+                                             progress=False, back_mask=style.hair)
         metrics["all_round_s"] = pass_result.seconds
     return mesh_in, recon, final, metrics
 

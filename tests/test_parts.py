@@ -11,6 +11,7 @@ from scipy import ndimage
 from tests.synthetic import quick_settings, tiny_network
 
 from utils.io.landmarks import load_landmarks
+from utils.style.io import StyleExemplar
 from utils.style import strotss_fast
 from utils.style.regions import (REGIONS, _grown_hull, exemplar_head, head_mask, labels_of, painted_background,
                                  part_labels, part_masks, part_samples, part_style_targets,
@@ -168,3 +169,14 @@ def test_a_painting_with_hair_out_to_its_frame_keeps_its_whole_head():
     background = painted_background(image, points)
     rose = (image == np.float32(ROSE)).all(-1)
     assert background[~rose].mean() < 0.01  # hair to the frame is hair; only the rose can go
+
+
+def test_the_style_exemplar_keeps_its_head_and_hair_without_the_roses_for_every_step():
+    image, points, _, rose, _ = painting_with_roses()
+    style = StyleExemplar("roses", image, points)
+    assert style.head is style.head  # computed once, for step 4a's parts and the 3D pass alike
+    assert np.array_equal(style.head, exemplar_head(image, points))
+    rose = ndimage.binary_erosion(rose, iterations=3)  # not its blurred edge
+    assert not (style.hair > 0.5)[rose].any() and (style.hair > 0.5).any()
+    assert not (style.hair > 0.5)[tuple(np.round(points[27:36]).astype(int)[:, ::-1].T)].any()  # the nose is face
+    assert style.channels_first.shape == (3, *image.shape[:2])

@@ -5,6 +5,7 @@ and a style exemplar <style>.png|jpg with <style>.txt beside it. Outputs: a ``ut
 output/<name>/<style>/ (see ``save_result``).
 """
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Optional, Union
 
@@ -20,7 +21,7 @@ from utils.geometry.triangulate import consistent_projections
 from utils.rendering.cameras import load_cameras
 from utils.rendering.content import RenderSettings
 from utils.report.plots import save_keypoint_overlay, save_loss_curves
-from utils.style.regions import content_footprint, exemplar_head, part_masks
+from utils.style.regions import content_footprint, exemplar_head, hair_mask, part_masks
 from utils.style.stylize import StylizeResult, ViewInputs
 from utils.style.all_round import AllRoundResult, AllRoundSettings
 from utils.style.style_view import aligned_targets, rotate_exemplar
@@ -54,6 +55,21 @@ class StyleExemplar:
     name: str
     image: np.ndarray
     landmarks: np.ndarray
+
+    @cached_property
+    def head(self) -> np.ndarray:
+        """(H, W) float: the exemplar's head without the painting's background (``regions.exemplar_head``)."""
+        return exemplar_head(self.image, self.landmarks)
+
+    @cached_property
+    def hair(self) -> np.ndarray:
+        """(H, W) float32: the head without the face (``regions.hair_mask``), the style of a head's back."""
+        return hair_mask(self.landmarks, self.head)
+
+    @property
+    def channels_first(self) -> torch.Tensor:
+        """The image as a (3, H, W) float tensor, as the 3D pass takes it."""
+        return torch.from_numpy(self.image).permute(2, 0, 1).float()
 
 
 def _load_array(path, what):
@@ -121,7 +137,7 @@ def prepare_inputs(content: ContentViews, style: StyleExemplar,
     each landmark's positions are the projections of the one point triangulated from them
     (``consistent_projections``)."""
     size = content.images.shape[-1]
-    head = exemplar_head(style.image, style.landmarks)
+    head = style.head
     footprint = content_footprint(content.images, content.background)
     turned, heads, style_parts, content_parts, targets = [], [], [], [], []
     views = zip(content.azimuths, content.fovs, content.landmarks.cpu().numpy(), footprint[:, 0].cpu().numpy())

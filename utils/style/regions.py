@@ -74,13 +74,19 @@ def face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return centre, axes, (points - centre) @ axes.T
 
 
+def _brows_and_height(local: np.ndarray) -> tuple[float, float]:
+    """The brows' top and the brow-to-chin height of 68 landmarks in the face's frame (``face_frame``)."""
+    brows = local[17:27, 1].min()
+    return brows, local[8, 1] - brows
+
+
 def head_polygon(landmarks: np.ndarray) -> np.ndarray:
     """The exemplar's head outline from its 68 landmarks (68, 2) pixel (x, y): (N, 2) convex hull points."""
     centre, axes, local = face_frame(landmarks)
     width = np.ptp(local[:17, 0])
-    height = local[8, 1] - local[17:27, 1].min()  # brows to chin
+    brows, height = _brows_and_height(local)
     left, right = local[:, 0].min() - GROW_SIDES * width, local[:, 0].max() + GROW_SIDES * width
-    top, bottom = local[17:27, 1].min() - GROW_UP * height, local[:, 1].max() + GROW_DOWN * height
+    top, bottom = brows - GROW_UP * height, local[:, 1].max() + GROW_DOWN * height
     grown = [local, [[left, 0.0], [right, 0.0], [0.7 * left, top], [0.7 * right, top], [0.0, top],
                      [0.6 * left, bottom], [0.6 * right, bottom]]]
     local = np.concatenate(grown)
@@ -88,18 +94,21 @@ def head_polygon(landmarks: np.ndarray) -> np.ndarray:
     return centre + hull @ axes
 
 
+def _convex_mask(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(height, width) bool: inside the convex polygon (N, 2) pixel (x, y)."""
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillConvexPoly(mask, np.round(polygon).astype(np.int32), 1)
+    return mask > 0
+
+
 def head_mask(landmarks: np.ndarray, height: int, width: int) -> np.ndarray:
     """(height, width) float32 mask of the exemplar's head (``head_polygon``) in [0, 1]."""
-    mask = np.zeros((height, width), np.uint8)
-    cv2.fillConvexPoly(mask, np.round(head_polygon(landmarks)).astype(np.int32), 1)
-    return mask.astype(np.float32)
+    return _convex_mask(head_polygon(landmarks), height, width).astype(np.float32)
 
 
 def _scaled_hull_mask(points: np.ndarray, scale: float, height: int, width: int) -> np.ndarray:
     """(height, width) bool: inside the convex hull of points (N, 2) pixel (x, y) scaled about their mean."""
-    mask = np.zeros((height, width), np.uint8)
-    cv2.fillConvexPoly(mask, np.round(_grown_hull(points, scale)).astype(np.int32), 1)
-    return mask > 0
+    return _convex_mask(_grown_hull(points, scale), height, width)
 
 
 def hair_mask(landmarks: np.ndarray, head: np.ndarray) -> np.ndarray:
@@ -128,16 +137,14 @@ def painted_background(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     labels = part_labels(points, head_mask(points, rows, cols)).numpy()
     hair = labels == REGIONS.index("hair")
     centre, axes, local = face_frame(points)
-    brows = local[17:27, 1].min()
-    height_face = local[8, 1] - brows
+    brows, height_face = _brows_and_height(local)
     low, high = (brows - share * height_face for share in HAIR_BAND)
     band = np.array([[local[36, 0], low], [local[45, 0], low], [local[45, 0], high], [local[36, 0], high]])
-    band_mask = np.zeros((rows, cols), np.uint8)
-    cv2.fillConvexPoly(band_mask, np.round(centre + band @ axes).astype(np.int32), 1)
+    band_mask = _convex_mask(centre + band @ axes, rows, cols)
     pixels = np.stack(np.meshgrid(np.arange(cols), np.arange(rows)), -1)  # (rows, cols, 2) pixel (x, y)
     above_brows = (pixels - centre) @ axes[1] < local[17:27, 1].mean()
     temples = _scaled_hull_mask(points, TEMPLES[1], rows, cols) & ~_scaled_hull_mask(points, TEMPLES[0], rows, cols)
-    hair_seed = hair & ((band_mask > 0) | (temples & above_brows))
+    hair_seed = hair & (band_mask | (temples & above_brows))
     edge = max(2, round(FRAME * BACKGROUND_SIZE))
     frame = np.ones((rows, cols), bool)
     frame[edge:-edge, edge:-edge] = False
@@ -175,8 +182,7 @@ def part_polygons(landmarks: np.ndarray) -> dict[str, list[np.ndarray]]:
     "skin" (the face's outline: jaw and raised brows), "eyes" (each eye with its brow), "nose", "lips" and
     "neck" (below the jaw and beside it, down to far outside the image; not convex)."""
     centre, axes, local = face_frame(landmarks)
-    brows = local[17:27, 1].min()
-    height, width = local[8, 1] - brows, np.ptp(local[:17, 0])
+    height, width = _brows_and_height(local)[1], np.ptp(local[:17, 0])
     forehead = local[17:27] - [0.0, FOREHEAD * height]
     jaw = local[4:13]
     below = local[:, 1].max() + 10 * height

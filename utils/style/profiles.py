@@ -8,7 +8,7 @@ of 50 with the warp's step cut to keep its fidelity: colour 0.180 -> 0.140, text
 0.338 -> 0.253, flipped faces 0.11% both, 139 -> 237 s a pair; style_weight 20 -> 30, measured against the exemplar's
 head without its painted background: first 4 dev pairs colour 0.187 -> 0.176, texture 0.733 -> 0.732, sides/front
 0.790 -> 0.797, reprojection 0.22 -> 0.17 px; held out colour 0.236 -> 0.226, texture 0.733 -> 0.730, sides/front
-0.781 -> 0.782, reprojection 0.24 -> 0.19 px, flips 0.33% -> 0.20%; 40 moved the dev figures by 0.003 or less; tv_weight
+0.781 -> 0.782, reprojection 0.24 -> 0.19 px, flips 0.33% -> 0.21%; 40 moved the dev figures by 0.003 or less; tv_weight
 15 instead of 30: texture -0.003, sides/front -0.005; 320 px with 64 steps a scale and warp_lr_factor 13, about as
 fast: first 4 dev pairs texture 0.732 -> 0.722 but hair 0.357 -> 0.390 and landmarks 0.463 -> 0.486, and on the first
 2 held-out pairs texture 0.738/0.719 -> 0.772/0.740, colour 0.225/0.227 -> 0.240/0.317, so not taken).

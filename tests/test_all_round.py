@@ -215,3 +215,22 @@ def test_ball_average_spreads_a_spike_only_within_its_radius():
     spread = average(spike)[:, 0]
     near = (verts - verts[40]).norm(dim=1) <= 1.5
     assert torch.allclose(spread[near], torch.tensor(1.0)) and bool((spread[~near] == 0).all())
+
+
+def test_refined_meshes_share_the_new_vertices_and_their_visibility():
+    """The pass's split: both meshes get the same new vertices; the input's colours are interpolated, and a new vertex
+    is visible in a view only where both ends of its edge are."""
+    from utils.style.all_round import refined
+
+    verts = torch.tensor([[0.0, 0, 0], [4, 0, 0], [0, 1, 0]])
+    faces = torch.tensor([[0, 1, 2]])
+    mesh_in = Mesh(verts=verts, faces=faces, colors=torch.tensor([[0.0, 0, 0], [1, 1, 1], [0, 0, 0]]))
+    mesh_out = Mesh(verts=verts + 1, faces=faces, colors=torch.full((3, 3), 0.5))
+    visible = torch.tensor([[True, True], [True, False], [True, True]])
+    fine_in, fine_out, fine_visible = refined(mesh_in, mesh_out, visible, 2.5)
+    assert torch.equal(fine_in.faces, fine_out.faces) and torch.equal(fine_in.verts, fine_out.verts)
+    assert len(fine_out.verts) > 3 and torch.equal(fine_out.verts[:3], mesh_out.verts)
+    assert torch.allclose(fine_out.colors, torch.full_like(fine_out.colors, 0.5))
+    middle = (fine_out.verts - torch.tensor([3.0, 1, 1])).norm(dim=1).argmin()  # the midpoint of the long edge 0-1
+    assert torch.allclose(fine_in.colors[middle], torch.full((3,), 0.5))
+    assert fine_visible[middle].tolist() == [True, False] and fine_visible.shape == (len(fine_out.verts), 2)

@@ -24,7 +24,8 @@ landmark hull grown to take hair and neck):
   take alone on the machine's cores when others load it), and the machine's load (``uptime``);
 - style taken at -60 ... +60 degrees (and 90, -90, 180 on closed heads): renders of the input and of the final
   mesh turned about the head, each scored like the views (1 - the mean of its colour and texture ratios), and
-  sides/front = mean(+-60) / mean(-20, 0, +20);
+  sides/front = mean(+-60) / mean(-20, 0, +20); the back (180) also against the exemplar's hair alone, what a
+  view from behind shows;
 - identity (information, not a target): distance of dlib's face descriptors, content view -> stylized view
   (same person below 0.6); mesh consistency: the views' consistency measured on the final mesh's renders;
   reconstruction: median reprojection error (px, worst view) and the share of flipped faces.
@@ -367,6 +368,11 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
                                       result.landmarks_warped[middle]), closed=float(closed),
                sides_over_front=sides_over_front(taken))
     row.update({f"taken_{angle}": value for angle, value in taken.items()})
+    if closed:  # the back shows hair: also scored against the exemplar's hair, the pass's target there (back_from)
+        hair = inputs.style_parts[middle:middle + 1, REGIONS.index("hair")][:, None]
+        if float(hair.sum()) > 0:
+            row["taken_180_hair"] = turned_style(mesh_in, final, load_cameras(ContentFolder(folder).cameras)[3],
+                                                 inputs.style[middle:middle + 1], hair, judge, (180,))[0][180]
     return row
 
 
@@ -387,10 +393,12 @@ def print_rows(name, rows):
                                        for k, v in TARGETS.items()))
     angles = TURN_ANGLES + BACK_ANGLES
     print(f"\n  style taken (1 - mean of colour and texture ratios) at each angle, sides/front = mean(+-60) / "
-          f"mean(-20..20):\n  {'pair':20s} " + " ".join(f"{a:>6d}" for a in angles) + f" {'side/fr':>7s}")
+          f"mean(-20..20); 180 hair: the back against the exemplar's hair:\n  {'pair':20s} "
+          + " ".join(f"{a:>6d}" for a in angles) + f" {'side/fr':>7s} {'180 hair':>8s}")
     for pair, row in rows.items():
         cells = [f"{row[f'taken_{a}']:6.2f}" if f"taken_{a}" in row else f"{'-':>6s}" for a in angles]
-        print(f"  {pair:20s} " + " ".join(cells) + f" {row['sides_over_front']:7.2f}")
+        hair = f"{row['taken_180_hair']:8.2f}" if "taken_180_hair" in row else f"{'-':>8s}"
+        print(f"  {pair:20s} " + " ".join(cells) + f" {row['sides_over_front']:7.2f} {hair}")
     print(f"\n  {'pair':20s} {'mesh consist':>12s} {'reproj med px':>13s} {'flipped %':>9s} {'identity':>8s} "
           f"{'recon s':>7s} {'3D pass s':>9s} {'total s':>7s}")
     for pair, row in rows.items():

@@ -11,7 +11,7 @@ from utils.rendering.cameras import frame_mesh, make_cameras
 from utils.rendering.content import RenderSettings, observe_mesh
 from utils.rendering.render import render_views
 from utils.style.all_round import (AllRoundSettings, AllRoundStyle, FixedViews, matched_colors, starting_colors,
-                                   style_all_round, view_cameras_around)
+                                   style_all_round, turned_away, view_cameras_around)
 
 SIZE = 64
 FOV = 20.0
@@ -201,6 +201,37 @@ def test_the_colours_the_views_see_squarely_are_held(closed_head):
         changes[hold] = (result.colors - result.start).abs().amax(1)
     assert float(changes[1.0][seen].max()) == 0.0 and float(changes[1.0][~seen].max()) > 0.01
     assert float(changes[0.0][seen].max()) > 0.01
+
+
+def test_turned_away_is_zero_in_front_and_one_behind(closed_head):
+    mesh_in, _, _, cameras, *_ = closed_head
+    back = turned_away(mesh_in.verts, cameras, back_from=120.0)
+    z = mesh_in.verts[:, 2]  # the content cameras look at the ball's +z side
+    assert bool((back[z > 0.01] == 0).all()) and bool((back[z < -0.6] == 1).all())
+    assert 0 < float(back[(z < -0.2) & (z > -0.4)].mean()) < 1
+
+
+def test_the_back_starts_in_the_exemplars_hair_palette(closed_head):
+    """A painting whose hair (top half) is blue and face (bottom half) orange: the unseen back of a closed head
+    starts in the blue, its unseen sides in the whole head's colours; back_start 0 gives the old start."""
+    mesh_in, mesh_out, views, cameras, stylized, visible, _, _ = closed_head
+    image = torch.zeros(3, 48, 48)
+    image[:, :24] = torch.tensor([0.1, 0.2, 0.9])[:, None, None]
+    image[:, 24:] = torch.tensor([0.9, 0.5, 0.1])[:, None, None]
+    mask, hair = torch.ones(48, 48), torch.zeros(48, 48)
+    hair[:24] = 1
+    starts = {}
+    for weight in (1.0, 0.0):
+        _, result = style_all_round(mesh_in, mesh_out, cameras, views, stylized, visible, image, mask, tiny_network(),
+                                    quick_settings(iterations=0, max_edge_px=0, back_start=weight), progress=False,
+                                    back_mask=hair)
+        starts[weight] = result.start
+    z = mesh_in.verts[:, 2]
+    behind, side = z < -0.6, z.abs() < 0.05
+    blue = torch.tensor([0.1, 0.2, 0.9])
+    assert float((starts[1.0][behind] - blue).norm(dim=1).max()) < 0.05
+    assert float((starts[0.0][behind].mean(0) - blue).norm()) > 0.3  # the head's palette mixes in the orange
+    assert torch.allclose(starts[1.0][side], starts[0.0][side])
 
 
 def test_ball_average_spreads_a_spike_only_within_its_radius():

@@ -8,7 +8,8 @@ colours are optimised through the rasterizer, as FaceRefiner does in texture spa
    renders, and vertex colours there could only show streaks, whatever the pass painted;
 1. start: where the stylized views see a vertex squarely its reconstructed colour; elsewhere the input's own
    colour with its histogram matched to the exemplar's head (so ears, hairline and collar keep their shapes
-   instead of smeared front colours, and the back starts in the painting's palette);
+   instead of smeared front colours, and the back starts in the painting's palette), on the back of the head to
+   the exemplar's hair (``back_start``);
 2. optimise (Adam) the colours so that renders from views around the head carry the exemplar's style
    (the STROTSS loss of step 4a, sampled inside each render's footprint against the exemplar's head), while
    renders from the content cameras stay on the stylized views where they see the surface squarely (L1: the
@@ -69,6 +70,10 @@ class AllRoundSettings:
     result_samples: int = 1024  # hypercolumns sampled from each render per step
     style_samples: int = 2048  # hypercolumns sampled from the exemplar's head (and from its hair)
     back_from: float = 120.0  # views turned this far or farther (degrees) take the exemplar's hair, not its face
+    back_start: float = 1.0  # 1: surface turned this far from the front (``back_from``; none at 90 degrees) starts
+    #                          in the exemplar's hair palette, not its head's (0: the head's everywhere); the back
+    #                          against the exemplar's hair 0.18 -> 0.30 on 4 dev heads, 0.25 -> 0.39 on 2 held out
+    #                          (bench_quality, 180 hair), sides/front unchanged (0.89 -> 0.90, 0.86 -> 0.87)
     min_facing: float = 0.8  # views whose footprint is less front surface than this (a relief from behind) are dropped
     smoothing: int = 0  # the colour change is averaged this far: edge lengths (isotropic) or rings (less speckle);
     #                     0 on split edges: averaging blurred the strokes they let the pass paint (hopper x 86
@@ -205,18 +210,36 @@ def matched_colors(source: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(matched[:, 0]).to(source)
 
 
+def turned_away(verts: torch.Tensor, cameras: CamerasBase, back_from: float) -> torch.Tensor:
+    """How far each vertex (V, 3) lies on the back of the head, seen from above: (V,) 0 up to 90 degrees from the
+    content cameras' mean direction (about the vertical axis through the mesh's centre), 1 from ``back_from``
+    degrees, linear in between."""
+    centre = verts.mean(0)
+    front = (cameras.get_camera_center().mean(0) - centre)[[0, 2]]  # y is up: the horizontal plane is (x, z)
+    offsets = (verts - centre)[:, [0, 2]]
+    cos = (F.normalize(offsets, dim=1) * F.normalize(front, dim=0)).sum(1).clamp(-1, 1)
+    return ((torch.rad2deg(torch.acos(cos)) - 90) / max(back_from - 90, 1e-6)).clamp(0, 1)
+
+
 def starting_colors(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, visible: torch.Tensor,
-                    palette: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                    palette: torch.Tensor, back_palette: torch.Tensor | None = None,
+                    back: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 1 of the pass: (V, 3) colours, reconstructed where the content views see a vertex squarely, elsewhere
     the input's own colours histogram-matched to the exemplar's ``palette`` (M, 3) pixels; and the confidence (V,)
     in [0, 1]. The match is made over the whole head, so that a near-plain back keeps its narrow range instead of
     being stretched over the whole palette (on 4 dev heads it beat an affine map to the stylized views' palette:
-    sides/front 0.84 against 0.78, bench_quality)."""
+    sides/front 0.84 against 0.78, bench_quality). Where ``back`` (V,) in [0, 1] says a vertex is on the back of
+    the head, the match is to ``back_palette`` (M', 3), the exemplar's hair: an acquired head's back is a plain
+    fill, lighter than the rest, which the head's palette turned into its skin's pale highlights."""
     device = visible.device
     verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)
     trust = confidence_ramp(vertex_confidence(verts, faces, cameras, visible))
     styled = mesh_out.vertex_colors().to(device)
-    matched = matched_colors(mesh_in.vertex_colors().to(device), palette.to(device))
+    source = mesh_in.vertex_colors().to(device)
+    matched = matched_colors(source, palette.to(device))
+    if back_palette is not None and back is not None and bool((back > 0).any()):
+        away = back.to(device)[:, None]
+        matched = (1 - away) * matched + away * matched_colors(source, back_palette.to(device))
     return trust[:, None] * styled + (1 - trust[:, None]) * matched, trust
 
 
@@ -370,7 +393,13 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
     verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)
     style_image, style_mask = torch.as_tensor(style_image).float(), torch.as_tensor(style_mask)
     palette = style_image[:, style_mask.bool()].T  # (M, 3): the exemplar's head
-    start, trust = starting_colors(mesh_in, mesh_out, cameras, visible, palette)
+    back_palette, back = None, None
+    if back_mask is not None and settings.back_start:
+        hair = torch.as_tensor(back_mask).bool()
+        if float(hair.sum()) >= MIN_BACK_SHARE * float(style_mask.bool().sum()):
+            back_palette = style_image[:, hair].T  # (M', 3): the exemplar's hair
+            back = settings.back_start * turned_away(verts, cameras, settings.back_from)
+    start, trust = starting_colors(mesh_in, mesh_out, cameras, visible, palette, back_palette, back)
     around_cameras = view_cameras_around(views_json, settings.azimuths, settings.elevation, device)
     around = FixedViews(verts, faces, around_cameras, settings.image_size, backend)
     keep = [r for r in range(around.count) if float(around.facing[r]) >= settings.min_facing]

@@ -70,8 +70,8 @@ class AllRoundSettings:
     result_samples: int = 1024  # hypercolumns sampled from each render per step
     style_samples: int = 2048  # hypercolumns sampled from the exemplar's head (and from its hair)
     back_from: float = 120.0  # views turned this far or farther (degrees) take the exemplar's hair, not its face
-    back_start: float = 1.0  # 1: surface turned this far from the front (``back_from``; none at 90 degrees) starts
-    #                          in the exemplar's hair palette, not its head's (0: the head's everywhere); the back
+    back_start: float = 1.0  # 1: the back (past back_from, blended from 90 degrees) starts in the hair's palette
+    #                          (the exemplar's hair, not its whole head; 0: the head's everywhere); the back
     #                          against the exemplar's hair 0.18 -> 0.30 on 4 dev heads, 0.25 -> 0.39 on 2 held out
     #                          (bench_quality, 180 hair), sides/front unchanged (0.89 -> 0.90, 0.86 -> 0.87)
     min_facing: float = 0.8  # views whose footprint is less front surface than this (a relief from behind) are dropped

@@ -343,7 +343,8 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
     closed = is_closed(mesh_in)
     angles = TURN_ANGLES + (BACK_ANGLES if closed else ())
     middle = len(content.azimuths) // 2
-    taken, (turned_in, turned_out) = turned_style(mesh_in, final, load_cameras(ContentFolder(folder).cameras)[3],
+    views = load_cameras(ContentFolder(folder).cameras)[3]
+    taken, (turned_in, turned_out) = turned_style(mesh_in, final, views,
                                                   inputs.style[middle:middle + 1], inputs.style_mask[middle:middle + 1],
                                                   judge, angles)
     size = content.images.shape[-1]
@@ -371,8 +372,8 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
     if closed:  # the back shows hair: also scored against the exemplar's hair, the pass's target there (back_from)
         hair = inputs.style_parts[middle:middle + 1, REGIONS.index("hair")][:, None]
         if float(hair.sum()) > 0:
-            row["taken_180_hair"] = turned_style(mesh_in, final, load_cameras(ContentFolder(folder).cameras)[3],
-                                                 inputs.style[middle:middle + 1], hair, judge, (180,))[0][180]
+            row["taken_180_hair"] = turned_style(mesh_in, final, views, inputs.style[middle:middle + 1], hair, judge,
+                                                 (180,))[0][180]
     return row
 
 

@@ -210,6 +210,15 @@ def matched_colors(source: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(matched[:, 0]).to(source)
 
 
+def usable_hair(back_mask: torch.Tensor | np.ndarray | None, style_mask: torch.Tensor) -> torch.Tensor | None:
+    """The exemplar's hair (H, W) bool where it is at least ``MIN_BACK_SHARE`` of its head (H, W); else None (the
+    back then takes the head's style and palette, as the front does)."""
+    if back_mask is None:
+        return None
+    hair = torch.as_tensor(back_mask).bool()
+    return hair if float(hair.sum()) >= MIN_BACK_SHARE * float(torch.as_tensor(style_mask).bool().sum()) else None
+
+
 def turned_away(verts: torch.Tensor, cameras: CamerasBase, back_from: float) -> torch.Tensor:
     """How far each vertex (V, 3) lies on the back of the head, seen from above: (V,) 0 up to 90 degrees from the
     content cameras' mean direction (about the vertical axis through the mesh's centre), 1 from ``back_from``
@@ -310,8 +319,8 @@ class AllRoundStyle:
                                          self.generator, COVARIANCE, SEARCH_RANK)
 
             self.target = target(style_mask)
-            use_back = back_mask is not None and float(back_mask.sum()) >= MIN_BACK_SHARE * float(style_mask.sum())
-            self.back_target = target(back_mask) if use_back else self.target
+            hair = usable_hair(back_mask, style_mask)
+            self.back_target = self.target if hair is None else target(hair)
         self.back_views = set(back_views)
 
     def style_term(self, colors: torch.Tensor, views: Sequence[int]) -> torch.Tensor:
@@ -393,12 +402,11 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
     verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)
     style_image, style_mask = torch.as_tensor(style_image).float(), torch.as_tensor(style_mask)
     palette = style_image[:, style_mask.bool()].T  # (M, 3): the exemplar's head
+    hair = usable_hair(back_mask, style_mask)
     back_palette, back = None, None
-    if back_mask is not None and settings.back_start:
-        hair = torch.as_tensor(back_mask).bool()
-        if float(hair.sum()) >= MIN_BACK_SHARE * float(style_mask.bool().sum()):
-            back_palette = style_image[:, hair].T  # (M', 3): the exemplar's hair
-            back = settings.back_start * turned_away(verts, cameras, settings.back_from)
+    if hair is not None and settings.back_start:
+        back_palette = style_image[:, hair].T  # (M', 3): the exemplar's hair
+        back = settings.back_start * turned_away(verts, cameras, settings.back_from)
     start, trust = starting_colors(mesh_in, mesh_out, cameras, visible, palette, back_palette, back)
     around_cameras = view_cameras_around(views_json, settings.azimuths, settings.elevation, device)
     around = FixedViews(verts, faces, around_cameras, settings.image_size, backend)
@@ -409,7 +417,7 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
     azimuths = [settings.azimuths[r] for r in keep]
     back_views = [i for i, a in enumerate(azimuths) if abs((a + 180) % 360 - 180) >= settings.back_from]
     problem = AllRoundStyle(start.to(device), around, anchor, stylized, style_image, style_mask, network, settings,
-                            background, faces, None if back_mask is None else torch.as_tensor(back_mask), back_views,
+                            background, faces, hair, back_views,
                             trust)
     result = problem.run(progress)
     result.azimuths, result.seconds = azimuths, time.time() - start_time  # the whole step: split, rasterize, optimise

@@ -43,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ from utils.style.io import load_content_views, load_style, prepare_inputs
 from utils.style.profiles import CPU_PROFILE
 from utils.style.regions import REGIONS, content_footprint, part_masks
 from utils.settings import add_flags, changed, from_flags
-from utils.style.stylize import stylize_views
+from utils.style.stylize import match_part_palettes, stylize_views
 from utils.style.all_round import AllRoundSettings, style_all_round, view_cameras_around
 from utils.geometry.smoothing import border_edges
 
@@ -212,22 +213,31 @@ def view_consistency(images, verts2d, visible):
 def stylize_views_cached(inputs, network, settings, cache):
     """Step 4a (``stylize_views``) with its (wall, CPU / threads) seconds, kept in ``cache``-<digest>.pt (of the
     settings, the network and the inputs' tensors) so that a rerun with other 3D-pass or reconstruction settings
-    starts from the same views. A change to step 4a's code itself is not seen: delete the work folder's views/."""
-    digest = hashlib.sha256(json.dumps([settings.as_dict(), network.name], sort_keys=True).encode())
+    starts from the same views. A change to step 4a's code itself is not seen: delete the work folder's views/.
+    The part palettes (``part_palette``, about a second) are matched after the cache, so that trying that setting
+    does not rerun the optimisation."""
+    optimised = {k: v for k, v in settings.as_dict().items() if k != "part_palette"}
+    digest = hashlib.sha256(json.dumps([optimised, network.name], sort_keys=True).encode())
     for value in vars(inputs).values():
         if isinstance(value, torch.Tensor):
             digest.update(value.detach().cpu().contiguous().numpy().tobytes())
     digest = digest.hexdigest()
     path = cache.with_name(f"{cache.name}-{digest[:12]}.pt")
     if path.is_file():
-        return torch.load(path, weights_only=False)
+        result, seconds, cpu_seconds = torch.load(path, weights_only=False)
+    else:
+        start, cpu_start = time.time(), time.process_time()
+        result = stylize_views(inputs, network, replace(settings, part_palette=0.0), progress=False)
+        seconds, cpu_seconds = time.time() - start, (time.process_time() - cpu_start) / torch.get_num_threads()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary:
+            torch.save((result, seconds, cpu_seconds), temporary)
+    if not (settings.regions and settings.parts):
+        return result, seconds, cpu_seconds
     start, cpu_start = time.time(), time.process_time()
-    result = stylize_views(inputs, network, settings, progress=False)
-    kept = result, time.time() - start, (time.process_time() - cpu_start) / torch.get_num_threads()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary:
-        torch.save(kept, temporary)
-    return kept
+    result = match_part_palettes(result, inputs, settings.part_palette)
+    return (result, seconds + time.time() - start,
+            cpu_seconds + (time.process_time() - cpu_start) / torch.get_num_threads())
 
 
 def stylized_mesh(folder, mesh_path, result, content, style, network, all_round):

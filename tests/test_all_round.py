@@ -10,8 +10,9 @@ from utils.io.mesh import Mesh, to_pytorch3d
 from utils.rendering.cameras import frame_mesh, make_cameras
 from utils.rendering.content import RenderSettings, observe_mesh
 from utils.rendering.render import render_views
-from utils.style.all_round import (AllRoundSettings, AllRoundStyle, FixedViews, matched_colors, starting_colors,
-                                   style_all_round, turned_away, view_cameras_around)
+from utils.style.all_round import (AllRoundSettings, AllRoundStyle, FixedViews, starting_colors, style_all_round,
+                                   turned_away, view_cameras_around)
+from utils.style.palette import matched_colors
 
 SIZE = 64
 FOV = 20.0

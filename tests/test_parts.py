@@ -16,6 +16,7 @@ from utils.style import strotss_fast
 from utils.style.regions import (REGIONS, _grown_hull, exemplar_head, head_mask, labels_of, painted_background,
                                  part_labels, part_masks, part_samples, part_style_targets,
                                  guided_style_loss)
+from utils.style.palette import matched_by_part
 from utils.style.stylize import ViewInputs, stylize_views
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,17 @@ def head_inputs(exemplar_head=None):
                       WHITE, twice(part_masks(points, head)), twice(part_masks(points, style_head))), labels
 
 
+def hairless_head(points):
+    """The exemplar's head (SIZE, SIZE) of landmarks (68, 2) without its hair part."""
+    hair = part_masks(points, np.ones((SIZE, SIZE)))[REGIONS.index("hair")] > 0
+    return head_mask(points, SIZE, SIZE) * ~hair.numpy()
+
+
+def distance(colour, expected):
+    """Euclidean distance between a colour tensor (3,) and an rgb tuple."""
+    return float((colour - torch.tensor(expected)).norm())
+
+
 def mean_colour(images, labels, names, margin=2):
     """Mean colour (3,) over all views of the pixels of the parts ``names`` at least ``margin`` px inside them
     (the background is blended into the head's edge): images (K, 3, H, W)."""
@@ -97,8 +109,7 @@ def test_part_samples_lie_in_their_parts_in_every_image():
 
 def test_a_part_the_exemplar_lacks_takes_the_whole_head():
     points = landmarks()
-    inputs, _ = head_inputs(exemplar_head=head_mask(points, SIZE, SIZE) * (part_masks(points, np.ones((SIZE, SIZE)))[
-        REGIONS.index("hair")] == 0).numpy())  # a head without hair
+    inputs, _ = head_inputs(exemplar_head=hairless_head(points))
     network, generator = tiny_network(), torch.Generator().manual_seed(0)
     targets = part_style_targets(strotss_fast, network(inputs.style), (SIZE, SIZE), inputs.style_parts, 600, generator)
     assert targets.fallback == tuple(name == "hair" for name in REGIONS)
@@ -115,12 +126,11 @@ def test_a_part_the_exemplar_lacks_takes_the_whole_head():
 @pytest.mark.parametrize("parts", [True, False])
 def test_with_parts_hair_takes_the_hair_colour_and_skin_the_skin_colour(parts):
     inputs, labels = head_inputs()
-    settings = quick_settings(iterations=25, learning_rate=0.05, warp_lr_factor=0.0, parts=parts)
-    result = stylize_views(inputs, tiny_network(), settings, progress=False)
+    settings = quick_settings(iterations=25, learning_rate=0.05, warp_lr_factor=0.0, parts=parts, part_palette=0.0)
+    result = stylize_views(inputs, tiny_network(), settings, progress=False)  # the style loss alone, from grey
     hair = mean_colour(result.stylized, labels, ["hair"])
     skin = mean_colour(result.stylized, labels, ["skin", "nose"])
     highlight = mean_colour(result.stylized, labels, ["nose"])
-    distance = lambda a, b: float((a - torch.tensor(b)).norm())  # noqa: E731
     if parts:
         assert distance(hair, HAIR) < 0.1 and distance(skin, SKIN) < 0.1
         assert distance(highlight, SKIN) < 0.1  # the white highlight on the nose turned skin
@@ -180,3 +190,32 @@ def test_the_style_exemplar_keeps_its_head_and_hair_without_the_roses_for_every_
     assert not (style.hair > 0.5)[rose].any() and (style.hair > 0.5).any()
     assert not (style.hair > 0.5)[tuple(np.round(points[27:36]).astype(int)[:, ::-1].T)].any()  # the nose is face
     assert style.channels_first.shape == (3, *image.shape[:2])
+
+
+def test_the_part_palette_gives_each_part_its_counterparts_colours():
+    inputs, labels = head_inputs()
+    start = matched_by_part(inputs.content, inputs.content_parts, inputs.style, inputs.style_parts)
+    assert distance(mean_colour(start, labels, ["hair"]), HAIR) < 0.02
+    assert distance(mean_colour(start, labels, ["skin", "nose"]), SKIN) < 0.02  # the nose's highlight too
+    assert torch.equal(start[:, :, labels < 0], inputs.content[:, :, labels < 0])  # the background is kept
+    half = matched_by_part(inputs.content, inputs.content_parts, inputs.style, inputs.style_parts, share=0.5)
+    expected = (torch.tensor(GREY) + torch.tensor(HAIR)) / 2
+    assert distance(mean_colour(half, labels, ["hair"]), expected.tolist()) < 0.02
+    unchanged = matched_by_part(inputs.content, inputs.content_parts, inputs.style, inputs.style_parts, share=0.0)
+    assert torch.equal(unchanged, inputs.content)
+
+
+def test_the_part_palette_of_a_part_the_exemplar_lacks_comes_from_its_whole_head():
+    inputs, labels = head_inputs(exemplar_head=hairless_head(landmarks()))
+    start = matched_by_part(inputs.content, inputs.content_parts, inputs.style, inputs.style_parts)
+    hair = mean_colour(start, labels, ["hair"])
+    assert distance(hair, SKIN) < 0.02  # the whole head is all skin here
+
+
+def test_stylize_views_ends_with_each_parts_palette_in_both_outputs():
+    inputs, labels = head_inputs()
+    settings = quick_settings(iterations=2, learning_rate=0.05, warp_lr_factor=0.0, part_palette=1.0)
+    result = stylize_views(inputs, tiny_network(), settings, progress=False)
+    for images in (result.stylized, result.unwarped):
+        assert distance(mean_colour(images, labels, ["hair"]), HAIR) < 0.05
+        assert distance(mean_colour(images, labels, ["skin"]), SKIN) < 0.05

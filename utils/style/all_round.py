@@ -38,6 +38,7 @@ from utils.geometry.subdivide import split_long_edges
 from utils.io.mesh import Mesh
 from utils.rendering.cameras import make_cameras
 from utils.rendering.render import rasterize_views
+from utils.style.palette import matched_colors
 from utils.style.regions import head_style_target, positions_in
 from utils.style.stylize import _resize, _style_size, strotss_for
 
@@ -198,16 +199,6 @@ def confidence_ramp(squareness: torch.Tensor) -> torch.Tensor:
     """How far the stylized views are trusted at a |cos| ``squareness`` (any shape): 0 below CONFIDENT[0], 1 above
     CONFIDENT[1], linear in between."""
     return ((squareness - CONFIDENT[0]) / (CONFIDENT[1] - CONFIDENT[0])).clamp(0, 1)
-
-
-def matched_colors(source: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
-    """``source`` colours (N, 3) with each channel's histogram matched to the ``palette``'s (M, 3) (scikit-image's
-    match_histograms: equal source values keep equal colours, so a plain region stays plain)."""
-    from skimage.exposure import match_histograms
-
-    matched = match_histograms(source[:, None].double().cpu().numpy(), palette[:, None].double().cpu().numpy(),
-                               channel_axis=-1)
-    return torch.from_numpy(matched[:, 0]).to(source)
 
 
 def usable_hair(back_mask: torch.Tensor | np.ndarray | None, style_mask: torch.Tensor) -> torch.Tensor | None:

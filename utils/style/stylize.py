@@ -12,7 +12,7 @@ and the background outside the footprint is put back plain at the end. With part
 STROTSS's spatial guidance does.
 """
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal, Optional, Union
 
 import torch
@@ -22,11 +22,12 @@ from tqdm import tqdm
 
 from utils.geometry.epipolar import fundamental_matrix, sampson_distance
 from utils.io.images import pixel_to_grid
+from utils.style.palette import matched_by_part
 from utils.style.pyramid import laplacian_pyramid, synthesize
 from utils.style import strotss as strotss_reference, strotss_fast
 from utils.style.strotss import FeatureNetwork, StrotssLosses
-from utils.style.regions import (head_style_target, part_samples, part_style_loss, part_style_targets,
-                                 plain_background, positions_in, shared_mask)
+from utils.style.regions import (content_footprint, head_style_target, part_masks, part_samples, part_style_loss,
+                                 part_style_targets, plain_background, positions_in, shared_mask)
 from utils.style.warp import LandmarkWarp, warp_smoothness
 
 LOSS_NAMES = ("total", "style", "content", "warp", "tv", "consistency", "epipolar")
@@ -60,6 +61,11 @@ class StylizeSettings:
     checkpoint_every: int = 50  # iterations between checkpoint images
     regions: bool = True  # style loss from head to head (content footprint, exemplar's head); plain background
     parts: bool = True  # with regions: each part of the head (skin, eyes, nose, lips, hair, neck) from its own part
+    # with parts: share of the way each part's colours are histogram-matched to the exemplar's same part at the end
+    # (0: none, as STROTSS; utils/style/palette.py). First 4 dev pairs, bench_quality, 0 / 0.5 / 0.75 / 1: worst
+    # part 0.747 / 0.442 / 0.304 / 0.212, whole-head colour 0.171 / 0.163 / 0.169 / 0.183, texture 0.733 / 0.728 /
+    # 0.728 / 0.729 (the parts' shares differ between the heads, so matching each part moves the whole head's palette)
+    part_palette: float = 0.75
     seed: int = 0
 
     def as_dict(self) -> dict:
@@ -367,7 +373,24 @@ def check_finite(terms: dict[str, Tensor], iteration: int) -> None:
                                  f"{iteration}; check this pair's landmarks and settings")
 
 
+def match_part_palettes(result: StylizeResult, inputs: ViewInputs, share: float) -> StylizeResult:
+    """The result with each part's colours histogram-matched to the exemplar's same part, ``share`` of the way
+    (``palette.matched_by_part``; the warped outputs' parts cut from their warped landmarks in their footprint).
+    Unchanged without parts or at share 0."""
+    if share <= 0 or not inputs.has_parts:
+        return result
+    footprint = content_footprint(result.stylized, inputs.background)
+    moved = torch.stack([part_masks(points, mask[0]) for points, mask in
+                         zip(result.landmarks_warped.cpu().numpy(), footprint.cpu().numpy())]).to(result.stylized)
+    stylized = matched_by_part(result.stylized, moved, inputs.style, inputs.style_parts, share)
+    unwarped = matched_by_part(result.unwarped, inputs.content_parts, inputs.style, inputs.style_parts, share)
+    return replace(result, stylized=stylized, unwarped=unwarped)
+
+
 def stylize_views(inputs: ViewInputs, network: FeatureNetwork, settings: StylizeSettings,
                   progress: bool = True) -> StylizeResult:
-    """Stylize K content views jointly with their style exemplars (see ``ViewInputs``); returns a ``StylizeResult``."""
-    return DeformableStyleTransfer(inputs, network, settings, progress).run()
+    """Stylize K content views jointly with their style exemplars (see ``ViewInputs``); returns a ``StylizeResult``
+    (with parts, each part's palette matched to the exemplar's at the end: ``match_part_palettes``)."""
+    result = DeformableStyleTransfer(inputs, network, settings, progress).run()
+    parts = settings.regions and settings.parts
+    return match_part_palettes(result, inputs, settings.part_palette) if parts else result

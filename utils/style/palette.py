@@ -1,0 +1,56 @@
+"""Histogram matching onto the exemplar's palette: the stylized views' colours, part by part, after step 4a's
+optimisation; and the start of the mesh's colours where no stylized view sees the surface (step 4c, ``all_round``)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from utils.style.regions import MIN_STYLE_SAMPLES, labels_of
+
+PALETTE_BLUR = 1 / 128  # the part-by-part change is blurred by a Gaussian this share of the view's side wide, so
+#                          that the parts' borders leave no seams
+
+
+def matched_colors(source: Tensor, palette: Tensor) -> Tensor:
+    """``source`` colours (N, 3) with each channel's histogram matched to the ``palette``'s (M, 3) (scikit-image's
+    match_histograms: equal source values keep equal colours, so a plain region stays plain)."""
+    from skimage.exposure import match_histograms
+
+    matched = match_histograms(source[:, None].double().cpu().numpy(), palette[:, None].double().cpu().numpy(),
+                               channel_axis=-1)
+    return torch.from_numpy(matched[:, 0]).to(source)
+
+
+def _blur(images: Tensor, sigma: float) -> Tensor:
+    """images (B, C, H, W) blurred by a Gaussian of ``sigma`` pixels (torchvision's)."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    size = 2 * max(1, round(3 * sigma)) + 1
+    return gaussian_blur(images, [size, size], [sigma, sigma])
+
+
+def matched_by_part(images: Tensor, parts: Tensor, style: Tensor, style_parts: Tensor, share: float = 1.0) -> Tensor:
+    """Images with each part's colours histogram-matched to the exemplar's same part (its whole head where that
+    part has fewer than ``MIN_STYLE_SAMPLES`` pixels), ``share`` of the way (0: the images unchanged).
+
+    images (K, 3, S, S) in [0, 1] with part masks parts (K, R, S, S) (``regions.part_masks``); style (K, 3, H, W),
+    the exemplar turned to each view, with style_parts (K, R, H, W). One match per part for all K views, so that
+    the views keep agreeing. Outside the parts the images are unchanged; inside, the change is smoothed
+    (``PALETTE_BLUR``) so that neighbouring parts meet without a seam. Returns (K, 3, S, S)."""
+    if share <= 0:
+        return images
+    labels, style_labels = labels_of(parts.cpu()).to(images.device), labels_of(style_parts.cpu()).to(style.device)
+    pixels, exemplar = images.permute(0, 2, 3, 1), style.permute(0, 2, 3, 1)  # (K, S, S, 3), (K, H, W, 3)
+    change = torch.zeros_like(pixels)
+    for part in labels.unique():
+        if part < 0:
+            continue
+        palette = exemplar[style_labels == part]
+        if len(palette) < MIN_STYLE_SAMPLES:
+            palette = exemplar[style_labels >= 0]
+        inside = labels == part
+        change[inside] = matched_colors(pixels[inside], palette) - pixels[inside]
+    head = (labels >= 0).float().unsqueeze(1).to(images)
+    sigma = PALETTE_BLUR * images.shape[-1]
+    smooth = _blur(change.permute(0, 3, 1, 2) * head, sigma) / _blur(head, sigma).clamp(min=1e-6)
+    return (images + share * smooth * head).clamp(0, 1)

@@ -61,11 +61,11 @@ class StylizeSettings:
     checkpoint_every: int = 50  # iterations between checkpoint images
     regions: bool = True  # style loss from head to head (content footprint, exemplar's head); plain background
     parts: bool = True  # with regions: each part of the head (skin, eyes, nose, lips, hair, neck) from its own part
-    # with parts: share of the way each part's colours are histogram-matched to the exemplar's same part at the end
-    # (0: none, as STROTSS; utils/style/palette.py). First 4 dev pairs, bench_quality, 0 / 0.5 / 0.75 / 1: worst
-    # part 0.747 / 0.442 / 0.304 / 0.212, whole-head colour 0.171 / 0.163 / 0.169 / 0.183, texture 0.733 / 0.728 /
-    # 0.728 / 0.729 (the parts' shares differ between the heads, so matching each part moves the whole head's palette)
-    part_palette: float = 0.75
+    part_palette: float = 0.75  # share of the way each part's colours end matched to the exemplar's part (0: none)
+    #                             with parts, by histogram (utils/style/palette.py; STROTSS has none). First 4 dev
+    #                             pairs, bench_quality, 0 / 0.5 / 0.75 / 1: worst part 0.747 / 0.442 / 0.304 / 0.212,
+    #                             whole-head colour 0.171 / 0.163 / 0.169 / 0.183, texture 0.733 / 0.728 / 0.728 /
+    #                             0.729 (the heads' parts differ in share, so matching each part moves the whole head)
     seed: int = 0
 
     def as_dict(self) -> dict:

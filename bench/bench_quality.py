@@ -60,9 +60,9 @@ from utils.rendering.cameras import load_cameras
 from utils.rendering.render import render_views
 from utils.style.io import load_content_views, load_style, prepare_inputs
 from utils.style.profiles import CPU_PROFILE
-from utils.style.regions import REGIONS, content_footprint, part_masks
+from utils.style.regions import REGIONS, content_footprint
 from utils.settings import add_flags, changed, from_flags
-from utils.style.stylize import match_part_palettes, stylize_views
+from utils.style.stylize import match_part_palettes, stylize_views, stylized_part_masks
 from utils.style.all_round import AllRoundSettings, style_all_round, view_cameras_around
 from utils.geometry.smoothing import border_edges
 
@@ -172,14 +172,14 @@ def gram_distance(first, second):
     return float(sum((a - b).norm() / b.norm() for a, b in zip(first, second)) / len(first))
 
 
-def part_colour_ratios(content, inputs, result, stylized_mask):
-    """Colour ratio per measured part (``PARTS``): the stylized views' part (cut from the warped landmarks in
-    their footprint) against the exemplar's same part, as a ratio to the content's part: {"colour_face": ..}."""
+def part_colour_ratios(content, inputs, result):
+    """Colour ratio per measured part (``PARTS``): the stylized views' part (``stylized_part_masks``: cut from the
+    warped landmarks in their footprint) against the exemplar's same part, as a ratio to the content's part:
+    {"colour_face": ..}."""
     def gathered(masks, names):  # (K, R, H, W) -> (K, 1, H, W)
         return masks[:, [REGIONS.index(n) for n in names]].sum(1, keepdim=True)
 
-    stylized_parts = torch.stack([part_masks(points, mask[0]) for points, mask in
-                                  zip(result.landmarks_warped.cpu().numpy(), stylized_mask.cpu().numpy())])
+    stylized_parts = stylized_part_masks(result, content.background)
     ratios = {}
     for part, names in PARTS.items():
         exemplar = lab_pixels(inputs.style, gathered(inputs.style_parts, names))
@@ -232,10 +232,8 @@ def stylize_views_cached(inputs, network, settings, cache):
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as temporary:
             torch.save((result, seconds, cpu_seconds), temporary)
-    if not (settings.regions and settings.parts):
-        return result, seconds, cpu_seconds
     start, cpu_start = time.time(), time.process_time()
-    result = match_part_palettes(result, inputs, settings.part_palette)
+    result = match_part_palettes(result, inputs, settings)
     return (result, seconds + time.time() - start,
             cpu_seconds + (time.process_time() - cpu_start) / torch.get_num_threads())
 
@@ -364,7 +362,7 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
     save_image(sheet.with_name(sheet.stem + "_turned.png"),
                torch.cat([torch.cat(list(turned_in), 2), torch.cat(list(turned_out), 2)], 1))
     iterations = settings.iterations * settings.scales
-    parts = part_colour_ratios(content, inputs, result, stylized_mask)
+    parts = part_colour_ratios(content, inputs, result)
     row = dict(**parts, colour=after / before, texture=texture_after / texture_before,
                landmarks=float(end_error / start_error),
                consistency=view_consistency(result.stylized, result.verts2d_warped, content.visible),

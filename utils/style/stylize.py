@@ -13,7 +13,7 @@ STROTSS's spatial guidance does.
 """
 import itertools
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal, Optional, Union
+from typing import Literal, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -373,15 +373,22 @@ def check_finite(terms: dict[str, Tensor], iteration: int) -> None:
                                  f"{iteration}; check this pair's landmarks and settings")
 
 
-def match_part_palettes(result: StylizeResult, inputs: ViewInputs, share: float) -> StylizeResult:
-    """The result with each part's colours histogram-matched to the exemplar's same part, ``share`` of the way
-    (``palette.matched_by_part``; the warped outputs' parts cut from their warped landmarks in their footprint).
-    Unchanged without parts or at share 0."""
-    if share <= 0 or not inputs.has_parts:
+def stylized_part_masks(result: StylizeResult, background: Sequence[float]) -> Tensor:
+    """The parts of the warped outputs (``regions.part_masks``), cut from their warped landmarks inside their
+    footprint on the plain ``background`` (3,): (K, R, S, S)."""
+    footprint = content_footprint(result.stylized, background)
+    return torch.stack([part_masks(points, mask[0]) for points, mask in
+                        zip(result.landmarks_warped.cpu().numpy(), footprint.cpu().numpy())]).to(result.stylized)
+
+
+def match_part_palettes(result: StylizeResult, inputs: ViewInputs, settings: StylizeSettings) -> StylizeResult:
+    """The result with each part's colours histogram-matched to the exemplar's same part, ``settings.part_palette``
+    of the way (``palette.matched_by_part``; the warped outputs' parts from ``stylized_part_masks``). Unchanged
+    without parts (in the settings or the inputs) or at share 0."""
+    share = settings.part_palette
+    if share <= 0 or not (settings.regions and settings.parts and inputs.has_parts):
         return result
-    footprint = content_footprint(result.stylized, inputs.background)
-    moved = torch.stack([part_masks(points, mask[0]) for points, mask in
-                         zip(result.landmarks_warped.cpu().numpy(), footprint.cpu().numpy())]).to(result.stylized)
+    moved = stylized_part_masks(result, inputs.background)
     stylized = matched_by_part(result.stylized, moved, inputs.style, inputs.style_parts, share)
     unwarped = matched_by_part(result.unwarped, inputs.content_parts, inputs.style, inputs.style_parts, share)
     return replace(result, stylized=stylized, unwarped=unwarped)
@@ -392,5 +399,4 @@ def stylize_views(inputs: ViewInputs, network: FeatureNetwork, settings: Stylize
     """Stylize K content views jointly with their style exemplars (see ``ViewInputs``); returns a ``StylizeResult``
     (with parts, each part's palette matched to the exemplar's at the end: ``match_part_palettes``)."""
     result = DeformableStyleTransfer(inputs, network, settings, progress).run()
-    parts = settings.regions and settings.parts
-    return match_part_palettes(result, inputs, settings.part_palette) if parts else result
+    return match_part_palettes(result, inputs, settings)

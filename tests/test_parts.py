@@ -219,3 +219,11 @@ def test_stylize_views_ends_with_each_parts_palette_in_both_outputs():
     for images in (result.stylized, result.unwarped):
         assert distance(mean_colour(images, labels, ["hair"]), HAIR) < 0.05
         assert distance(mean_colour(images, labels, ["skin"]), SKIN) < 0.05
+
+
+def test_the_part_palette_of_an_exemplar_without_a_head_comes_from_its_whole_image():
+    inputs, labels = head_inputs()
+    nothing = torch.zeros_like(inputs.style_parts)  # degenerate landmarks: no part of the exemplar is found
+    matched = matched_by_part(inputs.content, inputs.content_parts, inputs.style, nothing)
+    assert bool(torch.isfinite(matched).all())
+    assert distance(mean_colour(matched, labels, ["skin"]), GREY) > 0.1  # moved onto the image's colours

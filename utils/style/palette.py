@@ -31,7 +31,8 @@ def _blur(images: Tensor, sigma: float) -> Tensor:
 
 def matched_by_part(images: Tensor, parts: Tensor, style: Tensor, style_parts: Tensor, share: float = 1.0) -> Tensor:
     """Images with each part's colours histogram-matched to the exemplar's same part (its whole head where that
-    part has fewer than ``MIN_STYLE_SAMPLES`` pixels), ``share`` of the way (0: the images unchanged).
+    part has fewer than ``MIN_STYLE_SAMPLES`` pixels, its whole image where the head has), ``share`` of the way
+    (0: the images unchanged).
 
     images (K, 3, S, S) in [0, 1] with part masks parts (K, R, S, S) (``regions.part_masks``); style (K, 3, H, W),
     the exemplar turned to each view, with style_parts (K, R, H, W). One match per part for all K views, so that
@@ -42,12 +43,15 @@ def matched_by_part(images: Tensor, parts: Tensor, style: Tensor, style_parts: T
     labels, style_labels = labels_of(parts.cpu()).to(images.device), labels_of(style_parts.cpu()).to(style.device)
     pixels, exemplar = images.permute(0, 2, 3, 1), style.permute(0, 2, 3, 1)  # (K, S, S, 3), (K, H, W, 3)
     change = torch.zeros_like(pixels)
+    whole = exemplar[style_labels >= 0]
+    if len(whole) < MIN_STYLE_SAMPLES:  # no head at all (degenerate landmarks): the whole image, as the loss does
+        whole = exemplar.flatten(0, 2)
     for part in labels.unique():
         if part < 0:
             continue
         palette = exemplar[style_labels == part]
         if len(palette) < MIN_STYLE_SAMPLES:
-            palette = exemplar[style_labels >= 0]
+            palette = whole
         inside = labels == part
         change[inside] = matched_colors(pixels[inside], palette) - pixels[inside]
     head = (labels >= 0).float().unsqueeze(1).to(images)

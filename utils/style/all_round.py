@@ -38,7 +38,7 @@ from utils.geometry.subdivide import split_long_edges
 from utils.io.mesh import Mesh
 from utils.rendering.cameras import make_cameras
 from utils.rendering.render import rasterize_views
-from utils.style.palette import matched_colors
+from utils.style.palette import luminance_ramp, matched_colors
 from utils.style.regions import head_style_target, positions_in
 from utils.style.stylize import _resize, _style_size, strotss_for
 
@@ -229,8 +229,10 @@ def starting_colors(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, visible
     in [0, 1]. The match is made over the whole head, so that a near-plain back keeps its narrow range instead of
     being stretched over the whole palette (on 4 dev heads it beat an affine map to the stylized views' palette:
     sides/front 0.84 against 0.78, bench_quality). Where ``back`` (V,) in [0, 1] says a vertex is on the back of
-    the head, the match is to ``back_palette`` (M', 3), the exemplar's hair: an acquired head's back is a plain
-    fill, lighter than the rest, which the head's palette turned into its skin's pale highlights."""
+    the head, the colours come from ``back_palette`` (M', 3), the exemplar's hair: an acquired head's back is a plain
+    fill, lighter than the rest, which the head's palette turned into its skin's pale highlights. They are mapped by
+    luminance (``luminance_ramp``): matched channel by channel, the fill's soft gradients became bands of unrelated
+    hues (4 dev heads, the back at 180 degrees 0.35 -> 0.37, bench_quality)."""
     device = visible.device
     verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)
     trust = confidence_ramp(vertex_confidence(verts, faces, cameras, visible))
@@ -239,7 +241,7 @@ def starting_colors(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, visible
     matched = matched_colors(source, palette.to(device))
     if back_palette is not None and back is not None and bool((back > 0).any()):
         away = back.to(device)[:, None]
-        matched = (1 - away) * matched + away * matched_colors(source, back_palette.to(device))
+        matched = (1 - away) * matched + away * luminance_ramp(source, back_palette.to(device))
     return trust[:, None] * styled + (1 - trust[:, None]) * matched, trust
 
 

@@ -21,6 +21,29 @@ def matched_colors(source: Tensor, palette: Tensor) -> Tensor:
     return torch.from_numpy(matched[:, 0]).to(source)
 
 
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601 weights of R, G, B in a colour's luminance
+RAMP_BINS = 64  # the palette's colours averaged over this many luminance quantiles (``luminance_ramp``)
+
+
+def luminance_ramp(source: Tensor, palette: Tensor) -> Tensor:
+    """``source`` colours (N, 3) mapped by luminance onto the ``palette``'s (M, 3): each takes the palette's mean
+    colour at the same luminance quantile (``RAMP_BINS`` bins, linear in between). Unlike ``matched_colors``, whose
+    channels are matched one by one, a smooth gradient stays one path through the palette's colours instead of
+    turning into bands of unrelated hues (a closed head's plain back, acquire.py); equal sources stay equal."""
+    luma = torch.tensor(LUMA, dtype=source.dtype, device=source.device)
+    palette = palette.to(source)
+    bins = torch.tensor_split(palette[(palette @ luma).argsort()], min(RAMP_BINS, len(palette)))
+    ramp = torch.stack([b.mean(0) for b in bins])  # (B, 3), darkest first
+    levels = source @ luma
+    ordered = levels.sort().values  # a source's quantile: the middle of its equals' ranks
+    quantile = (torch.searchsorted(ordered, levels) + torch.searchsorted(ordered, levels, right=True)) / 2 / len(levels)
+    position = (quantile * len(ramp) - 0.5).clamp(0, len(ramp) - 1)
+    low = position.floor().long()
+    high = (low + 1).clamp(max=len(ramp) - 1)
+    weight = (position - low)[:, None]
+    return (1 - weight) * ramp[low] + weight * ramp[high]
+
+
 def _blur(images: Tensor, sigma: float) -> Tensor:
     """images (B, C, H, W) blurred by a Gaussian of ``sigma`` pixels (torchvision's)."""
     from torchvision.transforms.functional import gaussian_blur

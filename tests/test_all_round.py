@@ -272,11 +272,11 @@ def test_luminance_ramp_keeps_a_gradient_on_the_palettes_own_colours():
     """A source whose red rises while its green falls (a gradient across a plain back): matched channel by channel
     it takes colours the palette (dark green and light pink) does not have; by luminance it stays on the palette's
     colours, darkest to lightest, and equal sources stay equal."""
-    from utils.style.palette import luminance_ramp
+    from utils.style.palette import LUMA, luminance_ramp
 
     generator = torch.Generator().manual_seed(0)
     t = torch.linspace(0, 1, 200)[:, None]
-    source = torch.cat([0.3 + 0.4 * t, 0.5 - 0.1 * t, 0.4 + 0 * t], 1)
+    source = torch.cat([0.3 + 0.4 * t, 0.5 - 0.1 * t, torch.full_like(t, 0.4)], 1)
     source[150:] = source[150]
     noise = torch.rand(1000, 3, generator=generator) * 0.05
     green, pink = torch.tensor([[0.1, 0.3, 0.1]]), torch.tensor([[0.9, 0.6, 0.7]])
@@ -284,7 +284,7 @@ def test_luminance_ramp_keeps_a_gradient_on_the_palettes_own_colours():
     ramp, matched = luminance_ramp(source, palette), matched_colors(source, palette)
     off_palette = lambda colours: float(torch.cdist(colours, palette).amin(1).quantile(0.9))  # noqa: E731
     assert off_palette(matched) > 0.3 and off_palette(ramp) < 0.1  # (the ramp blends only where green meets pink)
-    luma = ramp @ torch.tensor([0.299, 0.587, 0.114])
+    luma = ramp @ torch.tensor(LUMA)
     assert bool((luma[1:150] >= luma[:149] - 1e-6).all())  # source luminance rises along t: so does the result's
     assert torch.equal(ramp[150:], ramp[150:151].expand(50, 3))
     assert float((ramp[0] - green[0]).norm()) < 0.1

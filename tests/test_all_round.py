@@ -191,7 +191,8 @@ def test_the_colours_the_views_see_squarely_are_held(closed_head):
     and styles the rest; hold_seen 0 lets it change them too."""
     mesh_in, mesh_out, views, cameras, stylized, visible, image, mask = closed_head
     palette = image[:, mask.bool()].T
-    _, trust = starting_colors(mesh_in, mesh_out, cameras, torch.as_tensor(visible), palette)
+    _, trust = starting_colors(mesh_in, mesh_out, cameras, torch.as_tensor(visible), palette,
+                               rings=quick_settings().confidence_rings)
     seen = trust >= 1
     assert bool(seen.any()) and bool((~seen).any())
     changes = {}
@@ -247,6 +248,24 @@ def test_ball_average_spreads_a_spike_only_within_its_radius():
     spread = average(spike)[:, 0]
     near = (verts - verts[40]).norm(dim=1) <= 1.5
     assert torch.allclose(spread[near], torch.tensor(1.0)) and bool((spread[~near] == 0).all())
+
+
+def test_smoothed_confidence_loses_its_stripes_and_keeps_plain_values():
+    """An acquired head's per-vertex confidence alternates from row to row of its grid; averaged over rings of
+    neighbours the stripes fade, a plain value stays, and 0 rings is no change."""
+    from tests.synthetic import face_relief
+    from utils.style.all_round import smoothed
+
+    faces = face_relief(12)[0].faces  # a 12 x 12 grid, vertices row by row
+    rows = torch.arange(12).repeat_interleave(12)
+    stripes = torch.where(rows % 2 == 0, 0.3, 0.8)  # (144,) one value per grid row
+    assert torch.equal(smoothed(stripes, faces, 0), stripes)
+    assert torch.allclose(smoothed(torch.full((144,), 0.6), faces, 4), torch.tensor(0.6))
+    inner = (rows > 3) & (rows < 8)
+    once, four = smoothed(stripes, faces, 1)[inner], smoothed(stripes, faces, 4)[inner]
+    assert float(stripes[inner].max() - stripes[inner].min()) == pytest.approx(0.5)
+    assert float(four.max() - four.min()) < 0.1 < float(once.max() - once.min())
+    assert float(four.mean()) == pytest.approx(0.55, abs=0.05)
 
 
 def test_refined_meshes_share_the_new_vertices_and_their_visibility():

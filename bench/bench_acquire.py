@@ -13,6 +13,8 @@ dlib landmarks, content_pts<k>.txt). Per mesh and on average:
   lm        dlib's landmarks (the pipeline's detector) on a frontal render of the acquired mesh against the
             projections of its landmark vertices, i.e. dlib's landmarks on the photo (target <= 0.03);
   bad       faces that are degenerate, wound against a neighbour or flipped against their neighbours (< 0.5%);
+  sharp     edges of the front sheet where the surface folds by more than 60 degrees (information: fins along the
+            face's outline, one grid row apart, raised it; a face's nose and lips keep a few);
   s         seconds per photo (the machine's load average is printed: it is shared).
 A picture per mesh goes to bench/results/acquire/<id>_view<k>.png: the photo and the acquired head at -60, -30, 0, +30, +60
 and 180 degrees; below, the silhouettes at -30, 0, +30 (green: acquired only, red: known only, yellow: both).
@@ -29,6 +31,7 @@ from scipy.spatial import cKDTree
 
 from models.landmark_detector import checks_by_eye, detect_landmarks
 from utils.acquisition.head import HeadShape
+from utils.geometry.metrics import folded_edge_share
 from utils.acquisition.photo import load_photo
 from utils.acquisition.pipeline import AcquireSettings, acquire_head
 from utils.io.landmarks import OUTER_EYE_CORNERS, landmark_error, load_landmarks
@@ -45,6 +48,7 @@ TURNTABLE = (-60.0, -30.0, 0.0, 30.0, 60.0, 180.0)  # the acquired head's views 
 RESULTS = ROOT / "bench" / "results" / "acquire"
 RENDER_SIZE = 512
 FOV = 15.0
+SHARP_DEGREES = 60.0  # a fold sharper than this counts in "sharp"
 SURFACE_SUBDIVISION = 3  # the known surface is sampled at this many steps per triangle edge (1e6 points)
 
 
@@ -107,6 +111,13 @@ def bad_faces(mesh):
     return float((degenerate | twisted | flipped).mean())
 
 
+def front_folds(head):
+    """Share of the front sheet's edges that fold by more than SHARP_DEGREES (``folded_edge_share``)."""
+    front = torch.from_numpy(~head.is_back)
+    faces = head.mesh.faces[front[head.mesh.faces].all(1)]
+    return folded_edge_share(head.mesh.verts, faces, SHARP_DEGREES)
+
+
 def frontal_landmark_error(head):
     """dlib (the pipeline's detector) on a frontal render of the acquired mesh vs its landmark vertices' projections."""
     at, distance = frame_mesh(head.mesh.verts, FOV)
@@ -155,7 +166,8 @@ def evaluate(case, settings, pictures, view=1):
     iou = [float((a & b).sum() / (a | b).sum()) for a, b in zip(*masks)]
     save_picture(pictures / f"{case.stem}_view{view}.png", photo, head, masks)
     return {"face": float(distance.mean()) / eye_distance, "iou": iou, "lm": frontal_landmark_error(head),
-            "bad": bad_faces(head.mesh), "s": seconds, "V": len(head.mesh.verts)}
+            "bad": bad_faces(head.mesh), "sharp": front_folds(head), "s": seconds,
+            "V": len(head.mesh.verts)}
 
 
 def main():
@@ -176,16 +188,17 @@ def main():
     settings = from_flags(args, AcquireSettings(shape=from_flags(args, HeadShape())))
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; torch threads "
           f"{torch.get_num_threads()}")
-    print(f"{'id':>6} {'face':>6} {'IoU-30':>7} {'IoU0':>6} {'IoU+30':>7} {'lm':>6} {'bad%':>6} {'s':>6} {'V':>6}")
+    print(f"{'id':>6} {'face':>6} {'IoU-30':>7} {'IoU0':>6} {'IoU+30':>7} {'lm':>6} {'bad%':>6} {'sharp%':>7} {'s':>6} {'V':>6}")
     rows = []
     for case in cases:
         row = evaluate(case, settings, args.results, args.view)
         rows.append(row)
         print(f"{case.stem:>6} {row['face']:6.3f} {row['iou'][0]:7.3f} {row['iou'][1]:6.3f} {row['iou'][2]:7.3f} "
-              f"{row['lm']:6.3f} {100 * row['bad']:6.2f} {row['s']:6.1f} {row['V']:6d}", flush=True)
-    mean = {k: np.mean([r[k] for r in rows], axis=0) for k in ("face", "iou", "lm", "bad", "s")}
+              f"{row['lm']:6.3f} {100 * row['bad']:6.2f} {100 * row['sharp']:7.2f} {row['s']:6.1f} {row['V']:6d}",
+              flush=True)
+    mean = {k: np.mean([r[k] for r in rows], axis=0) for k in ("face", "iou", "lm", "bad", "sharp", "s")}
     print(f"{'mean':>6} {mean['face']:6.3f} {mean['iou'][0]:7.3f} {mean['iou'][1]:6.3f} {mean['iou'][2]:7.3f} "
-          f"{mean['lm']:6.3f} {100 * mean['bad']:6.2f} {mean['s']:6.1f}")
+          f"{mean['lm']:6.3f} {100 * mean['bad']:6.2f} {100 * mean['sharp']:7.2f} {mean['s']:6.1f}")
     print("targets: face <= 0.05, IoU >= 0.85, lm <= 0.03, bad < 0.5%, s < 30")
     print(f"pictures: {args.results}/<id>_view{args.view}.png")
     print(f"load average after: {os.getloadavg()[0]:.1f}")

@@ -18,6 +18,7 @@ from utils.acquisition.head import HeadShape, follow_face_direction  # noqa: E40
 from utils.acquisition.photo import load_photo  # noqa: E402
 from utils.acquisition.pipeline import AcquireSettings, acquire_head  # noqa: E402
 from utils.errors import InputError  # noqa: E402
+from utils.geometry.metrics import folded_edge_share  # noqa: E402
 from utils.io.landmarks import landmark_error  # noqa: E402
 from utils.io.mesh import load_mesh, save_obj, to_pytorch3d  # noqa: E402
 from utils.rendering.cameras import frame_mesh, make_cameras, project, world_to_pixel  # noqa: E402
@@ -66,6 +67,14 @@ def test_a_cut_bust_has_a_flat_bottom_not_a_thin_edge(acquired):
     jaw = verts[torch.from_numpy(head.landmark_vertices[[0, 16]])]
     thickness = float(verts[low, 2].max() - verts[low, 2].min())
     assert thickness > 0.5 * float(torch.linalg.norm(jaw[1] - jaw[0]))  # 0.83-0.97; tapering to an edge: 0.28-0.30
+
+
+def test_the_face_joins_the_head_without_fins(acquired):
+    head, mesh = acquired
+    front = torch.from_numpy(~head.is_back)
+    faces = mesh.faces[front[mesh.faces].all(1)]
+    # with the face's depth kept up to its outline (face_join 0): 1.48% (hopper), 0.58% (astronaut); now 0.20%
+    assert folded_edge_share(mesh.verts, faces) < 0.004
 
 
 @pytest.mark.slow

@@ -6,8 +6,9 @@ All geometry here is in photo pixels: (x, y) as in the photo, z toward the viewe
 2. ``grid_sheet``: a regular triangle grid over it (the front sheet), its outline vertices (smoothed);
    ``flat_bottom``: the outline's straight bottom edge where the neck or bust was cut, if any;
 3. ``inflation``: the outline inflated into a round body (a hemisphere for a disc);
-   ``front_depth``: the face's MediaPipe depth inside the face outline, and a biharmonic correction
-   that continues it smoothly over the inflated body out to the outline (where it vanishes);
+   ``front_depth``: the face's MediaPipe depth inside the face outline (but for a band along it), and a
+   biharmonic correction that continues it smoothly over that band and the inflated body out to the outline
+   (where it vanishes);
 4. ``close_head``: a back sheet (the inflated silhouette, deeper than the front) sharing the outline
    vertices with the front sheet (a flat cap joins them along a cut bottom), so the mesh is closed;
    ``follow_face_direction`` turns it to the face's direction.
@@ -54,6 +55,11 @@ class HeadShape:
     front_depth: float = 0.4  # the front sheet's depth over the inflated silhouette's, away from the face
     outline_blur: float = 0.03  # face heights: smoothing of the person mask's outline
     mask_threshold: float = 0.5  # the person mask's level taken as the outline
+    face_join: float = 0.03  # face heights: the band inside the face's outline where its depth is blended into the
+    # body's: MediaPipe's face turns steeply away there, and kept up to the outline it made fins one grid row apart
+    # (the grid's staircase; seen at -20 and -40 degrees on every acquired head), and the depth's fill beyond the
+    # face rippled with them (bench_acquire, 8 RRPS heads: folds over 60 degrees on 1.12% of the front's edges;
+    # 0.02 / 0.03 / 0.06: 0.24 / 0.19 / 0.16%, the face's distance to the known surface 0.028 -> 0.034 / 0.038 / 0.048)
 
 
 def head_region(mask: np.ndarray, face: "Face", shape: HeadShape) -> np.ndarray:
@@ -131,9 +137,7 @@ def inflation(pixels: np.ndarray, faces: np.ndarray, cut: np.ndarray | None = No
     outline = np.sort(edges[on_border], axis=1)  # sampled from their lower vertex index (as chosen when measured)
     if cut is not None:
         outline = outline[~(cut[outline[:, 0]] & cut[outline[:, 1]])]
-    steps = np.linspace(0.0, 1.0, samples_per_edge, endpoint=False)[:, None, None]
-    samples = (pixels[outline[:, 0]] + steps * (pixels[outline[:, 1]] - pixels[outline[:, 0]])).reshape(-1, 2)
-    d = cKDTree(samples).query(pixels)[0]
+    d = distance_to_segments(pixels[outline[:, 0]], pixels[outline[:, 1]], pixels, samples_per_edge)
     d_max = float(d.max())
     return np.sqrt(np.clip(d * (2 * d_max - d), 0.0, None))
 
@@ -175,13 +179,14 @@ def face_interior(face: "Face", pixels: np.ndarray) -> np.ndarray:
 
 
 def front_depth(face: "Face", pixels: np.ndarray, faces: np.ndarray, rim: np.ndarray,
-                base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                base: np.ndarray, join: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(V,) depth of the front sheet: the face's MediaPipe depth inside its outline, ``base`` elsewhere.
 
-    base: (V,) the inflated silhouette's front. The face is shifted in depth so its outline sits on the
-    base on average; the difference between the face and the base is then continued biharmonically over
-    the sheet (smooth across the face's outline) down to zero at the rim. Returns (depth (V,), inside (V,)
-    bool: the vertices inside the face).
+    base: (V,) the inflated silhouette's front; join: pixels, the band inside the face's outline whose depth is
+    not kept. The face is shifted in depth so its outline sits on the base on average; the difference between
+    the face and the base is then continued biharmonically over the band and the rest of the sheet (smooth
+    across the face's outline) down to zero at the rim. Returns (depth (V,), inside (V,) bool: the vertices
+    inside the face).
     """
     inside = face_interior(face, pixels)
     # piecewise linear: a smooth (Clough-Tocher) interpolant overshot by 3 face depths on MediaPipe's nearly
@@ -194,11 +199,18 @@ def front_depth(face: "Face", pixels: np.ndarray, faces: np.ndarray, rim: np.nda
     face_depth = face_depth[valid]
     outline_base = _sample_nearest(pixels, base, face.points[face.oval, :2])
     offset = float(np.median(outline_base - face.points[face.oval, 2]))
-    known = inside | rim
+    oval = face.points[face.oval, :2]
+    kept = inside & (distance_to_segments(oval, np.roll(oval, -1, axis=0), pixels) > join)
     residual = np.zeros(len(pixels))
     residual[inside] = face_depth + offset - base[inside]
-    residual = biharmonic_fill(residual, known, faces)
+    residual = biharmonic_fill(residual, kept | rim, faces)
     return base + residual, inside
+
+
+def distance_to_segments(starts: np.ndarray, ends: np.ndarray, points: np.ndarray, samples_per_side: int = 8):
+    """(N,) distance of points (N, 2) to the segments starts (S, 2) -> ends (S, 2), each finely sampled."""
+    steps = np.linspace(0.0, 1.0, samples_per_side, endpoint=False)[:, None, None]
+    return cKDTree((starts + steps * (ends - starts)).reshape(-1, 2)).query(points)[0]
 
 
 def biharmonic_fill(values: np.ndarray, known: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -42,8 +42,9 @@ class AcquiredHead:
     mesh: the closed head (``Mesh`` with vertex colours); landmark_vertices: (68,) int64 in dlib's order;
     notes: one-line remarks for the user (several faces, the photo downscaled); seen: (V,) bool, the
     vertices whose colour came from the photo or its mirror image; on_face: (V,) bool, the front vertices inside
-    the face's outline (MediaPipe's face oval); to_photo: (scale, offset (2,)) mapping
-    mesh (x, y) back to photo pixels: pixel = offset + (x, -y) / scale.
+    the face's outline (MediaPipe's face oval); is_back: (V,) bool, the back sheet's vertices (not shared with
+    the front's outline); to_photo: (scale, offset (2,)) mapping mesh (x, y) back to photo pixels:
+    pixel = offset + (x, -y) / scale.
     """
 
     mesh: Mesh
@@ -51,6 +52,7 @@ class AcquiredHead:
     notes: list
     seen: np.ndarray
     on_face: np.ndarray
+    is_back: np.ndarray
     to_photo: tuple
 
 
@@ -64,7 +66,8 @@ def acquire_head(image: np.ndarray, what: str = "photo", settings: AcquireSettin
     pixels, faces, rim = grid_sheet(region, settings.vertices)
     cut = flat_bottom(pixels, faces, rim, min_width=0.5 * float(np.ptp(face.points[:, 0])))
     base = inflation(pixels, faces, cut)
-    front, on_face = front_depth(face, pixels, faces, rim, settings.shape.front_depth * base)
+    front, on_face = front_depth(face, pixels, faces, rim, settings.shape.front_depth * base,
+                                 settings.shape.face_join * face.height())
     points, all_faces, is_back, back_of = close_head(pixels, faces, rim, front, -settings.shape.back_depth * base,
                                                      cut)
     points = follow_face_direction(points, is_back, symmetry_plane(face.points)[1])
@@ -76,7 +79,7 @@ def acquire_head(image: np.ndarray, what: str = "photo", settings: AcquireSettin
     colors, seen = _colours(image, region, face, points, all_faces, is_back, on_face, back_height, settings.fill_blur)
     mesh, (scale, offset) = _to_scene(points, all_faces, colors, settings.height)
     notes += edge_notes(region, what)
-    return AcquiredHead(mesh, landmark_vertices, notes, seen, on_face, (scale, offset + crop_offset))
+    return AcquiredHead(mesh, landmark_vertices, notes, seen, on_face, is_back, (scale, offset + crop_offset))
 
 
 def acquire_file(photo_path: str | Path, out_dir: str | Path,

@@ -1,4 +1,4 @@
-"""Quality figures of a reconstructed mesh: reprojection, image fidelity, flipped faces, displacement.
+"""Quality figures of a reconstructed mesh: reprojection, image fidelity, flipped faces, displacement; folds.
 
 Image figures (PSNR, SSIM) are measured inside the footprint of the rendered
 mesh (pixels it covers), eroded by one pixel: the background does not inflate
@@ -7,6 +7,7 @@ sub-pixel motion, do not dominate them.
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import kornia.metrics
@@ -68,6 +69,17 @@ def flipped_face_share(verts_before: torch.Tensor, verts_after: torch.Tensor, fa
     """Share (float in [0, 1]) of faces whose normal points against its direction in the input mesh."""
     before, after = _face_normals(verts_before, faces), _face_normals(verts_after, faces)
     return float(((before * after).sum(1) < 0).double().mean())
+
+
+def folded_edge_share(verts: torch.Tensor, faces: torch.Tensor, degrees: float = 60.0) -> float:
+    """Share (float in [0, 1]) of the edges between two faces where the surface folds by more than ``degrees``
+    (the angle between the two faces' normals). verts: (V, 3); faces: (F, 3)."""
+    normals = F.normalize(_face_normals(verts.double(), faces), dim=1)
+    edges = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2).sort(1).values
+    keys, order = (edges[:, 0] * len(verts) + edges[:, 1]).sort()
+    same = keys[1:] == keys[:-1]  # one edge's two entries sort side by side; their faces are order // 3
+    cosine = (normals[order[:-1][same] // 3] * normals[order[1:][same] // 3]).sum(1)
+    return float((cosine < math.cos(math.radians(degrees))).double().mean()) if len(cosine) else 0.0
 
 
 def displacement_stats(verts_before: torch.Tensor, verts_after: torch.Tensor) -> dict[str, float]:

@@ -55,8 +55,8 @@ class HeadShape:
     front_depth: float = 0.4  # the front sheet's depth over the inflated silhouette's, away from the face
     outline_blur: float = 0.03  # face heights: smoothing of the person mask's outline
     mask_threshold: float = 0.5  # the person mask's level taken as the outline
-    face_join: float = 0.03  # face heights: the band inside the face's outline where its depth is blended into the
-    # body's: MediaPipe's face turns steeply away there, and kept up to the outline it made fins one grid row apart
+    face_join: float = 0.03  # face heights: a band inside the face's outline where its depth blends into the body's
+    # MediaPipe's face turns steeply away there, and kept up to the outline it made fins one grid row apart
     # (the grid's staircase; seen at -20 and -40 degrees on every acquired head), and the depth's fill beyond the
     # face rippled with them (bench_acquire, 8 RRPS heads: folds over 60 degrees on 1.12% of the front's edges;
     # 0.02 / 0.03 / 0.06: 0.24 / 0.19 / 0.16%, the face's distance to the known surface 0.028 -> 0.034 / 0.038 / 0.048)

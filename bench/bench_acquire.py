@@ -111,13 +111,6 @@ def bad_faces(mesh):
     return float((degenerate | twisted | flipped).mean())
 
 
-def front_folds(head):
-    """Share of the front sheet's edges that fold by more than SHARP_DEGREES (``folded_edge_share``)."""
-    front = torch.from_numpy(~head.is_back)
-    faces = head.mesh.faces[front[head.mesh.faces].all(1)]
-    return folded_edge_share(head.mesh.verts, faces, SHARP_DEGREES)
-
-
 def frontal_landmark_error(head):
     """dlib (the pipeline's detector) on a frontal render of the acquired mesh vs its landmark vertices' projections."""
     at, distance = frame_mesh(head.mesh.verts, FOV)
@@ -166,8 +159,8 @@ def evaluate(case, settings, pictures, view=1):
     iou = [float((a & b).sum() / (a | b).sum()) for a, b in zip(*masks)]
     save_picture(pictures / f"{case.stem}_view{view}.png", photo, head, masks)
     return {"face": float(distance.mean()) / eye_distance, "iou": iou, "lm": frontal_landmark_error(head),
-            "bad": bad_faces(head.mesh), "sharp": front_folds(head), "s": seconds,
-            "V": len(head.mesh.verts)}
+            "bad": bad_faces(head.mesh), "sharp": folded_edge_share(head.mesh.verts, head.front_faces(), SHARP_DEGREES),
+            "s": seconds, "V": len(head.mesh.verts)}
 
 
 def main():
@@ -188,7 +181,8 @@ def main():
     settings = from_flags(args, AcquireSettings(shape=from_flags(args, HeadShape())))
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; torch threads "
           f"{torch.get_num_threads()}")
-    print(f"{'id':>6} {'face':>6} {'IoU-30':>7} {'IoU0':>6} {'IoU+30':>7} {'lm':>6} {'bad%':>6} {'sharp%':>7} {'s':>6} {'V':>6}")
+    print(f"{'id':>6} {'face':>6} {'IoU-30':>7} {'IoU0':>6} {'IoU+30':>7} {'lm':>6} {'bad%':>6} {'sharp%':>7} "
+          f"{'s':>6} {'V':>6}")
     rows = []
     for case in cases:
         row = evaluate(case, settings, args.results, args.view)

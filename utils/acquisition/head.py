@@ -197,9 +197,8 @@ def front_depth(face: "Face", pixels: np.ndarray, faces: np.ndarray, rim: np.nda
     valid = np.isfinite(face_depth)
     inside[np.flatnonzero(inside)[~valid]] = False
     face_depth = face_depth[valid]
-    outline_base = _sample_nearest(pixels, base, face.points[face.oval, :2])
-    offset = float(np.median(outline_base - face.points[face.oval, 2]))
     oval = face.points[face.oval, :2]
+    offset = float(np.median(_sample_nearest(pixels, base, oval) - face.points[face.oval, 2]))
     kept = inside & (distance_to_segments(oval, np.roll(oval, -1, axis=0), pixels) > join)
     residual = np.zeros(len(pixels))
     residual[inside] = face_depth + offset - base[inside]
@@ -207,7 +206,8 @@ def front_depth(face: "Face", pixels: np.ndarray, faces: np.ndarray, rim: np.nda
     return base + residual, inside
 
 
-def distance_to_segments(starts: np.ndarray, ends: np.ndarray, points: np.ndarray, samples_per_side: int = 8):
+def distance_to_segments(starts: np.ndarray, ends: np.ndarray, points: np.ndarray,
+                         samples_per_side: int = 8) -> np.ndarray:
     """(N,) distance of points (N, 2) to the segments starts (S, 2) -> ends (S, 2), each finely sampled."""
     steps = np.linspace(0.0, 1.0, samples_per_side, endpoint=False)[:, None, None]
     return cKDTree((starts + steps * (ends - starts)).reshape(-1, 2)).query(points)[0]

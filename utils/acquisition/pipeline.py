@@ -55,6 +55,10 @@ class AcquiredHead:
     is_back: np.ndarray
     to_photo: tuple
 
+    def front_faces(self) -> torch.Tensor:
+        """(F', 3) the mesh's faces with all three corners on the front sheet."""
+        return self.mesh.faces[torch.from_numpy(~self.is_back)[self.mesh.faces].all(1)]
+
 
 def acquire_head(image: np.ndarray, what: str = "photo", settings: AcquireSettings | None = None) -> AcquiredHead:
     """A closed coloured head mesh from a uint8 (H, W, 3) RGB portrait; ``what`` names it in messages."""

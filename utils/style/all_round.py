@@ -75,7 +75,9 @@ class AllRoundSettings:
     back_start: float = 1.0  # 1: the back (past back_from, blended from 90 degrees) starts in the hair's palette
     #                          (the exemplar's hair, not its whole head; 0: the head's everywhere); the back
     #                          against the exemplar's hair 0.18 -> 0.30 on 4 dev heads, 0.25 -> 0.39 on 2 held out
-    #                          (bench_quality, 180 hair), sides/front unchanged (0.89 -> 0.90, 0.86 -> 0.87)
+    #                          (bench_quality, 180 hair), sides/front unchanged (0.89 -> 0.90, 0.86 -> 0.87); the
+    #                          acquired back's gradient flattened before the ramp (no vertical bands, one hair
+    #                          colour): 180 hair 0.27 -> 0.32 on 4 dev heads but 0.44 -> 0.34 on 2 held out; not kept
     min_facing: float = 0.8  # views whose footprint is less front surface than this (a relief from behind) are dropped
     smoothing: int = 0  # the colour change is averaged this far: edge lengths (isotropic) or rings (less speckle);
     #                     0 on split edges: averaging blurred the strokes they let the pass paint (hopper x 86

@@ -245,18 +245,21 @@ def starting_colors(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, visible
     """Step 1 of the pass: (V, 3) colours, reconstructed where the content views see a vertex squarely, elsewhere
     the input's own colours histogram-matched to the exemplar's ``palette`` (M, 3) pixels; and the confidence (V,)
     in [0, 1]. The match is made over the whole head, so that a near-plain back keeps its narrow range instead of
-    being stretched over the whole palette (on 4 dev heads it beat an affine map to the stylized views' palette:
-    sides/front 0.84 against 0.78, bench_quality; and the matched colours shifted by the held vertices' offset to
-    the reconstructed ones, filled harmonically, so that the cheeks meet the front without a seam: 0.888 -> 0.834,
-    the stylized views' colours lie farther from the exemplar's than the matched ones; and matched part by part,
-    face, hair and neck voted by the views' part masks and the rest by its colour's nearest: 0.858 -> 0.768 on hopper
-    and acq-03204, whose sides turned darker than the exemplar's head). Where ``back`` (V,) in
-    [0, 1] says a vertex is on the back of the head, the colours come from ``back_palette`` (M', 3), the exemplar's
-    hair: an acquired head's back is a plain fill, lighter than the rest, which the head's palette turned into its
-    skin's pale highlights. They are mapped by luminance (``luminance_ramp``): matched channel by channel, the
-    fill's soft gradients became bands of unrelated hues (4 dev heads, the back at 180 degrees 0.35 -> 0.37,
-    bench_quality). The confidence is averaged over ``rings`` rings of neighbours before its ramp (``smoothed``;
-    ``AllRoundSettings.confidence_rings``)."""
+    being stretched over the whole palette. Where ``back`` (V,) in [0, 1] says a vertex is on the back of the head,
+    the colours come from ``back_palette`` (M', 3), the exemplar's hair: an acquired head's back is a plain fill,
+    lighter than the rest, which the head's palette turned into its skin's pale highlights. They are mapped by
+    luminance (``luminance_ramp``): matched channel by channel, the fill's soft gradients became bands of unrelated
+    hues (4 dev heads, the back at 180 degrees 0.35 -> 0.37, bench_quality). The confidence is averaged over
+    ``rings`` rings of neighbours before its ramp (``smoothed``; ``AllRoundSettings.confidence_rings``).
+
+    Other starts for the unseen surface, measured (sides/front, bench_quality's judge) and not kept:
+    - an affine map to the stylized views' palette: 0.78 against this match's 0.84 on 4 dev heads;
+    - the matched colours shifted by the held vertices' offset to the reconstructed ones, filled harmonically, so
+      that the cheeks meet the front without a seam: 0.888 -> 0.834 on 4 dev closed heads (the stylized views'
+      colours lie farther from the exemplar's than the matched ones);
+    - matched part by part (face, hair and neck voted by the views' part masks, the rest by its colour's nearest):
+      0.858 -> 0.768 on hopper and acq-03204, whose sides turned darker than the exemplar's head.
+    """
     device = visible.device
     verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)
     trust = confidence_ramp(smoothed(vertex_confidence(verts, faces, cameras, visible), faces, rings))

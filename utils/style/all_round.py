@@ -52,6 +52,8 @@ COVARIANCE, SEARCH_RANK = "layers", 256  # the CPU profile's style statistics (u
 MIN_BACK_SHARE = 0.1  # an exemplar whose hair is under this share of its head styles the back like the front
 CONFIDENT = (0.35, 0.75)  # |cos| between a vertex's normal and the best content view: below, the input's own
 #                           colour (histogram-matched) is the start; above, the reconstructed one; blended in between
+#                           ((0.55, 0.9): sides/front 0.858 -> 0.888 on hopper and acq-03204, but the front's colour
+#                           0.142 -> 0.155 and the pass's cells on the face; the doubled outlines seen from the side stay)
 
 
 @dataclass
@@ -67,6 +69,9 @@ class AllRoundSettings:
     iterations: int = 30  # Adam steps
     views_per_iteration: int = 2  # views drawn (seeded, each in turn) for the style loss at each step
     learning_rate: float = 0.01  # Adam's step on the colour change
+    #                              (the change as a pyramid, a per-vertex term plus 3D grids of 8 to 64 cells a side
+    #                              as STROTSS parameterises its image: sides/front 0.858 -> 0.738 on hopper and
+    #                              acq-03204, the sides in unrelated hues; the grids' step at 0.2x: 0.856)
     style_weight: float = 1.0  # STROTSS style loss of the views around the head
     anchor_weight: float = 10.0  # L1 between renders from the content cameras and the stylized views
     result_samples: int = 1024  # hypercolumns sampled from each render per step
@@ -258,7 +263,9 @@ def starting_colors(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, visible
       that the cheeks meet the front without a seam: 0.888 -> 0.834 on 4 dev closed heads (the stylized views'
       colours lie farther from the exemplar's than the matched ones);
     - matched part by part (face, hair and neck voted by the views' part masks, the rest by its colour's nearest):
-      0.858 -> 0.768 on hopper and acq-03204, whose sides turned darker than the exemplar's head.
+      0.858 -> 0.768 on hopper and acq-03204, whose sides turned darker than the exemplar's head;
+    - on the back, the exemplar's largest hair rectangle wrapped round the head at the painting's scale, mirror-
+      repeated: the back in blobs like a kaleidoscope (and the Madonna's veil in white bars).
     """
     device = visible.device
     verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)
@@ -344,7 +351,10 @@ class AllRoundStyle:
         self.back_views = set(back_views)
 
     def style_term(self, colors: torch.Tensor, views: Sequence[int]) -> torch.Tensor:
-        """Mean STROTSS style loss of the renders of ``views``, each sampled inside its own footprint."""
+        """Mean STROTSS style loss of the renders of ``views``, each sampled inside its own footprint. (Part by part,
+        each view's skin, eyes, nose, lips, hair and neck against the exemplar's same part as step 4a does, the
+        vertices' parts from the views' part masks: sides/front 0.888 -> 0.882 on 4 dev closed heads, the parts'
+        colour distances at +-60 unchanged; not kept.)"""
         images = self.around.render(colors, views, self.background)
         losses = []
         for image, view in zip(images, views):

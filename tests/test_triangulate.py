@@ -7,7 +7,7 @@ from pytorch3d.utils import ico_sphere
 from utils.rendering.cameras import make_cameras, project, world_to_pixel
 from utils.geometry.fill import edge_weights, harmonic_fill
 from utils.geometry.epipolar import fundamental_matrix, sampson_distance
-from utils.geometry.triangulate import consistent_projections, triangulate
+from utils.geometry.triangulate import consistent_projections, projections_at_depth, triangulate
 
 
 def _views(count, image_size=256):
@@ -66,6 +66,25 @@ def test_consistent_projections_are_explained_by_one_point_and_stay_near():
     solved, _ = triangulate(consistent.transpose(0, 1), P, torch.ones(68, 3, dtype=torch.bool))
     assert float((project(solved, P)[0] - consistent.transpose(0, 1)).norm(dim=-1).max()) < 1e-6
     assert float((consistent - noisy).norm(dim=-1).mean()) < 1.0
+
+
+def test_projections_at_depth_keep_the_shape_of_the_first_and_the_relief_of_the_second():
+    """A flat card's landmarks (the exemplar turned) take the depth of the content's (a face with a nose): their
+    triangulated points keep the card's x and y and the content's z, where consistent_projections would keep the
+    card flat."""
+    P = world_to_pixel(make_cameras(torch.tensor([-10.0, 10.0]), torch.zeros(2), 3.0, 15.0, torch.zeros(3)),
+                       512).double()
+    x, y = torch.meshgrid(torch.linspace(-0.4, 0.4, 7), torch.linspace(-0.4, 0.4, 7), indexing="xy")
+    card = torch.stack([x.flatten(), y.flatten(), torch.zeros(49)], 1).double()
+    face = card * 0.9 + torch.tensor([0.0, 0.0, 1.0]).double() * 0.25 * torch.exp(-(card ** 2).sum(1, keepdim=True) / 0.05)
+    every = torch.ones(49, 2, dtype=torch.bool)
+    on_card, in_face = (project(points, P)[0].transpose(0, 1) for points in (card, face))  # (K, L, 2)
+    moved = projections_at_depth(on_card, in_face, P)
+    solved, _ = triangulate(moved.transpose(0, 1), P, every)
+    assert float((solved[:, :2] - card[:, :2]).abs().max()) < 1e-6
+    assert float((solved[:, 2] - face[:, 2]).abs().max()) < 1e-6
+    flat, _ = triangulate(consistent_projections(on_card, P).transpose(0, 1), P, every)
+    assert float(flat[:, 2].abs().max()) < 1e-6 and float(face[:, 2].max()) > 0.2
 
 
 @pytest.mark.parametrize("weights", ["uniform", "cotangent"])

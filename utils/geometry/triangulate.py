@@ -98,3 +98,27 @@ def consistent_projections(points2d: torch.Tensor, P: torch.Tensor) -> torch.Ten
                                                           device=points2d.device))
     pixels = project(points.to(P.dtype), P.to(points2d.device))[0].to(points2d.dtype)  # (L, K, 2)
     return torch.where(solved[:, None, None], pixels, per_point).transpose(0, 1)
+
+
+def camera_centres(P: torch.Tensor) -> torch.Tensor:
+    """(K, 3) world positions of the cameras P (K, 3, 4): the points that P sends to 0."""
+    return torch.linalg.solve(P[:, :, :3], -P[:, :, 3])
+
+
+def projections_at_depth(points2d: torch.Tensor, reference2d: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    """The projections of the points triangulated from points2d, each first moved along the cameras' mean viewing
+    direction to the depth of the point triangulated from reference2d: one 3D point per row, with the first's shape
+    across the views and the second's relief. points2d, reference2d: (K, L, 2) pixel (x, y); P: (K, 3, 4).
+    Returns (K, L, 2); a point that either cannot triangulate keeps its positions."""
+    P = P.to(points2d.device)
+    every = torch.ones(points2d.shape[1], points2d.shape[0], dtype=torch.bool, device=points2d.device)
+    shape, solved = triangulate(points2d.transpose(0, 1), P, every)  # (L, 3)
+    relief, found = triangulate(reference2d.transpose(0, 1), P, every)
+    solved &= found
+    if not bool(solved.any()):
+        return points2d
+    centres = camera_centres(P.double()).to(shape.dtype)
+    direction = torch.nn.functional.normalize(relief[solved].mean(0) - centres.mean(0), dim=0)
+    moved = shape + ((relief - shape) @ direction)[:, None] * direction
+    pixels = project(moved.to(P.dtype), P)[0].to(points2d.dtype)  # (L, K, 2)
+    return torch.where(solved[:, None, None], pixels, points2d.transpose(0, 1)).transpose(0, 1)

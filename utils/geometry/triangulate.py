@@ -12,6 +12,7 @@ much faster on CPU than a batched SVD of small matrices).
 """
 import torch
 
+from utils.geometry.epipolar import camera_centre
 from utils.rendering.cameras import project
 
 REWEIGHT_ROUNDS = 3
@@ -89,20 +90,25 @@ def backproject(pixels: torch.Tensor, depth: torch.Tensor, P: torch.Tensor) -> t
     return torch.linalg.solve(P[:, :, :3], homogeneous - P[:, :, 3])
 
 
+def _triangulated_rows(points2d: torch.Tensor, P: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One point per row of points2d (K, L, 2) pixel (x, y), triangulated from all K views: (points (L, 3), solved
+    (L,) bool)."""
+    every = torch.ones(points2d.shape[1], points2d.shape[0], dtype=torch.bool, device=points2d.device)
+    return triangulate(points2d.transpose(0, 1), P.to(points2d.device), every)
+
+
+def _projected_rows(points: torch.Tensor, solved: torch.Tensor, points2d: torch.Tensor,
+                    P: torch.Tensor) -> torch.Tensor:
+    """points (L, 3) projected into the K views P (K, 3, 4): (K, L, 2), points2d's positions where not solved."""
+    pixels = project(points.to(P.dtype), P.to(points2d.device))[0].to(points2d.dtype)  # (L, K, 2)
+    return torch.where(solved[:, None, None], pixels, points2d.transpose(0, 1)).transpose(0, 1)
+
+
 def consistent_projections(points2d: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
     """The projections of the triangulated points: the nearest positions (to first order) that one 3D point per
     row explains in every view. points2d: (K, L, 2) pixel (x, y) of L points in K views; P: (K, 3, 4).
     Returns (K, L, 2); a point that cannot be triangulated keeps its positions."""
-    per_point = points2d.transpose(0, 1)  # (L, K, 2)
-    points, solved = triangulate(per_point, P, torch.ones(per_point.shape[:2], dtype=torch.bool,
-                                                          device=points2d.device))
-    pixels = project(points.to(P.dtype), P.to(points2d.device))[0].to(points2d.dtype)  # (L, K, 2)
-    return torch.where(solved[:, None, None], pixels, per_point).transpose(0, 1)
-
-
-def camera_centres(P: torch.Tensor) -> torch.Tensor:
-    """(K, 3) world positions of the cameras P (K, 3, 4): the points that P sends to 0."""
-    return torch.linalg.solve(P[:, :, :3], -P[:, :, 3])
+    return _projected_rows(*_triangulated_rows(points2d, P), points2d, P)
 
 
 def projections_at_depth(points2d: torch.Tensor, reference2d: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
@@ -110,15 +116,12 @@ def projections_at_depth(points2d: torch.Tensor, reference2d: torch.Tensor, P: t
     direction to the depth of the point triangulated from reference2d: one 3D point per row, with the first's shape
     across the views and the second's relief. points2d, reference2d: (K, L, 2) pixel (x, y); P: (K, 3, 4).
     Returns (K, L, 2); a point that either cannot triangulate keeps its positions."""
-    P = P.to(points2d.device)
-    every = torch.ones(points2d.shape[1], points2d.shape[0], dtype=torch.bool, device=points2d.device)
-    shape, solved = triangulate(points2d.transpose(0, 1), P, every)  # (L, 3)
-    relief, found = triangulate(reference2d.transpose(0, 1), P, every)
+    shape, solved = _triangulated_rows(points2d, P)  # (L, 3)
+    relief, found = _triangulated_rows(reference2d, P)
     solved &= found
     if not bool(solved.any()):
         return points2d
-    centres = camera_centres(P.double()).to(shape.dtype)
+    centres = torch.stack([camera_centre(view)[:3] for view in P.double()]).to(shape)  # (K, 3)
     direction = torch.nn.functional.normalize(relief[solved].mean(0) - centres.mean(0), dim=0)
     moved = shape + ((relief - shape) @ direction)[:, None] * direction
-    pixels = project(moved.to(P.dtype), P)[0].to(points2d.dtype)  # (L, K, 2)
-    return torch.where(solved[:, None, None], pixels, points2d.transpose(0, 1)).transpose(0, 1)
+    return _projected_rows(moved, solved, points2d, P)

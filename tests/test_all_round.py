@@ -307,3 +307,23 @@ def test_luminance_ramp_keeps_a_gradient_on_the_palettes_own_colours():
     assert bool((luma[1:150] >= luma[:149] - 1e-6).all())  # source luminance rises along t: so does the result's
     assert torch.equal(ramp[150:], ramp[150:151].expand(50, 3))
     assert float((ramp[0] - green[0]).norm()) < 0.1
+
+
+def test_a_contrast_limited_ramp_keeps_a_crowded_narrow_range_narrow():
+    """A head whose face spans the greys and whose back (two thirds of the vertices) is one faint gradient: the plain
+    ramp spreads the back over most of the palette (bands of black to white, as on an acquired head), the
+    contrast-limited one keeps it to a short stretch, still rising with the source and equal where it is equal."""
+    from utils.style.palette import LUMA, luminance_ramp
+
+    face = torch.linspace(0.1, 0.9, 100)[:, None].expand(100, 3)
+    back = torch.linspace(0.45, 0.5, 200)[:, None].expand(200, 3).clone()
+    back[180:] = back[180]
+    source = torch.cat([face, back])
+    palette = torch.linspace(0, 1, 1000)[:, None].expand(1000, 3)
+    spread = {}
+    for limit in (0.0, 3.0):
+        luma = luminance_ramp(source, palette, limit) @ torch.tensor(LUMA)
+        assert bool((luma[1:100] >= luma[:99] - 1e-6).all()) and bool((luma[101:] >= luma[100:-1] - 1e-6).all())
+        assert bool((luma[280:] == luma[280]).all())
+        spread[limit] = float(luma[100:].max() - luma[100:].min())
+    assert spread[0.0] > 0.5 and spread[3.0] < 0.25

@@ -83,6 +83,12 @@ class AllRoundSettings:
     #                          (bench_quality, 180 hair), sides/front unchanged (0.89 -> 0.90, 0.86 -> 0.87); the
     #                          acquired back's gradient flattened before the ramp (no vertical bands, one hair
     #                          colour): 180 hair 0.27 -> 0.32 on 4 dev heads but 0.44 -> 0.34 on 2 held out; not kept
+    back_contrast: float = 3.0  # the back's luminance ramp rises at most this many times as fast as the input's
+    #                             luminance (``luminance_ramp``'s contrast_limit; 0: no limit): the acquired back's
+    #                             faint column gradient filled the whole hair palette, in vertical bands of black, white
+    #                             and orange; at 3 the bands fade to one hair colour under the pass's strokes: the
+    #                             back against the exemplar's hair 0.33 -> 0.36 on 6 closed heads, sides/front 0.898
+    #                             -> 0.894 on 4 dev, 0.921 -> 0.910 on 2 held out (2: the same pictures, 0.891, 0.903)
     min_facing: float = 0.8  # views whose footprint is less front surface than this (a relief from behind) are dropped
     smoothing: int = 0  # the colour change is averaged this far: edge lengths (isotropic) or rings (less speckle);
     #                     0 on split edges: averaging blurred the strokes they let the pass paint (hopper x 86
@@ -246,16 +252,18 @@ def turned_away(verts: torch.Tensor, cameras: CamerasBase, back_from: float) -> 
 
 def starting_colors(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, visible: torch.Tensor,
                     palette: torch.Tensor, back_palette: torch.Tensor | None = None,
-                    back: torch.Tensor | None = None, rings: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                    back: torch.Tensor | None = None, rings: int = 0,
+                    contrast_limit: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 1 of the pass: (V, 3) colours, reconstructed where the content views see a vertex squarely, elsewhere
     the input's own colours histogram-matched to the exemplar's ``palette`` (M, 3) pixels; and the confidence (V,)
     in [0, 1]. The match is made over the whole head, so that a near-plain back keeps its narrow range instead of
     being stretched over the whole palette. Where ``back`` (V,) in [0, 1] says a vertex is on the back of the head,
     the colours come from ``back_palette`` (M', 3), the exemplar's hair: an acquired head's back is a plain fill,
     lighter than the rest, which the head's palette turned into its skin's pale highlights. They are mapped by
-    luminance (``luminance_ramp``): matched channel by channel, the fill's soft gradients became bands of unrelated
-    hues (4 dev heads, the back at 180 degrees 0.35 -> 0.37, bench_quality). The confidence is averaged over
-    ``rings`` rings of neighbours before its ramp (``smoothed``; ``AllRoundSettings.confidence_rings``).
+    luminance (``luminance_ramp``, its quantiles ``contrast_limit``-ed): matched channel by channel, the fill's soft
+    gradients became bands of unrelated hues (4 dev heads, the back at 180 degrees 0.35 -> 0.37, bench_quality). The
+    confidence is averaged over ``rings`` rings of neighbours before its ramp (``smoothed``;
+    ``AllRoundSettings.confidence_rings``).
 
     Other starts for the unseen surface, measured (sides/front, bench_quality's judge) and not kept:
     - an affine map to the stylized views' palette: 0.78 against this match's 0.84 on 4 dev heads;
@@ -275,7 +283,7 @@ def starting_colors(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, visible
     matched = matched_colors(source, palette.to(device))
     if back_palette is not None and back is not None and bool((back > 0).any()):
         away = back.to(device)[:, None]
-        matched = (1 - away) * matched + away * luminance_ramp(source, back_palette.to(device))
+        matched = (1 - away) * matched + away * luminance_ramp(source, back_palette.to(device), contrast_limit)
     return trust[:, None] * styled + (1 - trust[:, None]) * matched, trust
 
 
@@ -438,7 +446,7 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
         back_palette = style_image[:, hair].T  # (M', 3): the exemplar's hair
         back = settings.back_start * turned_away(verts, cameras, settings.back_from)
     start, trust = starting_colors(mesh_in, mesh_out, cameras, visible, palette, back_palette, back,
-                                   settings.confidence_rings)
+                                   settings.confidence_rings, settings.back_contrast)
     around_cameras = view_cameras_around(views_json, settings.azimuths, settings.elevation, device)
     around = FixedViews(verts, faces, around_cameras, settings.image_size, backend)
     keep = [r for r in range(around.count) if float(around.facing[r]) >= settings.min_facing]

@@ -25,23 +25,47 @@ LUMA = (0.299, 0.587, 0.114)  # Rec. 601 weights of R, G, B in a colour's lumina
 RAMP_BINS = 64  # the palette's colours averaged over this many luminance quantiles (``luminance_ramp``)
 
 
-def luminance_ramp(source: Tensor, palette: Tensor) -> Tensor:
+def luminance_ramp(source: Tensor, palette: Tensor, contrast_limit: float = 0.0) -> Tensor:
     """``source`` colours (N, 3) mapped by luminance onto the ``palette``'s (M, 3): each takes the palette's mean
     colour at the same luminance quantile (``RAMP_BINS`` bins, linear in between). Unlike ``matched_colors``, whose
     channels are matched one by one, a smooth gradient stays one path through the palette's colours instead of
-    turning into bands of unrelated hues (a closed head's plain back, acquire.py); equal sources stay equal."""
+    turning into bands of unrelated hues (a closed head's plain back, acquire.py); equal sources stay equal.
+
+    ``contrast_limit`` > 0 reads the quantiles from the source's luminance histogram clipped at that many times its
+    mean count, the excess spread evenly (``contrast_limited_quantiles``): a narrow range of luminance shared by many
+    sources (an acquired head's plain back) then keeps a narrow stretch of the palette instead of the whole of it."""
     luma = torch.tensor(LUMA, dtype=source.dtype, device=source.device)
     palette = palette.to(source)
     bins = torch.tensor_split(palette[(palette @ luma).argsort()], min(RAMP_BINS, len(palette)))
     ramp = torch.stack([b.mean(0) for b in bins])  # (B, 3), darkest first
     levels = source @ luma
-    ordered = levels.sort().values  # a source's quantile: the middle of its equals' ranks
-    quantile = (torch.searchsorted(ordered, levels) + torch.searchsorted(ordered, levels, right=True)) / 2 / len(levels)
+    if contrast_limit > 0:
+        quantile = contrast_limited_quantiles(levels, contrast_limit)
+    else:
+        ordered = levels.sort().values  # a source's quantile: the middle of its equals' ranks
+        quantile = (torch.searchsorted(ordered, levels) + torch.searchsorted(ordered, levels, right=True)) / 2 / len(levels)
     position = (quantile * len(ramp) - 0.5).clamp(0, len(ramp) - 1)
     low = position.floor().long()
     high = (low + 1).clamp(max=len(ramp) - 1)
     weight = (position - low)[:, None]
     return (1 - weight) * ramp[low] + weight * ramp[high]
+
+
+LIMIT_BINS = 256  # luminance bins on [0, 1] of ``contrast_limited_quantiles``' histogram
+
+
+def contrast_limited_quantiles(levels: Tensor, limit: float) -> Tensor:
+    """The quantile (N,) in [0, 1] of each of ``levels`` (N,) in [0, 1], read from their histogram with every bin
+    clipped at ``limit`` times the mean count and the excess spread over all bins (CLAHE's clip limit, over the whole
+    set instead of image tiles; scikit-image keeps it inside its tiled ``equalize_adapthist``). The quantile then
+    rises at most ``limit`` times as fast as the level, so a crowded narrow range is not stretched across [0, 1]."""
+    counts = torch.histc(levels.clamp(0, 1), LIMIT_BINS, 0, 1)
+    cap = limit * len(levels) / LIMIT_BINS
+    counts = counts.clamp(max=cap) + (counts - cap).clamp(min=0).sum() / LIMIT_BINS
+    cdf = torch.cat([counts.new_zeros(1), counts.cumsum(0)]) / counts.sum()  # (LIMIT_BINS + 1,) at the bins' edges
+    position = levels.clamp(0, 1) * LIMIT_BINS
+    low = position.floor().long().clamp(max=LIMIT_BINS - 1)
+    return cdf[low] + (position - low) * (cdf[low + 1] - cdf[low])
 
 
 def _blur(images: Tensor, sigma: float) -> Tensor:

@@ -27,8 +27,9 @@ class RenderSettings:
     """How content views are rendered; the defaults are RRPS's (rendering.py's flags come from here)."""
 
     azimuths: List[float] = field(default_factory=lambda: [-10.0, 10.0])  # degrees; RRPS renders two views
-    #   -20 and +20 measured (bench_quality's turned judge, 4 dev closed heads, with the flat warp targets of before
-    #   projections_at_depth): sides/front 0.888 -> 0.881, front colour 0.158 -> 0.163; the astronaut's nose a spike
+    #   -20 and +20 measured (bench_quality's turned judge, 4 dev closed heads): with the flat warp targets of before
+    #   projections_at_depth, sides/front 0.888 -> 0.881, front colour 0.158 -> 0.163, the astronaut's nose a spike;
+    #   with them, 0.894 -> 0.875 (hopper 0.88 -> 0.81), front colour 0.156 -> 0.166, the nose a profile again
     elevations: Optional[List[float]] = None  # degrees, one per azimuth; None: 0 for every view
     image_size: int = 512  # pixels a side
     fov: float = 15.0  # vertical field of view, degrees

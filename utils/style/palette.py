@@ -43,7 +43,8 @@ def luminance_ramp(source: Tensor, palette: Tensor, contrast_limit: float = 0.0)
         quantile = contrast_limited_quantiles(levels, contrast_limit)
     else:
         ordered = levels.sort().values  # a source's quantile: the middle of its equals' ranks
-        quantile = (torch.searchsorted(ordered, levels) + torch.searchsorted(ordered, levels, right=True)) / 2 / len(levels)
+        rank = torch.searchsorted(ordered, levels) + torch.searchsorted(ordered, levels, right=True)
+        quantile = rank / 2 / len(levels)
     position = (quantile * len(ramp) - 0.5).clamp(0, len(ramp) - 1)
     low = position.floor().long()
     high = (low + 1).clamp(max=len(ramp) - 1)
@@ -58,7 +59,8 @@ def contrast_limited_quantiles(levels: Tensor, limit: float) -> Tensor:
     """The quantile (N,) in [0, 1] of each of ``levels`` (N,) in [0, 1], read from their histogram with every bin
     clipped at ``limit`` times the mean count and the excess spread over all bins (CLAHE's clip limit, over the whole
     set instead of image tiles; scikit-image keeps it inside its tiled ``equalize_adapthist``). The quantile then
-    rises at most ``limit`` times as fast as the level, so a crowded narrow range is not stretched across [0, 1]."""
+    rises at most ``limit`` + 1 times as fast as the level (the clipped count and the spread excess), so a crowded
+    narrow range is not stretched across [0, 1]."""
     counts = torch.histc(levels.clamp(0, 1), LIMIT_BINS, 0, 1)
     cap = limit * len(levels) / LIMIT_BINS
     counts = counts.clamp(max=cap) + (counts - cap).clamp(min=0).sum() / LIMIT_BINS

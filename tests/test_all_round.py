@@ -225,8 +225,8 @@ def test_the_back_starts_in_the_exemplars_hair_palette(closed_head):
     starts = {}
     for weight in (1.0, 0.0):
         _, result = style_all_round(mesh_in, mesh_out, cameras, views, stylized, visible, image, mask, tiny_network(),
-                                    quick_settings(iterations=0, max_edge_px=0, back_start=weight), progress=False,
-                                    back_mask=hair)
+                                    quick_settings(iterations=0, max_edge_px=0, back_start=weight, start_noise=0),
+                                    progress=False, back_mask=hair)
         starts[weight] = result.start
     z = mesh_in.verts[:, 2]
     behind, side = z < -0.6, z.abs() < 0.05
@@ -327,3 +327,19 @@ def test_a_contrast_limited_ramp_keeps_a_crowded_narrow_range_narrow():
         assert bool((luma[280:] == luma[280]).all())
         spread[limit] = float(luma[100:].max() - luma[100:].min())
     assert spread[0.0] > 0.5 and spread[3.0] < 0.25
+
+
+def test_the_start_is_dithered_only_where_the_views_do_not_see_the_surface():
+    """dithered: vertices the views see squarely (trust 1) keep their colour, the others take grey noise of about the
+    asked std, the same for the same seed, other noise for another."""
+    from utils.style.all_round import dithered
+
+    start = torch.full((4000, 3), 0.5)
+    trust = torch.cat([torch.ones(2000), torch.zeros(2000)])
+    noisy = dithered(start, trust, 0.05, seed=0)
+    assert torch.equal(noisy[:2000], start[:2000])
+    assert abs(float((noisy[2000:, 0] - 0.5).std()) - 0.05) < 0.005
+    assert torch.equal(noisy[:, 0], noisy[:, 1]) and torch.equal(noisy[:, 0], noisy[:, 2])
+    assert torch.equal(noisy, dithered(start, trust, 0.05, seed=0))
+    assert not torch.equal(noisy, dithered(start, trust, 0.05, seed=1))
+    assert torch.equal(dithered(start, trust, 0.0, seed=0), start)

@@ -92,12 +92,12 @@ class AllRoundSettings:
     #                             sides/front 0.898 -> 0.894 on 4 dev, 0.921 -> 0.910 on 2 held out (scratch judge;
     #                             bench_quality: 0.905 -> 0.903 on 6 dev pairs, 0.908 -> 0.901 held out); at 2 the
     #                             same pictures, 0.891 and 0.903
-    start_noise: float = 0.05  # grey Gaussian noise (std, per vertex, seeded) added to the start where the views do not
-    #                            see the surface squarely (``dithered``): from a smooth start the style loss sharpened
-    #                            the soft gradients into thin stripes and contour lines (hopper's and the astronaut's
-    #                            backs); dithered, it paints a mottled texture: sides/front 0.894 -> 0.898 on 4 dev
-    #                            closed heads (hopper 0.882 -> 0.902), 0.910 -> 0.912 on 2 held out (scratch judge); 0.1 averaged
-    #                            over 3 rings of neighbours (coarser grain): hopper 0.851
+    start_noise: float = 0.05  # grey Gaussian noise (std, per vertex, seeded) added to the start where the views do
+    #                            not see the surface squarely (``dithered``): from a smooth start the style loss
+    #                            sharpened the soft gradients into thin stripes and contour lines (hopper's and the
+    #                            astronaut's backs); dithered, it paints a mottled texture: sides/front 0.894 -> 0.898
+    #                            on 4 dev closed heads (hopper 0.882 -> 0.902), 0.910 -> 0.912 on 2 held out (scratch
+    #                            judge); 0.1 averaged over 3 rings of neighbours (coarser grain): hopper 0.851
     min_facing: float = 0.8  # views whose footprint is less front surface than this (a relief from behind) are dropped
     smoothing: int = 0  # the colour change is averaged this far: edge lengths (isotropic) or rings (less speckle);
     #                     0 on split edges: averaging blurred the strokes they let the pass paint (hopper x 86

@@ -9,7 +9,8 @@ colours are optimised through the rasterizer, as FaceRefiner does in texture spa
 1. start: where the stylized views see a vertex squarely its reconstructed colour; elsewhere the input's own
    colour with its histogram matched to the exemplar's head (so ears, hairline and collar keep their shapes
    instead of smeared front colours, and the back starts in the painting's palette), on the back of the head to
-   the exemplar's hair (``back_start``); there, dithered with a little noise (``start_noise``);
+   the exemplar's hair (``back_start``); wherever it is not the reconstructed colour, dithered with a little
+   noise (``start_noise``);
 2. optimise (Adam) the colours so that renders from views around the head carry the exemplar's style
    (the STROTSS loss of step 4a, sampled inside each render's footprint against the exemplar's head), while
    renders from the content cameras stay on the stylized views where they see the surface squarely (L1: the

@@ -61,11 +61,12 @@ def contrast_limited_quantiles(levels: Tensor, limit: float) -> Tensor:
     set instead of image tiles; scikit-image keeps it inside its tiled ``equalize_adapthist``). The quantile then
     rises at most ``limit`` + 1 times as fast as the level (the clipped count and the spread excess), so a crowded
     narrow range is not stretched across [0, 1]."""
-    counts = torch.histc(levels.clamp(0, 1), LIMIT_BINS, 0, 1)
+    levels = levels.clamp(0, 1)
+    counts = torch.histc(levels, LIMIT_BINS, 0, 1)
     cap = limit * len(levels) / LIMIT_BINS
     counts = counts.clamp(max=cap) + (counts - cap).clamp(min=0).sum() / LIMIT_BINS
     cdf = torch.cat([counts.new_zeros(1), counts.cumsum(0)]) / counts.sum()  # (LIMIT_BINS + 1,) at the bins' edges
-    position = levels.clamp(0, 1) * LIMIT_BINS
+    position = levels * LIMIT_BINS
     low = position.floor().long().clamp(max=LIMIT_BINS - 1)
     return cdf[low] + (position - low) * (cdf[low + 1] - cdf[low])
 

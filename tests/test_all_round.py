@@ -3,6 +3,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 import trimesh
 
 from tests.synthetic import tiny_network
@@ -330,16 +331,54 @@ def test_a_contrast_limited_ramp_keeps_a_crowded_narrow_range_narrow():
 
 
 def test_the_start_is_dithered_only_where_the_views_do_not_see_the_surface():
-    """dithered: vertices the views see squarely (trust 1) keep their colour, the others take grey noise of about the
-    asked std, the same for the same seed, other noise for another."""
+    """dithered: vertices the views see squarely (trust 1) keep their colour, the others take the grey grain times
+    the asked std."""
     from utils.style.all_round import dithered
 
     start = torch.full((4000, 3), 0.5)
     trust = torch.cat([torch.ones(2000), torch.zeros(2000)])
-    noisy = dithered(start, trust, 0.05, seed=0)
+    grain = torch.randn(4000, generator=torch.Generator().manual_seed(0))
+    noisy = dithered(start, trust, grain, 0.05)
     assert torch.equal(noisy[:2000], start[:2000])
-    assert abs(float((noisy[2000:, 0] - 0.5).std()) - 0.05) < 0.005
+    assert torch.allclose(noisy[2000:, 0] - 0.5, 0.05 * grain[2000:], atol=1e-6)
     assert torch.equal(noisy[:, 0], noisy[:, 1]) and torch.equal(noisy[:, 0], noisy[:, 2])
-    assert torch.equal(noisy, dithered(start, trust, 0.05, seed=0))
-    assert not torch.equal(noisy, dithered(start, trust, 0.05, seed=1))
-    assert torch.equal(dithered(start, trust, 0.0, seed=0), start)
+    assert torch.equal(dithered(start, trust, grain, 0.0), start)
+
+
+def upright_sheet(step=0.02):
+    """A flat vertical sheet (x, y in [-1, 1], z = 0) of (2 / step + 1)^2 vertices, in two triangles a square."""
+    n = round(2 / step) + 1
+    y, x = torch.meshgrid(torch.linspace(-1, 1, n), torch.linspace(-1, 1, n), indexing="ij")
+    verts = torch.stack([x.flatten(), y.flatten(), torch.zeros(n * n)], 1)
+    corner = (torch.arange(n - 1)[:, None] * n + torch.arange(n - 1)[None]).flatten()
+    faces = torch.cat([torch.stack([corner, corner + 1, corner + n], 1),
+                       torch.stack([corner + 1, corner + n + 1, corner + n], 1)])
+    return verts, faces, n
+
+
+def test_the_grain_runs_in_strokes_down_the_surface():
+    """stroke_grain: per-vertex noise of unit std; with a stroke 0.4 long and 0.04 wide on an upright sheet, a vertex's
+    grain follows the one 0.1 above it (correlation > 0.5) and not the one 0.1 beside it (< 0.15); seeded."""
+    from utils.style.all_round import stroke_directions, stroke_grain
+
+    verts, faces, n = upright_sheet()
+    front = torch.tensor([0.0, 0.0, 1.0])
+    plain = stroke_grain(verts, faces, front, 0.0, 0.0, 0.015, seed=0)
+    assert torch.equal(plain, torch.randn(n * n, generator=torch.Generator().manual_seed(0)))
+    grain = stroke_grain(verts, faces, front, 0.4, 0.04, 0.015, seed=0).view(n, n)  # rows: y
+    assert abs(float(grain.std()) - 1) < 1e-4
+    assert torch.equal(grain.flatten(), stroke_grain(verts, faces, front, 0.4, 0.04, 0.015, seed=0))
+    inner = slice(15, n - 20)  # 0.3 from the edges, 0.1 (5 vertices) apart
+
+    def correlation(a, b):
+        return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+
+    assert correlation(grain[inner, inner], grain[5:][inner, inner]) > 0.5
+    assert abs(correlation(grain[inner, inner], grain[:, 5:][inner, inner])) < 0.15
+    assert abs(correlation(plain.view(n, n)[inner, inner], plain.view(n, n)[5:][inner, inner])) < 0.15
+    # on a sphere the strokes lie in the tangent planes and run down, except on the poles, where they run to the front
+    normals = F.normalize(torch.randn(500, 3, generator=torch.Generator().manual_seed(1)), dim=1)
+    normals = torch.cat([normals, torch.tensor([[0.0, 1.0, 0.0]])])
+    along = stroke_directions(normals, front)
+    assert torch.allclose(along.norm(dim=1), torch.ones(501)) and float((along * normals).sum(1).abs().max()) < 1e-5
+    assert bool((along[:-1][normals[:-1, 1].abs() < 0.9, 1] < 0).all()) and torch.allclose(along[-1], front)

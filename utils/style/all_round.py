@@ -10,7 +10,7 @@ colours are optimised through the rasterizer, as FaceRefiner does in texture spa
    colour with its histogram matched to the exemplar's head (so ears, hairline and collar keep their shapes
    instead of smeared front colours, and the back starts in the painting's palette), on the back of the head to
    the exemplar's hair (``back_start``); wherever it is not the reconstructed colour, dithered with a little
-   noise (``start_noise``);
+   noise drawn in short strokes down the surface (``start_noise``, ``stroke_px``);
 2. optimise (Adam) the colours so that renders from views around the head carry the exemplar's style
    (the STROTSS loss of step 4a, sampled inside each render's footprint against the exemplar's head), while
    renders from the content cameras stay on the stylized views where they see the surface squarely (L1: the
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from pytorch3d.structures import Meshes
+from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from utils.geometry.subdivide import split_long_edges
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from utils.style.strotss import FeatureNetwork
 
 COVARIANCE, SEARCH_RANK = "layers", 256  # the CPU profile's style statistics (utils/style/stylize.py)
+STROKE_STEP_PX = 1.5  # a stroke of the start's grain is sampled this often (pixels): under the split edges' 2 px
 MIN_BACK_SHARE = 0.1  # an exemplar whose hair is under this share of its head styles the back like the front
 CONFIDENT = (0.35, 0.75)  # |cos| between a vertex's normal and the best content view: below, the input's own
 #                           colour (histogram-matched) is the start; above, the reconstructed one; blended in between
@@ -93,12 +95,18 @@ class AllRoundSettings:
     #                             sides/front 0.898 -> 0.894 on 4 dev, 0.921 -> 0.910 on 2 held out (scratch judge;
     #                             bench_quality: 0.905 -> 0.903 on 6 dev pairs, 0.908 -> 0.901 held out); at 2 the
     #                             same pictures, 0.891 and 0.903
-    start_noise: float = 0.05  # grey Gaussian noise (std, per vertex, seeded) added to the start where the views do
-    #                            not see the surface squarely (``dithered``): from a smooth start the style loss
+    start_noise: float = 0.08  # grey noise (std, seeded; ``stroke_grain``) added to the start where the views do not
+    #                            see the surface squarely (``dithered``): from a smooth start the style loss
     #                            sharpened the soft gradients into thin stripes and contour lines (hopper's and the
-    #                            astronaut's backs); dithered, it paints a mottled texture: sides/front 0.894 -> 0.898
-    #                            on 4 dev closed heads (hopper 0.882 -> 0.902), 0.910 -> 0.912 on 2 held out (scratch
-    #                            judge); 0.1 averaged over 3 rings of neighbours (coarser grain): hopper 0.851
+    #                            astronaut's backs); dithered per vertex (0.05), it paints a mottled texture:
+    #                            sides/front 0.894 -> 0.898 on 4 dev closed heads (hopper 0.882 -> 0.902), 0.910 ->
+    #                            0.912 on 2 held out (scratch judge); 0.1 averaged over 3 rings of neighbours (coarser
+    #                            grain): hopper 0.851
+    stroke_px: float = 24.0  # the noise averaged along strokes this long (pixels of these renders) running down the
+    #                          surface, and ``stroke_width_px`` wide (0: per-vertex noise): the backs in strands of hair
+    #                          instead of worm-like cells; sides/front 0.898 -> 0.897 on 4 dev closed heads, 0.912 ->
+    #                          0.909 on 2 held out (scratch judge; at std 0.05: 0.897, 0.908)
+    stroke_width_px: float = 4.0
     min_facing: float = 0.8  # views whose footprint is less front surface than this (a relief from behind) are dropped
     smoothing: int = 0  # the colour change is averaged this far: edge lengths (isotropic) or rings (less speckle);
     #                     0 on split edges: averaging blurred the strokes they let the pass paint (hopper x 86
@@ -249,14 +257,20 @@ def usable_hair(back_mask: torch.Tensor | np.ndarray | None, style_mask: torch.T
     return hair if float(hair.sum()) >= MIN_BACK_SHARE * float(torch.as_tensor(style_mask).bool().sum()) else None
 
 
+def front_direction(verts: torch.Tensor, cameras: CamerasBase) -> torch.Tensor:
+    """(3,) unit vector, horizontal (y is up), from the centre of the vertices (V, 3) toward the content cameras."""
+    front = cameras.get_camera_center().mean(0).to(verts) - verts.mean(0)
+    front[1] = 0
+    return F.normalize(front, dim=0)
+
+
 def turned_away(verts: torch.Tensor, cameras: CamerasBase, back_from: float) -> torch.Tensor:
     """How far each vertex (V, 3) lies on the back of the head, seen from above: (V,) 0 up to 90 degrees from the
     content cameras' mean direction (about the vertical axis through the mesh's centre), 1 from ``back_from``
     degrees, linear in between."""
-    centre = verts.mean(0)
-    front = (cameras.get_camera_center().mean(0) - centre)[[0, 2]]  # y is up: the horizontal plane is (x, z)
-    offsets = (verts - centre)[:, [0, 2]]
-    cos = (F.normalize(offsets, dim=1) * F.normalize(front, dim=0)).sum(1).clamp(-1, 1)
+    offsets = verts - verts.mean(0)
+    offsets[:, 1] = 0  # the horizontal plane is (x, z)
+    cos = (F.normalize(offsets, dim=1) @ front_direction(verts, cameras)).clamp(-1, 1)
     return ((torch.rad2deg(torch.acos(cos)) - 90) / max(back_from - 90, 1e-6)).clamp(0, 1)
 
 
@@ -297,13 +311,52 @@ def starting_colors(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, visible
     return trust[:, None] * styled + (1 - trust[:, None]) * matched, trust
 
 
-def dithered(start: torch.Tensor, trust: torch.Tensor, amount: float, seed: int) -> torch.Tensor:
-    """``start`` (V, 3) plus grey Gaussian noise of std ``amount`` (seeded), weighted by 1 - ``trust`` (V,): only
-    where the views do not see a vertex squarely. Clamped to [0, 1]. Returns (V, 3)."""
+def stroke_directions(normals: torch.Tensor, front: torch.Tensor) -> torch.Tensor:
+    """(V, 3) unit tangents running down the surface, for its vertices' unit ``normals`` (V, 3): the downward vertical
+    (y is up) projected on each tangent plane; on the crown and under the chin, where the vertical is nearly the
+    normal, the ``front`` (3,) direction projected instead (hair parted front to back)."""
+    down = torch.tensor([0.0, -1.0, 0.0]).to(normals)
+    tangent = down - (normals @ down)[:, None] * normals
+    flat = tangent.norm(dim=1) < 0.2
+    tangent[flat] = front - (normals[flat] @ front)[:, None] * normals[flat]
+    return F.normalize(tangent, dim=1)
+
+
+def _offsets(extent: float, step: float) -> list[float]:
+    """Offsets from -extent / 2 to extent / 2 about ``step`` apart, an odd count (one at 0), at least 3; [0] for 0."""
+    if extent <= 0:
+        return [0.0]
+    return torch.linspace(-extent / 2, extent / 2, max(3, round(extent / (2 * step)) * 2 + 1)).tolist()
+
+
+def stroke_grain(verts: torch.Tensor, faces: torch.Tensor, front: torch.Tensor, length: float, width: float,
+                 step: float, seed: int) -> torch.Tensor:
+    """(V,) grey noise of unit std (seeded) for the vertices (V, 3) of faces (F, 3): per vertex or, with ``length``
+    > 0, averaged over a stroke that long and ``width`` wide centred on each vertex and running down the surface
+    (``stroke_directions``; ``front`` (3,) on the crown), sampled about every ``step`` (all in mesh units), each
+    sample the noise of its nearest vertex: line integral convolution, as a flow field is drawn. From per-vertex noise
+    the pass paints a mottled cell texture; from strokes, strands of hair."""
+    noise = torch.randn(len(verts), generator=torch.Generator().manual_seed(seed)).to(verts)
+    if length <= 0:
+        return noise
+    normals = Meshes([verts], [faces]).verts_normals_packed()
+    along = stroke_directions(normals, front)
+    across = torch.cross(normals, along, dim=1)
+    tree = cKDTree(verts.detach().cpu().numpy())
+    total = torch.zeros_like(noise)
+    for t in _offsets(length, step):
+        for u in _offsets(width, step):
+            _, nearest = tree.query((verts + t * along + u * across).detach().cpu().numpy(), workers=-1)
+            total += noise[torch.as_tensor(nearest, device=noise.device)]
+    return total / total.std()
+
+
+def dithered(start: torch.Tensor, trust: torch.Tensor, grain: torch.Tensor, amount: float) -> torch.Tensor:
+    """``start`` (V, 3) plus ``amount`` times the grey ``grain`` (V,) of unit std (``stroke_grain``), weighted by
+    1 - ``trust`` (V,): only where the views do not see a vertex squarely. Clamped to [0, 1]. Returns (V, 3)."""
     if amount <= 0:
         return start
-    noise = torch.randn(len(start), 1, generator=torch.Generator().manual_seed(seed)).to(start) * amount
-    return (start + (1 - trust.to(start))[:, None] * noise).clamp(0, 1)
+    return (start + ((1 - trust.to(start)) * grain.to(start) * amount)[:, None]).clamp(0, 1)
 
 
 def refined(mesh_in: Mesh, mesh_out: Mesh, visible: torch.Tensor, max_length: float) -> tuple[Mesh, Mesh, torch.Tensor]:
@@ -452,9 +505,9 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
     """
     device, start_time = stylized.device, time.time()
     visible = torch.as_tensor(visible, device=device)
+    first = views_json[0]
+    pixel = 2 * first["distance"] * math.tan(math.radians(first["fov"]) / 2) / settings.image_size  # mesh units
     if settings.max_edge_px:
-        first = views_json[0]
-        pixel = 2 * first["distance"] * math.tan(math.radians(first["fov"]) / 2) / settings.image_size
         mesh_in, mesh_out, visible = refined(mesh_in, mesh_out, visible, settings.max_edge_px * pixel)
     verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)
     style_image, style_mask = torch.as_tensor(style_image).float(), torch.as_tensor(style_mask)
@@ -466,7 +519,9 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
         back = settings.back_start * turned_away(verts, cameras, settings.back_from)
     start, trust = starting_colors(mesh_in, mesh_out, cameras, visible, palette, back_palette, back,
                                    settings.confidence_rings, settings.back_contrast)
-    start = dithered(start, trust, settings.start_noise, settings.seed)
+    grain = stroke_grain(verts, faces, front_direction(verts, cameras), settings.stroke_px * pixel,
+                         settings.stroke_width_px * pixel, STROKE_STEP_PX * pixel, settings.seed)
+    start = dithered(start, trust, grain, settings.start_noise)
     around_cameras = view_cameras_around(views_json, settings.azimuths, settings.elevation, device)
     around = FixedViews(verts, faces, around_cameras, settings.image_size, backend)
     keep = [r for r in range(around.count) if float(around.facing[r]) >= settings.min_facing]

@@ -107,7 +107,7 @@ class AllRoundSettings:
     #                          backs in strands of hair instead of worm-like cells; the judge sees no difference:
     #                          sides/front 0.898 -> 0.897 on 4 dev closed heads, 0.912 -> 0.908 on 2 held out, 0.889
     #                          -> 0.886 on the 2 held-out reliefs (scratch judge; at std 0.08: 0.897, 0.909, 0.876)
-    stroke_width_px: float = 4.0  # pixels; the grain takes 3.4 s on hopper's 107k split vertices (51 kd-tree queries)
+    stroke_width_px: float = 4.0  # the strokes' width in pixels (the grain: 3.4 s on hopper's 107k split vertices)
     min_facing: float = 0.8  # views whose footprint is less front surface than this (a relief from behind) are dropped
     smoothing: int = 0  # the colour change is averaged this far: edge lengths (isotropic) or rings (less speckle);
     #                     0 on split edges: averaging blurred the strokes they let the pass paint (hopper x 86

@@ -520,9 +520,10 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
         back = settings.back_start * turned_away(verts, cameras, settings.back_from)
     start, trust = starting_colors(mesh_in, mesh_out, cameras, visible, palette, back_palette, back,
                                    settings.confidence_rings, settings.back_contrast)
-    grain = stroke_grain(verts, faces, front_direction(verts, cameras), settings.stroke_px * pixel,
-                         settings.stroke_width_px * pixel, STROKE_STEP_PX * pixel, settings.seed)
-    start = dithered(start, trust, grain, settings.start_noise)
+    if settings.start_noise > 0:  # the strokes' kd-tree queries cost seconds; no noise, no grain
+        grain = stroke_grain(verts, faces, front_direction(verts, cameras), settings.stroke_px * pixel,
+                             settings.stroke_width_px * pixel, STROKE_STEP_PX * pixel, settings.seed)
+        start = dithered(start, trust, grain, settings.start_noise)
     around_cameras = view_cameras_around(views_json, settings.azimuths, settings.elevation, device)
     around = FixedViews(verts, faces, around_cameras, settings.image_size, backend)
     keep = [r for r in range(around.count) if float(around.facing[r]) >= settings.min_facing]

@@ -382,3 +382,31 @@ def test_the_grain_runs_in_strokes_down_the_surface():
     along = stroke_directions(normals, front)
     assert torch.allclose(along.norm(dim=1), torch.ones(501)) and float((along * normals).sum(1).abs().max()) < 1e-5
     assert bool((along[:-1][normals[:-1, 1].abs() < 0.9, 1] < 0).all()) and torch.allclose(along[-1], front)
+
+
+def test_the_back_starts_in_strands_of_hair_without_the_fills_column():
+    """hair_start: a back whose input is lighter down a vertical column (as an acquired head's fill is) starts with
+    no column in its luminance once drawn in strands, keeps its darker lower half, and runs in the grain's vertical
+    strands; strands 0 gives the plain luminance ramp, column and all."""
+    from utils.style.all_round import hair_start, stroke_grain
+    from utils.style.palette import LUMA, luminance_ramp
+
+    verts, faces, n = upright_sheet()
+    x, y = verts[:, 0], verts[:, 1]
+    level = (0.3 + 0.4 * torch.exp(-(x / 0.15) ** 2) + 0.1 * y).clamp(0, 1)  # a pale column; lighter above
+    source = level[:, None].expand(-1, 3)
+    hair = torch.stack([torch.linspace(0, 1, 200), torch.linspace(0, 0.8, 200), torch.linspace(0, 0.5, 200)], 1)
+    grain = stroke_grain(verts, faces, torch.tensor([0.0, 0.0, 1.0]), 0.4, 0.04, 0.015, seed=0)
+    back = torch.ones(n * n)
+    plain = hair_start(source, y, back, hair, 3.0)
+    assert torch.allclose(plain, luminance_ramp(source, hair, 3.0))
+    luma = lambda colors: (colors @ torch.tensor(LUMA)).view(n, n)  # noqa: E731 (rows: y)
+    centre, edge = slice(n // 2 - 3, n // 2 + 4), slice(5, 15)
+    assert float(luma(plain)[:, centre].mean() - luma(plain)[:, edge].mean()) > 0.2  # the ramp keeps the column
+    stranded = luma(hair_start(source, y, back, hair, 3.0, grain, 0.5))
+    assert abs(float(stranded[:, centre].mean() - stranded[:, edge].mean())) < 0.05
+    assert float(stranded[: n // 2].mean()) < float(stranded[n // 2:].mean()) - 0.02  # darker below
+    strands = stranded - stranded.mean(1, keepdim=True)  # each height's mean taken out
+    inner = slice(15, n - 20)
+    below = torch.stack([strands[inner, inner].flatten(), strands[5:][inner, inner].flatten()])
+    assert float(torch.corrcoef(below)[0, 1]) > 0.4 and float(strands[inner, inner].std()) > 0.03

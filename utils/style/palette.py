@@ -34,21 +34,30 @@ def luminance_ramp(source: Tensor, palette: Tensor, contrast_limit: float = 0.0)
     ``contrast_limit`` > 0 reads the quantiles from the source's luminance histogram clipped at that many times its
     mean count, the excess spread evenly (``contrast_limited_quantiles``): a narrow range of luminance shared by many
     sources (an acquired head's plain back) then keeps a narrow stretch of the palette instead of the whole of it."""
-    luma = torch.tensor(LUMA, dtype=source.dtype, device=source.device)
-    palette = palette.to(source)
-    bins = torch.tensor_split(palette[(palette @ luma).argsort()], min(RAMP_BINS, len(palette)))
-    ramp = torch.stack([b.mean(0) for b in bins])  # (B, 3), darkest first
-    levels = source @ luma
+    return palette_at(palette.to(source), luminance_quantiles(source, contrast_limit))
+
+
+def luminance_quantiles(source: Tensor, contrast_limit: float = 0.0) -> Tensor:
+    """The quantile (N,) in [0, 1] of each ``source`` colour's (N, 3) luminance among them: the middle of its equals'
+    ranks, or with ``contrast_limit`` > 0 read from the clipped histogram (``contrast_limited_quantiles``)."""
+    levels = source @ torch.tensor(LUMA, dtype=source.dtype, device=source.device)
     if contrast_limit > 0:
-        quantile = contrast_limited_quantiles(levels, contrast_limit)
-    else:
-        ordered = levels.sort().values  # a source's quantile: the middle of its equals' ranks
-        rank = torch.searchsorted(ordered, levels) + torch.searchsorted(ordered, levels, right=True)
-        quantile = rank / 2 / len(levels)
+        return contrast_limited_quantiles(levels, contrast_limit)
+    ordered = levels.sort().values
+    rank = torch.searchsorted(ordered, levels) + torch.searchsorted(ordered, levels, right=True)
+    return rank / 2 / len(levels)
+
+
+def palette_at(palette: Tensor, quantile: Tensor) -> Tensor:
+    """The ``palette``'s (M, 3) mean colour at each luminance ``quantile`` (N,) in [0, 1] (``RAMP_BINS`` bins,
+    darkest first, linear in between). Returns (N, 3)."""
+    luma = torch.tensor(LUMA, dtype=palette.dtype, device=palette.device)
+    bins = torch.tensor_split(palette[(palette @ luma).argsort()], min(RAMP_BINS, len(palette)))
+    ramp = torch.stack([b.mean(0) for b in bins]).to(quantile.device)  # (B, 3), darkest first
     position = (quantile * len(ramp) - 0.5).clamp(0, len(ramp) - 1)
     low = position.floor().long()
     high = (low + 1).clamp(max=len(ramp) - 1)
-    weight = (position - low)[:, None]
+    weight = (position - low)[:, None].to(ramp)
     return (1 - weight) * ramp[low] + weight * ramp[high]
 
 

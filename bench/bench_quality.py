@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.bench_quality                      # the dev heads (tuned on), vgg16-hed
     .venv/bin/python -m bench.bench_quality --held-out           # heads and styles not tuned on: report these
     .venv/bin/python -m bench.bench_quality --heads hopper 00319 --iterations 20 --all-round-iterations 20
+    .venv/bin/python -m bench.bench_quality --pass-seeds 3         # the turned figures averaged over 3 seeds of 4c
 
 Heads: RRPS reliefs by id (../shared/data/rrps/meshes), closed heads made by acquire.py from an RRPS render
 ("acq-<id>") or from a photo shipped in a package ("astronaut"), and the example's head ("hopper"); each with a
@@ -238,9 +239,10 @@ def stylize_views_cached(inputs, network, settings, cache):
             cpu_seconds + (time.process_time() - cpu_start) / torch.get_num_threads())
 
 
-def stylized_mesh(folder, mesh_path, result, content, style, network, all_round):
+def stylized_mesh(folder, mesh_path, result, content, style, network, all_round, seeds=1):
     """Steps 4b and 4c as run.py does them: the reconstructed mesh (refined) and the same with its colours
-    styled all round (``all_round``: AllRoundSettings). Returns (mesh in, reconstruction, final mesh, metrics)."""
+    styled all round (``all_round``: AllRoundSettings), once for each of ``seeds`` seeds of the pass (its seed, +1,
+    ...). Returns (mesh in, reconstruction, [final mesh per seed], metrics: the first pass's seconds)."""
     cameras, P, size, views = load_cameras(ContentFolder(folder).cameras)
     mesh_in = load_mesh(mesh_path)
     start = time.time()
@@ -248,13 +250,17 @@ def stylized_mesh(folder, mesh_path, result, content, style, network, all_round)
                                       content.visible, ReconstructionSettings(device="cpu"))
     recon, metrics = reconstruction.mesh, reconstruction.metrics
     metrics["reconstruction_s"] = time.time() - start
-    final = recon
-    if all_round.enabled:
+    if not all_round.enabled:
+        return mesh_in, recon, [recon], metrics
+    finals = []
+    for extra in range(seeds):
         final, pass_result = style_all_round(mesh_in, recon, cameras, views, result.stylized, content.visible,
-                                             style.channels_first, style.head, network, all_round,
-                                             progress=False, back_mask=style.hair)
-        metrics["all_round_s"] = pass_result.seconds
-    return mesh_in, recon, final, metrics
+                                             style.channels_first, style.head, network,
+                                             replace(all_round, seed=all_round.seed + extra), progress=False,
+                                             back_mask=style.hair)
+        finals.append(final)
+        metrics.setdefault("all_round_s", pass_result.seconds)
+    return mesh_in, recon, finals, metrics
 
 
 def is_closed(mesh):
@@ -330,8 +336,9 @@ def square(image, size):
     return canvas
 
 
-def measure_pair(mesh_path, style_path, network, judge, settings, all_round, work, sheet):
-    """Stylize one pair (steps 4a-4c) and measure it; writes its contact sheets; returns {metric: value}."""
+def measure_pair(mesh_path, style_path, network, judge, settings, all_round, work, sheet, pass_seeds=1):
+    """Stylize one pair (steps 4a-4c) and measure it; writes its contact sheets (of the pass's first seed); returns
+    {metric: value}, the turned figures averaged over ``pass_seeds`` seeds of the 3D pass."""
     folder = work / "content" / mesh_path.stem
     content = load_content_views(folder)
     style = load_style(work / "style" / style_path.name)
@@ -346,15 +353,17 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
     texture_after = gram_distance(masked_grams(judge, result.stylized, stylized_mask), target_grams)
     start_error = (inputs.landmarks - inputs.targets).norm(dim=-1).mean()
     end_error = (result.landmarks_warped - inputs.targets).norm(dim=-1).mean()
-    mesh_in, recon, final, recon_metrics = stylized_mesh(folder, mesh_path, result, content, style, network,
-                                                         all_round)
+    mesh_in, recon, finals, recon_metrics = stylized_mesh(folder, mesh_path, result, content, style, network,
+                                                          all_round, pass_seeds)
+    final = finals[0]
     closed = is_closed(mesh_in)
     angles = TURN_ANGLES + (BACK_ANGLES if closed else ())
     middle = len(content.azimuths) // 2
     views = load_cameras(ContentFolder(folder).cameras)[3]
-    taken, (turned_in, turned_out) = turned_style(mesh_in, final, views,
-                                                  inputs.style[middle:middle + 1], inputs.style_mask[middle:middle + 1],
-                                                  judge, angles)
+    runs = [turned_style(mesh_in, mesh, views, inputs.style[middle:middle + 1], inputs.style_mask[middle:middle + 1],
+                         judge, angles) for mesh in finals]
+    taken = {angle: sum(run[0][angle] for run in runs) / len(runs) for angle in angles}
+    turned_in, turned_out = runs[0][1]
     size = content.images.shape[-1]
     panels = [content.images[0], square(torch.from_numpy(style.image).permute(2, 0, 1).float(), size),
               *result.stylized, F.interpolate(turned_out[TURN_ANGLES.index(0)][None], size=size)[0]]
@@ -377,11 +386,14 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
                                       result.landmarks_warped[middle]), closed=float(closed),
                sides_over_front=sides_over_front(taken))
     row.update({f"taken_{angle}": value for angle, value in taken.items()})
+    if len(runs) > 1:  # how far the pass's seed alone moves the pair's figure
+        each = [sides_over_front(run[0]) for run in runs]
+        row["sides_over_front_spread"] = max(each) - min(each)
     if closed:  # the back shows hair: also scored against the exemplar's hair, the pass's target there (back_from)
         hair = inputs.style_parts[middle:middle + 1, REGIONS.index("hair")][:, None]
         if float(hair.sum()) > 0:
-            row["taken_180_hair"] = turned_style(mesh_in, final, views, inputs.style[middle:middle + 1], hair, judge,
-                                                 (180,))[0][180]
+            row["taken_180_hair"] = sum(turned_style(mesh_in, mesh, views, inputs.style[middle:middle + 1], hair,
+                                                     judge, (180,))[0][180] for mesh in finals) / len(finals)
     return row
 
 
@@ -403,11 +415,12 @@ def print_rows(name, rows):
     angles = TURN_ANGLES + BACK_ANGLES
     print(f"\n  style taken (1 - mean of colour and texture ratios) at each angle, sides/front = mean(+-60) / "
           f"mean(-20..20); 180 hair: the back against the exemplar's hair:\n  {'pair':20s} "
-          + " ".join(f"{a:>6d}" for a in angles) + f" {'side/fr':>7s} {'180 hair':>8s}")
+          + " ".join(f"{a:>6d}" for a in angles) + f" {'side/fr':>7s} {'180 hair':>8s} {'seeds spread':>12s}")
     for pair, row in rows.items():
         cells = [f"{row[f'taken_{a}']:6.2f}" if f"taken_{a}" in row else f"{'-':>6s}" for a in angles]
         hair = f"{row['taken_180_hair']:8.2f}" if "taken_180_hair" in row else f"{'-':>8s}"
-        print(f"  {pair:20s} " + " ".join(cells) + f" {row['sides_over_front']:7.2f} {hair}")
+        spread = f"{row['sides_over_front_spread']:12.3f}" if "sides_over_front_spread" in row else f"{'-':>12s}"
+        print(f"  {pair:20s} " + " ".join(cells) + f" {row['sides_over_front']:7.2f} {hair} {spread}")
     print(f"\n  {'pair':20s} {'mesh consist':>12s} {'reproj med px':>13s} {'flipped %':>9s} {'identity':>8s} "
           f"{'recon s':>7s} {'3D pass s':>9s} {'total s':>7s}")
     for pair, row in rows.items():
@@ -430,6 +443,9 @@ def main():
     parser.add_argument("--style-seed", type=int, default=0, help="seed of the styles drawn for the heads")
     parser.add_argument("--networks", nargs="+", default=["vgg16-hed"])
     parser.add_argument("--work", type=Path, default=WORK, help="renders and landmarks, kept between runs")
+    parser.add_argument("--pass-seeds", type=int, default=1,
+                        help="run the 3D pass with this many seeds and average its turned figures (the seed alone "
+                             "moves a pair's sides/front by up to 0.02; about 40 s a pair a seed)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     add_flags(parser, CPU_PROFILE, "style transfer (the CPU profile; e.g. --iterations 80 --image-size 320)")
     add_flags(parser, AllRoundSettings(), "the 3D pass (AllRoundSettings)", prefix="all-round-")
@@ -455,7 +471,8 @@ def main():
         for mesh, style in pairs:
             label = f"{mesh.stem} x {style.stem}"
             sheet = args.results / name / f"{mesh.stem}_{style.stem}.png"
-            rows[label] = measure_pair(mesh, style, network, judge, settings, all_round, args.work, sheet)
+            rows[label] = measure_pair(mesh, style, network, judge, settings, all_round, args.work, sheet,
+                                       args.pass_seeds)
             print(f"  {label}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[label].items()), flush=True)
             summary[network.name] = rows
             save_json(args.results / f"quality_{'_'.join(args.networks)}.json",

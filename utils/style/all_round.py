@@ -70,7 +70,8 @@ class AllRoundSettings:
     elevation: float = 5.0  # degrees, every view
     image_size: int = 256  # render side in pixels (15 steps at 128 px first, coarse to fine as STROTSS goes:
     #                        sides/front 0.888 -> 0.890 on 4 dev closed heads, no gain)
-    iterations: int = 30  # Adam steps
+    iterations: int = 30  # Adam steps (60 on hopper and acq-03204: sides/front 0.882 -> 0.889 for 20 s more a pair,
+    #                       within the pass's seed spread; 4 views a step instead of 2: 0.887, +17 s)
     views_per_iteration: int = 2  # views drawn (seeded, each in turn) for the style loss at each step
     learning_rate: float = 0.01  # Adam's step on the colour change
     #                              (the change as a pyramid, a per-vertex term plus 3D grids of 8 to 64 cells a side
@@ -86,7 +87,12 @@ class AllRoundSettings:
     #                          against the exemplar's hair 0.18 -> 0.30 on 4 dev heads, 0.25 -> 0.39 on 2 held out
     #                          (bench_quality, 180 hair), sides/front unchanged (0.89 -> 0.90, 0.86 -> 0.87); the
     #                          acquired back's gradient flattened before the ramp (no vertical bands, one hair
-    #                          colour): 180 hair 0.27 -> 0.32 on 4 dev heads but 0.44 -> 0.34 on 2 held out; not kept
+    #                          colour): 180 hair 0.27 -> 0.32 on 4 dev heads but 0.44 -> 0.34 on 2 held out; not kept.
+    #                          Also not kept (4 dev closed heads, sides/front 0.902, 180 hair 0.407 before): the hair
+    #                          of ``part_labels`` (no neck or collar) as the back's palette and target: 0.893 and 0.490
+    #                          (the judge's own mask), the back against the whole head 0.30 -> 0.10 on hopper; its
+    #                          pixels coloured like the face's skin dropped too: the same; the palette taken in 8 bands
+    #                          down the painting (a hat on the crown): 0.905 and 0.387, foreheads and collars in bands
     back_contrast: float = 3.0  # the back's luminance ramp rises at most about this many times as fast as the
     #                             input's luminance (``luminance_ramp``'s contrast_limit; 0: no limit): the acquired
     #                             back's faint column gradient filled the whole hair palette, in vertical bands of
@@ -112,7 +118,9 @@ class AllRoundSettings:
     #                            astronaut's backs); dithered per vertex, it paints a mottled texture: sides/front
     #                            0.894 -> 0.898 on 4 dev closed heads (hopper 0.882 -> 0.902), 0.910 -> 0.912 on 2
     #                            held out (scratch judge); 0.1 averaged over 3 rings of neighbours (coarser grain):
-    #                            hopper 0.851
+    #                            hopper 0.851; at 0 and 0.1: 0.897 and 0.901 against 0.902 on 4 dev closed heads, hopper
+    #                            best at 0.1 (0.891) and acq-03204 at 0 (0.885), not in step with how fine-grained
+    #                            the exemplar's hair is (its high-pass contrast)
     stroke_px: float = 24.0  # the noise averaged along strokes this long (pixels of these renders) running down the
     #                          surface, and ``stroke_width_px`` wide (0: per-vertex noise): the pass then paints the
     #                          backs in strands of hair instead of worm-like cells; the judge sees no difference:

@@ -92,7 +92,9 @@ class AllRoundSettings:
     #                          of ``part_labels`` (no neck or collar) as the back's palette and target: 0.893 and 0.490
     #                          (the judge's own mask), the back against the whole head 0.30 -> 0.10 on hopper; its
     #                          pixels coloured like the face's skin dropped too: the same; the palette taken in 8 bands
-    #                          down the painting (a hat on the crown): 0.905 and 0.387, foreheads and collars in bands
+    #                          down the painting (a hat on the crown): 0.905 and 0.387, foreheads and collars in bands;
+    #                          the forehead cut out by MediaPipe's face oval (utils.acquisition.face): 0.898 and 0.431
+    #                          (2 held out 0.891 and 0.351 -> 0.889 and 0.354; acq-16466's back loses its beige flecks)
     back_contrast: float = 3.0  # the back's luminance ramp rises at most about this many times as fast as the
     #                             input's luminance (``luminance_ramp``'s contrast_limit; 0: no limit): the acquired
     #                             back's faint column gradient filled the whole hair palette, in vertical bands of

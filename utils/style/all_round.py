@@ -70,8 +70,9 @@ class AllRoundSettings:
     elevation: float = 5.0  # degrees, every view
     image_size: int = 256  # render side in pixels (15 steps at 128 px first, coarse to fine as STROTSS goes:
     #                        sides/front 0.888 -> 0.890 on 4 dev closed heads, no gain)
-    iterations: int = 30  # Adam steps (60 on hopper and acq-03204: sides/front 0.882 -> 0.889 for 20 s more a pair,
-    #                       within the pass's seed spread; 4 views a step instead of 2: 0.887, +17 s)
+    iterations: int = 30  # Adam steps (60: 20 s more a pair for nothing: 4 dev closed heads, seeds 0-2, sides/front
+    #                       0.903 -> 0.905 and the back against the hair 0.398 -> 0.382; 4 views a step instead of 2
+    #                       on hopper and acq-03204: 0.882 -> 0.887, +17 s)
     views_per_iteration: int = 2  # views drawn (seeded, each in turn) for the style loss at each step
     learning_rate: float = 0.01  # Adam's step on the colour change
     #                              (the change as a pyramid, a per-vertex term plus 3D grids of 8 to 64 cells a side

@@ -268,25 +268,33 @@ def is_closed(mesh):
     return not bool(border_edges(mesh.faces)[1].any())
 
 
-def turned_style(mesh_in, mesh_out, views, style_image, style_mask, judge, angles, size=256):
-    """"Style taken" at each angle: renders of the input and the stylized mesh turned by ``angles`` (degrees from
-    the content's front), each scored in its footprint against the exemplar's head like the views (colour and
-    texture ratios); taken = 1 - their mean. Returns ({angle: taken}, (input renders, output renders))."""
+def turned_style(mesh_in, meshes_out, views, style_image, style_mask, judge, angles, size=256):
+    """"Style taken" at each angle by each stylized mesh of ``meshes_out`` (one per seed of the 3D pass): renders of
+    the input and of the mesh turned by ``angles`` (degrees from the content's front), each scored in its footprint
+    against the exemplar's head like the views (colour and texture ratios); taken = 1 - their mean. The input's
+    renders and distances are made once for all the meshes. Returns ([{angle: taken} per mesh], (input renders,
+    the first mesh's renders))."""
     cameras = view_cameras_around(views, list(angles), 0.0)
-    with torch.no_grad():
-        before, zbuf_before = render_views(to_pytorch3d(mesh_in), cameras, size)
-        after, zbuf_after = render_views(to_pytorch3d(mesh_out), cameras, size)
     exemplar = lab_pixels(style_image, style_mask)
     target_grams = masked_grams(judge, style_image, style_mask)
-    taken = {}
-    for k, angle in enumerate(angles):
-        mask_before, mask_after = (zbuf_before[k:k + 1, None] >= 0).float(), (zbuf_after[k:k + 1, None] >= 0).float()
-        colour = (sliced_wasserstein(lab_pixels(after[k:k + 1], mask_after), exemplar)
-                  / sliced_wasserstein(lab_pixels(before[k:k + 1], mask_before), exemplar))
-        texture = (gram_distance(masked_grams(judge, after[k:k + 1], mask_after), target_grams)
-                   / gram_distance(masked_grams(judge, before[k:k + 1], mask_before), target_grams))
-        taken[angle] = 1 - (colour + texture) / 2
-    return taken, (before, after)
+
+    def distances(mesh):
+        """The mesh's renders (A, 3, S, S) and, per angle, (colour, texture) distances to the exemplar."""
+        with torch.no_grad():
+            images, zbuf = render_views(to_pytorch3d(mesh), cameras, size)
+        masks = (zbuf[:, None] >= 0).float()
+        return images, [(sliced_wasserstein(lab_pixels(images[k:k + 1], masks[k:k + 1]), exemplar),
+                         gram_distance(masked_grams(judge, images[k:k + 1], masks[k:k + 1]), target_grams))
+                        for k in range(len(angles))]
+
+    before, input_distances = distances(mesh_in)
+    taken_each, first = [], None
+    for mesh_out in meshes_out:
+        after, output_distances = distances(mesh_out)
+        first = after if first is None else first
+        taken_each.append({angle: 1 - (colour / colour_in + texture / texture_in) / 2 for angle, (colour, texture),
+                           (colour_in, texture_in) in zip(angles, output_distances, input_distances)})
+    return taken_each, (before, first)
 
 
 def sides_over_front(taken):
@@ -360,10 +368,9 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
     angles = TURN_ANGLES + (BACK_ANGLES if closed else ())
     middle = len(content.azimuths) // 2
     views = load_cameras(ContentFolder(folder).cameras)[3]
-    runs = [turned_style(mesh_in, mesh, views, inputs.style[middle:middle + 1], inputs.style_mask[middle:middle + 1],
-                         judge, angles) for mesh in finals]
-    taken = {angle: sum(run[0][angle] for run in runs) / len(runs) for angle in angles}
-    turned_in, turned_out = runs[0][1]
+    runs, (turned_in, turned_out) = turned_style(mesh_in, finals, views, inputs.style[middle:middle + 1],
+                                                 inputs.style_mask[middle:middle + 1], judge, angles)
+    taken = {angle: sum(run[angle] for run in runs) / len(runs) for angle in angles}
     size = content.images.shape[-1]
     panels = [content.images[0], square(torch.from_numpy(style.image).permute(2, 0, 1).float(), size),
               *result.stylized, F.interpolate(turned_out[TURN_ANGLES.index(0)][None], size=size)[0]]
@@ -387,13 +394,13 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
                sides_over_front=sides_over_front(taken))
     row.update({f"taken_{angle}": value for angle, value in taken.items()})
     if len(runs) > 1:  # how far the pass's seed alone moves the pair's figure
-        each = [sides_over_front(run[0]) for run in runs]
+        each = [sides_over_front(run) for run in runs]
         row["sides_over_front_spread"] = max(each) - min(each)
     if closed:  # the back shows hair: also scored against the exemplar's hair, the pass's target there (back_from)
         hair = inputs.style_parts[middle:middle + 1, REGIONS.index("hair")][:, None]
         if float(hair.sum()) > 0:
-            row["taken_180_hair"] = sum(turned_style(mesh_in, mesh, views, inputs.style[middle:middle + 1], hair,
-                                                     judge, (180,))[0][180] for mesh in finals) / len(finals)
+            runs_hair = turned_style(mesh_in, finals, views, inputs.style[middle:middle + 1], hair, judge, (180,))[0]
+            row["taken_180_hair"] = sum(run[180] for run in runs_hair) / len(runs_hair)
     return row
 
 

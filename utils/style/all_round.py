@@ -574,7 +574,7 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
         back_palette = style_image[:, hair].T  # (M', 3): the exemplar's hair
         back = settings.back_start * turned_away(verts, cameras, settings.back_from)
     grain = None
-    if settings.start_noise > 0 or settings.back_strands > 0:  # the strokes' kd-tree queries cost seconds
+    if settings.start_noise > 0 or (settings.back_strands > 0 and back is not None):  # kd-tree queries: seconds
         grain = stroke_grain(verts, faces, front_direction(verts, cameras), settings.stroke_px * pixel,
                              settings.stroke_width_px * pixel, STROKE_STEP_PX * pixel, settings.seed)
     start, trust = starting_colors(mesh_in, mesh_out, cameras, visible, palette, back_palette, back,

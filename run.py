@@ -230,7 +230,8 @@ def stylize_pair(content, style, network, settings, args, device, run_info):
         mesh_in = load_mesh(mesh_of(content_folder, MODELS_DIR))
         reconstruction.mesh, pass_result = style_all_round(
             mesh_in, reconstruction.mesh, cameras, views, result.stylized, content.visible, style.channels_first,
-            style.head, network, all_round, background=content.background, back_mask=style.hair)
+            style.head, network, all_round, background=content.background, back_mask=style.hair,
+            content_parts=inputs.content_parts)
         reconstruction.metrics["all_round"] = save_all_round(folder, pass_result, all_round)
     save_reconstruction(folder, reconstruction)
     return {"stylize_seconds": params["seconds"], "total_seconds": round(time.time() - start, 1)}

@@ -239,10 +239,11 @@ def stylize_views_cached(inputs, network, settings, cache):
             cpu_seconds + (time.process_time() - cpu_start) / torch.get_num_threads())
 
 
-def stylized_mesh(folder, mesh_path, result, content, style, network, all_round, seeds=1):
+def stylized_mesh(folder, mesh_path, result, content, style, network, all_round, seeds=1, content_parts=None):
     """Steps 4b and 4c as run.py does them: the reconstructed mesh (refined) and the same with its colours
-    styled all round (``all_round``: AllRoundSettings), once for each of ``seeds`` seeds of the pass (its seed, +1,
-    ...). Returns (mesh in, reconstruction, [final mesh per seed], metrics: the first pass's seconds)."""
+    styled all round (``all_round``: AllRoundSettings; ``content_parts``: the content views' part masks), once for
+    each of ``seeds`` seeds of the pass (its seed, +1, ...). Returns (mesh in, reconstruction, [final mesh per seed],
+    metrics: the first pass's seconds)."""
     cameras, P, size, views = load_cameras(ContentFolder(folder).cameras)
     mesh_in = load_mesh(mesh_path)
     start = time.time()
@@ -257,7 +258,7 @@ def stylized_mesh(folder, mesh_path, result, content, style, network, all_round,
         final, pass_result = style_all_round(mesh_in, recon, cameras, views, result.stylized, content.visible,
                                              style.channels_first, style.head, network,
                                              replace(all_round, seed=all_round.seed + extra), progress=False,
-                                             back_mask=style.hair)
+                                             back_mask=style.hair, content_parts=content_parts)
         finals.append(final)
         metrics.setdefault("all_round_s", pass_result.seconds)
     return mesh_in, recon, finals, metrics
@@ -362,7 +363,7 @@ def measure_pair(mesh_path, style_path, network, judge, settings, all_round, wor
     start_error = (inputs.landmarks - inputs.targets).norm(dim=-1).mean()
     end_error = (result.landmarks_warped - inputs.targets).norm(dim=-1).mean()
     mesh_in, recon, finals, recon_metrics = stylized_mesh(folder, mesh_path, result, content, style, network,
-                                                          all_round, pass_seeds)
+                                                          all_round, pass_seeds, inputs.content_parts)
     final = finals[0]
     closed = is_closed(mesh_in)
     angles = TURN_ANGLES + (BACK_ANGLES if closed else ())

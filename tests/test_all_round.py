@@ -11,9 +11,10 @@ from utils.io.mesh import Mesh, to_pytorch3d
 from utils.rendering.cameras import frame_mesh, make_cameras
 from utils.rendering.content import RenderSettings, observe_mesh
 from utils.rendering.render import render_views
-from utils.style.all_round import (AllRoundSettings, AllRoundStyle, FixedViews, starting_colors, style_all_round,
-                                   turned_away, view_cameras_around)
+from utils.style.all_round import (AllRoundSettings, AllRoundStyle, FixedViews, hair_likeness, starting_colors,
+                                   style_all_round, turned_away, vertex_parts, view_cameras_around)
 from utils.style.palette import matched_colors
+from utils.style.regions import REGIONS
 
 SIZE = 64
 FOV = 20.0
@@ -410,3 +411,62 @@ def test_the_back_starts_in_strands_of_hair_without_the_fills_column():
     inner = slice(15, n - 20)
     below = torch.stack([strands[inner, inner].flatten(), strands[5:][inner, inner].flatten()])
     assert float(torch.corrcoef(below)[0, 1]) > 0.4 and float(strands[inner, inner].std()) > 0.03
+
+
+def test_vertex_parts_are_the_parts_the_views_see_each_vertex_in(closed_head):
+    """View 0's masks say hair everywhere, view 1's skin: a vertex both views see is half of each, one that only one
+    sees is that view's part, one that neither sees is none."""
+    mesh_in, _, _, cameras, _, visible, _, _ = closed_head
+    masks = torch.zeros(2, len(REGIONS), SIZE, SIZE)
+    masks[0, REGIONS.index("hair")] = 1
+    masks[1, REGIONS.index("skin")] = 1
+    parts = vertex_parts(mesh_in.verts, cameras, visible, masks)
+    hair, skin = parts[:, REGIONS.index("hair")], parts[:, REGIONS.index("skin")]
+    both, first, neither = visible.all(1), visible[:, 0] & ~visible[:, 1], ~visible.any(1)
+    assert bool(both.any() and first.any() and neither.any())
+    assert torch.allclose(hair[both], torch.full_like(hair[both], 0.5)) and torch.allclose(skin[both], hair[both])
+    assert bool((hair[first] == 1).all() and (skin[first] == 0).all())
+    assert float(parts[neither].abs().max()) == 0.0
+
+
+def test_hair_likeness_tells_hair_colours_from_skin_colours():
+    generator = torch.Generator().manual_seed(0)
+    hair = torch.tensor([0.9, 0.8, 0.2]) + 0.03 * torch.randn(200, 3, generator=generator)
+    skin = torch.tensor([0.9, 0.6, 0.6]) + 0.03 * torch.randn(300, 3, generator=generator)
+    likeness = hair_likeness(torch.tensor([[0.92, 0.8, 0.25], [0.88, 0.6, 0.58]]), hair.clamp(0, 1), skin.clamp(0, 1))
+    assert likeness.tolist() == [1.0, 0.0]
+
+
+def test_hair_coloured_sides_start_in_the_exemplars_hair_with_hair_sides(closed_head):
+    """A blonde input (yellow crown and back, pink face; on its sides yellow at x > 0, pink at x < 0): with
+    hair_sides the yellow side starts in the exemplar's hair (blue), as the back does, and the pink side as
+    without it; without content parts nothing changes."""
+    mesh_in, _, views, cameras, _, visible, _, _ = closed_head
+    x, y, z = mesh_in.verts.unbind(1)
+    yellow, pink = torch.tensor([0.9, 0.8, 0.2]), torch.tensor([0.9, 0.6, 0.6])
+    blonde = (y > 0.5) | (z < -0.3) | ((x > 0.3) & (z < 0.2))
+    mesh_in = dataclasses.replace(mesh_in, colors=torch.where(blonde[:, None], yellow, pink))
+    stylized, _, visible = observe_mesh(mesh_in, cameras, CONTENT)
+    masks = torch.zeros(2, len(REGIONS), SIZE, SIZE)
+    masks[:, REGIONS.index("hair"), :SIZE // 4] = 1  # the crown, as the views' landmarks would cut it
+    masks[:, REGIONS.index("skin"), SIZE // 4:] = 1
+    image = torch.zeros(3, 48, 48)
+    image[:, :24] = torch.tensor([0.1, 0.2, 0.9])[:, None, None]
+    image[:, 24:] = torch.tensor([0.9, 0.5, 0.1])[:, None, None]
+    hair = torch.zeros(48, 48)
+    hair[:24] = 1
+    starts = {}
+    for weight, parts in ((0.0, masks), (1.0, masks), (1.0, None)):
+        _, result = style_all_round(mesh_in, mesh_in, cameras, views, stylized, visible, image, torch.ones(48, 48),
+                                    tiny_network(), quick_settings(iterations=0, max_edge_px=0, start_noise=0,
+                                                                   hair_sides=weight),
+                                    progress=False, back_mask=hair, content_parts=parts)
+        starts[weight, parts is None] = result.start
+    blue = torch.tensor([0.1, 0.2, 0.9])
+    side = z.abs() < 0.1
+    yellow_side, pink_side = side & (x > 0.5) & (y.abs() < 0.3), side & (x < -0.5) & (y.abs() < 0.3)
+    assert bool(yellow_side.any() and pink_side.any())
+    assert float((starts[1.0, False][yellow_side] - blue).norm(dim=1).max()) < 0.2  # the views graze it: a little yellow
+    assert float((starts[0.0, False][yellow_side] - blue).norm(dim=1).min()) > 0.3
+    assert torch.allclose(starts[1.0, False][pink_side], starts[0.0, False][pink_side])
+    assert torch.allclose(starts[1.0, True], starts[0.0, False])

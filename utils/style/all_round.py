@@ -4,8 +4,9 @@ RRPS stylizes K near-frontal views; what they do not see (the sides, the back, t
 angle) would keep the input's colours or take stretched copies of the front. Here the stylized mesh's vertex
 colours are optimised through the rasterizer, as FaceRefiner does in texture space:
 
-0. split the mesh's long edges (``max_edge_px``): an acquired head's side faces are up to 10 px long in these
-   renders, and vertex colours there could only show streaks, whatever the pass painted;
+0. close the mesh's small holes (``close_holes``: a relief's nostrils showed the background) and split its long
+   edges (``max_edge_px``): an acquired head's side faces are up to 10 px long in these renders, and vertex colours
+   there could only show streaks, whatever the pass painted;
 1. start: where the stylized views see a vertex squarely its reconstructed colour; elsewhere the input's own
    colour with its histogram matched to the exemplar's head (so ears, hairline and collar keep their shapes
    instead of smeared front colours, and the back starts in the painting's palette), on the back of the head to
@@ -38,6 +39,7 @@ from pytorch3d.structures import Meshes
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
+from utils.geometry.holes import close_small_holes
 from utils.geometry.subdivide import split_long_edges
 from utils.io.mesh import Mesh
 from utils.rendering.cameras import make_cameras, project, world_to_pixel
@@ -148,6 +150,8 @@ class AllRoundSettings:
     #                           6 dev pairs sides/front 0.84 -> 0.90, hopper 0.69 -> 0.84 (bench_quality); on
     #                           the split mesh the optimisation counts: hopper 0.77 from the start alone, 0.84 after
     #                           30 steps (60 steps 0.84; learning rate 0.02 / 0.005: 0.82 / 0.83)
+    close_holes: int = 30  # holes with at most this many edges round them get faces first (no new vertices;
+    #                        ``close_small_holes``): the RRPS reliefs' nostrils showed the background (0: none)
     hair_sides: float = 0.0  # 0-1: how far the sides that look like the input's hair start in the painting's hair
     #                          (this times how much the input's colour there looks like its hair, ``hair_on_sides``,
     #                          from ``hair_sides_from`` degrees, fully from ``hair_sides_full``; the back does so
@@ -617,12 +621,17 @@ def style_all_round(mesh_in: Mesh, mesh_out: Mesh, cameras: CamerasBase, views_j
     ``settings.back_from`` (None: the head's); content_parts: (K, R, S, S) the content views' part masks
     (``regions.part_masks``), with which the sides whose input colours look like the input's hair start in the
     exemplar's hair too (``settings.hair_sides``; None: only the back does).
-    Returns (Mesh with the new colours, its long edges split first (``max_edge_px``), ``AllRoundResult``).
+    Returns (Mesh with the new colours, its small holes closed (``close_holes``) and its long edges split
+    (``max_edge_px``) first, ``AllRoundResult``).
     """
     device, start_time = stylized.device, time.time()
     visible = torch.as_tensor(visible, device=device)
     first = views_json[0]
     pixel = 2 * first["distance"] * math.tan(math.radians(first["fov"]) / 2) / settings.image_size  # mesh units
+    if settings.close_holes:
+        faces = close_small_holes(mesh_out.verts, mesh_out.faces, settings.close_holes)
+        mesh_in = Mesh(verts=mesh_in.verts, faces=faces, colors=mesh_in.vertex_colors())
+        mesh_out = Mesh(verts=mesh_out.verts, faces=faces, colors=mesh_out.vertex_colors())
     if settings.max_edge_px:
         mesh_in, mesh_out, visible = refined(mesh_in, mesh_out, visible, settings.max_edge_px * pixel)
     verts, faces = mesh_out.verts.to(device), mesh_out.faces.to(device)

@@ -215,15 +215,22 @@ def test_turned_away_is_zero_in_front_and_one_behind(closed_head):
     assert 0 < float(back[(z < -0.2) & (z > -0.4)].mean()) < 1
 
 
+def two_tone_painting():
+    """A painting (3, 48, 48) whose hair (top half; the mask (48, 48) returned with it) is blue, its face orange."""
+    image = torch.zeros(3, 48, 48)
+    image[:, :24] = torch.tensor([0.1, 0.2, 0.9])[:, None, None]
+    image[:, 24:] = torch.tensor([0.9, 0.5, 0.1])[:, None, None]
+    hair = torch.zeros(48, 48)
+    hair[:24] = 1
+    return image, hair
+
+
 def test_the_back_starts_in_the_exemplars_hair_palette(closed_head):
     """A painting whose hair (top half) is blue and face (bottom half) orange: the unseen back of a closed head
     starts in the blue, its unseen sides in the whole head's colours; back_start 0 gives the old start."""
     mesh_in, mesh_out, views, cameras, stylized, visible, _, _ = closed_head
-    image = torch.zeros(3, 48, 48)
-    image[:, :24] = torch.tensor([0.1, 0.2, 0.9])[:, None, None]
-    image[:, 24:] = torch.tensor([0.9, 0.5, 0.1])[:, None, None]
-    mask, hair = torch.ones(48, 48), torch.zeros(48, 48)
-    hair[:24] = 1
+    image, hair = two_tone_painting()
+    mask = torch.ones(48, 48)
     starts = {}
     for weight in (1.0, 0.0):
         _, result = style_all_round(mesh_in, mesh_out, cameras, views, stylized, visible, image, mask, tiny_network(),
@@ -450,11 +457,7 @@ def test_hair_coloured_sides_start_in_the_exemplars_hair_with_hair_sides(closed_
     masks = torch.zeros(2, len(REGIONS), SIZE, SIZE)
     masks[:, REGIONS.index("hair"), :SIZE // 4] = 1  # the crown, as the views' landmarks would cut it
     masks[:, REGIONS.index("skin"), SIZE // 4:] = 1
-    image = torch.zeros(3, 48, 48)
-    image[:, :24] = torch.tensor([0.1, 0.2, 0.9])[:, None, None]
-    image[:, 24:] = torch.tensor([0.9, 0.5, 0.1])[:, None, None]
-    hair = torch.zeros(48, 48)
-    hair[:24] = 1
+    image, hair = two_tone_painting()
     starts = {}
     for weight, parts in ((0.0, masks), (1.0, masks), (1.0, None)):
         _, result = style_all_round(mesh_in, mesh_in, cameras, views, stylized, visible, image, torch.ones(48, 48),

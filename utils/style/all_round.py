@@ -151,7 +151,9 @@ class AllRoundSettings:
     #                           the split mesh the optimisation counts: hopper 0.77 from the start alone, 0.84 after
     #                           30 steps (60 steps 0.84; learning rate 0.02 / 0.005: 0.82 / 0.83)
     close_holes: int = 30  # holes with at most this many edges round them get faces first (no new vertices;
-    #                        ``close_small_holes``): the RRPS reliefs' nostrils showed the background (0: none)
+    #                        ``close_small_holes``): the RRPS reliefs' nostrils showed the background (0: none);
+    #                        up to 400, each part's outline left open, the gaps beside the cheeks closed too, but
+    #                        03204's and 06349's larger gaps became grey and brown walls round the face
     hair_sides: float = 0.0  # 0-1: how far the sides that look like the input's hair start in the painting's hair
     #                          (this times how much the input's colour there looks like its hair, ``hair_on_sides``,
     #                          from ``hair_sides_from`` degrees, fully from ``hair_sides_full``; the back does so

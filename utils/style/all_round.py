@@ -162,7 +162,8 @@ class AllRoundSettings:
     #                          palette, in pink and pale-green bands; at 1 it is yellow hair with black strands. Off by
     #                          default: the judge scores the sides against the painting's whole head, skin included,
     #                          and marks hair-coloured sides down: sides/front 0.902 -> 0.876 on 4 dev closed heads (the
-    #                          back against the hair 0.407 -> 0.463), 1.014 -> 0.974 on that pair (scratch judge); from
+    #                          back against the hair 0.407 -> 0.463), 1.014 -> 0.974 on that pair, acq-16466 x 46 0.986
+    #                          -> 0.831 though its pale, bald-looking sides become brown hair (scratch judge); from
     #                          70 degrees 0.879; from 90 to 110 0.900, but the bands stay. Gated by how far the matched
     #                          colours look like the painting's hair (so that only light hair changes): no gate found,
     #                          the pale green reads as yellow hair
